@@ -1,0 +1,38 @@
+# cbir — see README.md. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The torch build to install. On this project's machines these pins come from local disk;
+# elsewhere pass e.g. TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+IMAGES ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: venv test lint unit run clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e '.[test,demo]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check retrieval indexer service tests
+	$(BIN)/mypy retrieval
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test: lint unit
+
+run: $(STAMP)
+	$(BIN)/python -m indexer demo --images "$(IMAGES)" --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf $(VENV) demo test-output .mypy_cache .ruff_cache .pytest_cache

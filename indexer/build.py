@@ -1,0 +1,205 @@
+"""``cbir index build | add | remove | info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from retrieval.collection import (
+    Collection,
+    config_from_manifest,
+    create_collection,
+    fit_embedder,
+    open_collection,
+)
+from retrieval.embedder import Embedder, EmbedderConfig
+from retrieval.errors import ConfigError, ManifestMismatchError
+from retrieval.images import list_images
+from retrieval.ingest import IngestReport, ingest
+from retrieval.manifest import MANIFEST_NAME
+from retrieval.vlad import MopParams
+
+__all__ = ["run_add", "run_build", "run_info", "run_remove"]
+
+log = logging.getLogger("cbir")
+
+SKIPPED_LOG = "skipped.log"
+RANDOM_BANNER = (
+    "WARNING: --weights random: the network is NOT trained; similarities are meaningless. "
+    "Use this for tests only."
+)
+
+
+def _config(args: argparse.Namespace) -> EmbedderConfig:
+    mop = MopParams(k=args.vlad_k, pca_dim=args.mop_pca_dim, seed=args.seed)
+    return EmbedderConfig(
+        backbone=args.backbone, weights=args.weights, max_side=args.max_side,
+        pooling=args.pooling, gem_p=args.gem_p, mop=mop, whiten=args.whiten,
+        whiten_dim=args.whiten_dim, seed=args.seed,
+    )
+
+
+def _weights_file(weights: str) -> str | None:
+    return None if weights in ("imagenet", "random") else str(Path(weights).resolve())
+
+
+def _training_sources(args: argparse.Namespace, images: list[Path]) -> list[tuple[str, Path]]:
+    if args.train_images:
+        pool = list_images(args.train_images)
+    else:
+        log.info("learning on a sample of the collection (pass --train-images for a separate set)")
+        pool = images
+    if len(pool) > args.train_sample:
+        pool = sorted(random.Random(args.seed).sample(pool, args.train_sample))
+    return [(str(p), p) for p in pool]
+
+
+def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Path) -> Collection:
+    config = _config(args)
+    embedder = Embedder.create(config, device=args.device)
+    if config.needs_training:
+        n = fit_embedder(embedder, _training_sources(args, images), batch_size=args.batch_size,
+                         workers=args.workers)
+        log.info("learned %s on %d images", "MOP/VLAD and whitening" if config.whiten and
+                 config.pooling == "mop" else "MOP/VLAD" if config.pooling == "mop"
+                 else "whitening", n)
+    return create_collection(index_dir, embedder, factory=args.faiss,
+                             weights_file=_weights_file(args.weights))
+
+
+def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
+    collection = open_collection(index_dir, device=args.device,
+                                 weights_file=args.weights_file or _weights_file(args.weights))
+    stored = config_from_manifest(collection.manifest)
+    asked = _config(args)
+    diffs = [f"{name}: index has {getattr(stored, name)!r}, asked for {getattr(asked, name)!r}"
+             for name in ("backbone", "pooling", "whiten")
+             if getattr(stored, name) != getattr(asked, name)]
+    if asked.max_side is not None and asked.image_side != stored.image_side:
+        diffs.append(f"max_side: index has {stored.image_side}, asked for {asked.image_side}")
+    if diffs:
+        collection.close()
+        raise ManifestMismatchError("cannot resume with other settings: " + "; ".join(diffs))
+    return collection
+
+
+def run_build(args: argparse.Namespace) -> int:
+    images = [p.resolve() for p in list_images(args.images)]
+    if not images:
+        raise ConfigError(f"no images (jpg, png, webp, gif, bmp, tif) found under {args.images}")
+    if args.weights == "random":
+        print(RANDOM_BANNER, file=sys.stderr)
+    index_dir = Path(args.index)
+    exists = (index_dir / MANIFEST_NAME).exists()
+    if exists and not args.resume:
+        raise ConfigError(f"{index_dir} already holds an index; use --resume to continue it, "
+                          "`cbir index add` to add images, or choose a new directory")
+    if index_dir.exists() and not exists and any(index_dir.iterdir()):
+        raise ConfigError(f"{index_dir} exists, is not empty and is not an index directory")
+    collection = (_resumed_collection(args, index_dir) if exists
+                  else _new_collection(args, images, index_dir))
+    try:
+        present = collection.index.paths_present()
+        todo = [p for p in images if str(p) not in present]
+        if present:
+            log.info("%d of %d images already indexed; embedding the other %d",
+                     len(images) - len(todo), len(images), len(todo))
+        report, seconds = _ingest_with_progress(collection, todo, args)
+        if not collection.index.is_trained:
+            collection.index.train()
+    finally:
+        collection.close()
+    _summary(report, seconds, index_dir)
+    return 0
+
+
+def _ingest_with_progress(
+    collection: Collection, paths: list[Path], args: argparse.Namespace
+) -> tuple[IngestReport, float]:
+    start = time.perf_counter()
+    with tqdm(total=len(paths), unit="img", disable=not args.progress or None,
+              dynamic_ncols=True, file=sys.stderr) as bar:
+        report = ingest(collection, [(str(p), p) for p in paths], batch_size=args.batch_size,
+                        workers=args.workers, on_progress=bar.update)
+    _log_failures(collection.path, report)
+    return report, time.perf_counter() - start
+
+
+def _log_failures(index_dir: Path, report: IngestReport) -> None:
+    if not report.failures:
+        return
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    with (index_dir / SKIPPED_LOG).open("a", encoding="utf-8") as fh:
+        for failure in report.failures:
+            fh.write(f"{stamp}\t{failure.error.source}\t{failure.error.reason}\n")
+
+
+def _summary(report: IngestReport, seconds: float, index_dir: Path) -> None:
+    n = len(report.added)
+    rate = n / seconds if seconds > 0 else 0.0
+    print(f"indexed {n} images in {seconds:.1f} s ({rate:.2f} images/s) into {index_dir}")
+    if report.failures:
+        print(f"skipped {len(report.failures)} unreadable files (listed in "
+              f"{index_dir / SKIPPED_LOG}):")
+        for failure in report.failures:
+            print(f"  {failure.error}")
+
+
+def run_add(args: argparse.Namespace) -> int:
+    paths: list[Path] = []
+    for name in args.paths:
+        path = Path(name)
+        paths.extend(list_images(path) if path.is_dir() else [path])
+    collection = open_collection(Path(args.index), device=args.device,
+                                 weights_file=args.weights_file)
+    try:
+        report, seconds = _ingest_with_progress(
+            collection, [p.resolve() for p in paths], args)
+        if not collection.index.is_trained:
+            collection.index.train()
+    finally:
+        collection.close()
+    _summary(report, seconds, Path(args.index))
+    for key, image_id in zip(report.added_keys, report.added, strict=True):
+        print(f"{image_id}\t{key}")
+    return 1 if report.failures and not report.added else 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from retrieval.index import ImageIndex
+
+    with ImageIndex.open(Path(args.index)) as index:
+        removed = index.remove(args.ids)
+    missing = sorted(set(args.ids) - set(removed))
+    print(f"removed {len(removed)} images")
+    if missing:
+        print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from retrieval.index import ImageIndex
+
+    with ImageIndex.open(Path(args.index)) as index:
+        info = {"index": str(args.index), "count": index.count, "searchable": index.ntotal,
+                "size_bytes": index.size_on_disk(), "manifest": index.manifest.to_dict()}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    m = info["manifest"]
+    print(f"{'index':<16}{info['index']}")
+    print(f"{'images':<16}{info['count']} ({info['searchable']} searchable)")
+    print(f"{'size':<16}{info['size_bytes'] / 1e6:.1f} MB")
+    for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
+                "whiten_dim", "dim", "faiss_factory", "created_at", "versions"):
+        print(f"{key:<16}{m[key]}")
+    return 0

@@ -1,0 +1,178 @@
+"""``cbir``: parse flags, call the library, turn errors into exit codes.
+
+Exit codes: 0 success, 1 a failure (one readable line on stderr), 2 a usage error (bad flag, bad
+option value, unknown name), 130 interrupted (the index directory stays usable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from retrieval.backbone import BACKBONES
+from retrieval.embedder import POOLING_NAMES
+from retrieval.errors import ConfigError, RetrievalError
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("cbir")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--weights-file", dest="weights_file", default=None,
+                   help="read the network weights from this file instead of where the index "
+                        "says (checked against the index's weights identity)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch intra-op threads (default: torch's choice)")
+
+
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from indexer import build
+
+    p = sub.add_parser("build", help="index a folder of images into a new index directory")
+    p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    p.add_argument("--index", required=True, help="index directory to create (or --resume)")
+    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
+    p.add_argument("--weights", default="imagenet",
+                   help="imagenet (torchvision cache/download), random (tests only) or a "
+                        "state-dict file")
+    p.add_argument("--pooling", default="sum", choices=POOLING_NAMES)
+    p.add_argument("--gem-p", dest="gem_p", type=float, default=3.0, help="GeM exponent")
+    p.add_argument("--max-side", dest="max_side", type=_positive, default=None,
+                   help="longer image side fed to the network (default: the backbone's, 1024)")
+    p.add_argument("--whiten", action="store_true", help="learn PCA-whitening")
+    p.add_argument("--whiten-dim", dest="whiten_dim", type=_positive, default=None)
+    p.add_argument("--vlad-k", dest="vlad_k", type=_positive, default=32,
+                   help="MOP/VLAD codebook size")
+    p.add_argument("--mop-pca-dim", dest="mop_pca_dim", type=_positive, default=512)
+    p.add_argument("--train-images", dest="train_images", default=None,
+                   help="folder to learn whitening / MOP codebooks on (default: a sample of "
+                        "--images)")
+    p.add_argument("--train-sample", dest="train_sample", type=_positive, default=500,
+                   help="at most this many training images (default 500)")
+    p.add_argument("--faiss", default="Flat",
+                   help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
+    p.add_argument("--workers", type=_positive, default=2, help="image decoding threads")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted build without re-embedding stored images")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_runtime(p)
+    p.set_defaults(handler=build.run_build)
+
+
+def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from indexer import build
+
+    index = sub.add_parser("index", help="build and maintain an index directory")
+    isub = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
+    _add_build(isub)
+    p = isub.add_parser("add", help="embed and add images to an index")
+    p.add_argument("--index", required=True)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
+    p.add_argument("--workers", type=_positive, default=2)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_runtime(p)
+    p.set_defaults(handler=build.run_add)
+    p = isub.add_parser("remove", help="remove images by id")
+    p.add_argument("--index", required=True)
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(handler=build.run_remove)
+    p = isub.add_parser("info", help="manifest, counts and size on disk")
+    p.add_argument("--index", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=build.run_info)
+
+
+def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from indexer import query
+
+    p = sub.add_parser("search", help="find the images most like IMAGE")
+    p.add_argument("--index", required=True)
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_runtime(p)
+    p.set_defaults(handler=query.run_search)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="serve an index over HTTP (FastAPI)")
+    p.add_argument("--index", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    """Hand over to the service package in a fresh interpreter (the two never import each other)."""
+    argv = [sys.executable, "-m", "service", "--index", args.index, "--host", args.host,
+            "--port", str(args.port)]
+    if args.device:
+        argv += ["--device", args.device]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cbir", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_index(sub)
+    _add_search(sub)
+    _add_serve(sub)
+    from indexer import demo
+
+    demo.add_parser(sub)
+    from indexer import evaluate
+
+    evaluate.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="cbir: %(message)s", stream=sys.stderr)
+    logging.getLogger("PIL").setLevel(logging.WARNING)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        code: int = args.handler(args)
+        return code
+    except ConfigError as exc:
+        print(f"cbir: error: {exc}", file=sys.stderr)
+        return 2
+    except RetrievalError as exc:
+        print(f"cbir: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cbir: interrupted; the index directory is usable (continue a build with --resume)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""``cbir evaluate``: mAP of every pooling (and whitening) on a standard benchmark.
+
+Each image is forwarded once; its feature map is cached on disk (``--cache``, default
+``<out>/cache``) and every pooling variant is computed from it, so a second run — say with other
+poolings — forwards nothing. With ``--whiten`` every pooling is evaluated twice, without and with
+PCA-whitening, so the table compares them. Whitening and the MOP/VLAD codebooks are learned on
+``--train DIR``, which should be another dataset (Paris6k for Oxford5k and back); learning them on
+the evaluated images (``--train-on-test``) is allowed only on purpose and said loudly, because it
+inflates mAP. Search is exact inner product of L2-normalised descriptors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from retrieval.backbone import BACKBONES, load_backbone
+from retrieval.benchmarks import BENCHMARKS, Benchmark, evaluate_benchmark, load_benchmark
+from retrieval.embedder import POOLING_NAMES, EmbedderConfig
+from retrieval.errors import ConfigError, UnknownNameError
+from retrieval.feature_cache import FeatureCache
+from retrieval.features import FeatureMaps, MapRequest
+from retrieval.images import list_images
+from retrieval.report import ResultRow, markdown_table, sort_best_first, write_results
+from retrieval.variants import Variants, inner_product_scores
+from retrieval.vlad import MopParams
+
+__all__ = ["add_parser", "run_evaluate"]
+
+log = logging.getLogger("cbir")
+
+F32 = npt.NDArray[np.float32]
+INFLATED = ("--train-on-test: MOP/VLAD and whitening were learned on the evaluated images "
+            "themselves, so the mAP of those rows is INFLATED and not comparable to published "
+            "results")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("evaluate", help="mAP of pooling variants on a retrieval benchmark")
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
+    p.add_argument("--root", required=True, help="the benchmark's folder, in its standard layout")
+    p.add_argument("--queries", default=None, help="folders only: a labelled query folder")
+    p.add_argument("--rotated", action="store_true", help="holidays: use jpg_rotated/")
+    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
+    p.add_argument("--weights", default="imagenet", help="imagenet, random (tests) or a file")
+    p.add_argument("--pooling", default="sum,avg,max,gem",
+                   help=f"comma-separated, from {','.join(POOLING_NAMES)} "
+                        "(default sum,avg,max,gem)")
+    p.add_argument("--gem-p", dest="gem_p", type=float, default=3.0)
+    p.add_argument("--whiten", action="store_true",
+                   help="evaluate every pooling without AND with PCA-whitening")
+    p.add_argument("--whiten-dim", dest="whiten_dim", type=_positive, default=None)
+    p.add_argument("--vlad-k", dest="vlad_k", type=_positive, default=32)
+    p.add_argument("--mop-pca-dim", dest="mop_pca_dim", type=_positive, default=512)
+    p.add_argument("--train", default=None,
+                   help="images to learn whitening / MOP on (another dataset, e.g. Paris6k for "
+                        "Oxford5k); required by --whiten and mop")
+    p.add_argument("--train-on-test", dest="train_on_test", action="store_true",
+                   help="learn on the evaluated images instead (inflates mAP; said in the output)")
+    p.add_argument("--train-sample", dest="train_sample", type=_positive, default=500,
+                   help="at most this many training images, sampled with --seed (default 500)")
+    p.add_argument("--max-side", dest="max_side", type=_positive, default=None,
+                   help="longer image side fed to the network (default: the backbone's, 1024)")
+    p.add_argument("--out", default=None, help="output folder (default: results/<dataset>)")
+    p.add_argument("--cache", default=None, help="feature-map cache (default: <out>/cache)")
+    p.add_argument("--cache-dtype", dest="cache_dtype", choices=("float16", "float32"),
+                   default="float16", help="storage of cached maps (default float16)")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
+    p.add_argument("--workers", type=_positive, default=2, help="image decoding threads")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and sampling")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--threads", type=_positive, default=None, help="torch intra-op threads")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(handler=run_evaluate)
+
+
+def _poolings(text: str) -> list[str]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--pooling names no pooling")
+    for name in names:
+        if name not in POOLING_NAMES:
+            raise UnknownNameError("pooling", name, POOLING_NAMES)
+    return list(dict.fromkeys(names))
+
+
+def _train_paths(args: argparse.Namespace, bench: Benchmark, needs: bool) -> list[Path]:
+    """The (sampled) training images; checks --train / --train-on-test against what needs them."""
+    if args.train and args.train_on_test:
+        raise ConfigError("--train and --train-on-test exclude each other")
+    if not needs:
+        if args.train or args.train_on_test:
+            log.info("nothing to learn (no mop, no --whiten): training images not used")
+        return []
+    if not (args.train or args.train_on_test):
+        raise ConfigError("mop and --whiten learn from training images: pass --train DIR (another "
+                          "dataset, e.g. Paris6k for Oxford5k) or --train-on-test (inflates mAP)")
+    if args.train_on_test:
+        pool = list(bench.database)
+    else:
+        pool = list_images(args.train)
+        shared = {p.resolve() for p in pool} & {p.resolve() for p in bench.database}
+        if shared:
+            raise ConfigError(f"--train {args.train} holds {len(shared)} of the evaluated images; "
+                              "pass --train-on-test to learn on them on purpose")
+    if len(pool) < 2:
+        raise ConfigError(f"need at least 2 training images, found {len(pool)}")
+    if len(pool) > args.train_sample:
+        pool = sorted(random.Random(args.seed).sample(pool, args.train_sample))
+    return pool
+
+
+def _query_requests(bench: Benchmark) -> dict[int, MapRequest]:
+    """Queries that need their own map: crops, and images outside the database."""
+    return {i: MapRequest(q.path, q.box) for i, q in enumerate(bench.queries)
+            if q.box is not None or q.database_index is None}
+
+
+def _query_matrix(bench: Benchmark, xb: F32, own: F32, order: Sequence[int]) -> F32:
+    row_of = {qi: r for r, qi in enumerate(order)}
+    rows = [own[row_of[i]] if i in row_of else xb[q.database_index]
+            for i, q in enumerate(bench.queries)]
+    if not rows:
+        return np.zeros((0, xb.shape[1]), dtype=np.float32)
+    return np.stack(rows).astype(np.float32)
+
+
+def _extract(maps: FeatureMaps, requests: list[MapRequest], progress: bool) -> float:
+    start = time.perf_counter()
+    todo = maps.plan(requests)
+    log.info("feature maps: %d distinct images, %d cached, %d to forward", len(set(requests)),
+             maps.stats.cached, len(todo))
+    with tqdm(total=len(todo), unit="img", disable=not progress or None, dynamic_ncols=True,
+              file=sys.stderr) as bar:
+        maps.forward(todo, bar.update)
+    return time.perf_counter() - start
+
+
+def _score(bench: Benchmark, variants: Variants, maps: FeatureMaps,
+           queries: dict[int, MapRequest], progress: bool) -> list[ResultRow]:
+    database = tqdm((maps.get(MapRequest(p)) for p in bench.database), total=len(bench.database),
+                    unit="img", desc="pooling", disable=not progress or None, dynamic_ncols=True,
+                    file=sys.stderr)
+    xb = variants.describe_all(database, len(bench.database))
+    own = variants.describe_all((maps.get(r) for r in queries.values()), len(queries))
+    dims = variants.dims()
+    rows = []
+    for v in variants.variants:
+        xq = _query_matrix(bench, xb[v], own[v], list(queries))
+        results = evaluate_benchmark(bench, scores=inner_product_scores(xq, xb[v]))
+        rows.append(ResultRow.of(v.pooling, v.whiten, dims[v], results))
+    return rows
+
+
+def _setup(args: argparse.Namespace) -> tuple[Benchmark, Variants, list[Path]]:
+    poolings = _poolings(args.pooling)
+    opts = {"rotated": True} if args.rotated else {}
+    bench = load_benchmark(args.dataset, args.root, queries=args.queries, **opts)
+    train = _train_paths(args, bench, "mop" in poolings or args.whiten)
+    if args.weights == "random":
+        print("WARNING: --weights random: the network is NOT trained; mAP is meaningless. "
+              "Use this for tests only.", file=sys.stderr)
+    backbone = load_backbone(args.backbone, args.weights, device=args.device, seed=args.seed)
+    mop = MopParams(k=args.vlad_k, pca_dim=args.mop_pca_dim, seed=args.seed)
+    base = EmbedderConfig(backbone=args.backbone, weights=args.weights, max_side=args.max_side,
+                          gem_p=args.gem_p, mop=mop, whiten_dim=args.whiten_dim, seed=args.seed)
+    return bench, Variants(backbone, base, poolings, whiten=args.whiten), train
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    bench, variants, train = _setup(args)
+    if train and args.train_on_test:
+        print(f"WARNING: {INFLATED}", file=sys.stderr)
+    backbone = next(iter(variants.embedders.values())).backbone
+    side = next(iter(variants.embedders.values())).config.image_side
+    out = Path(args.out or Path("results") / bench.name)
+    cache = FeatureCache(Path(args.cache) if args.cache else out / "cache",
+                         backbone=backbone.name, weights_id=backbone.weights_id, max_side=side,
+                         dtype=args.cache_dtype)
+    maps = FeatureMaps(backbone, cache, max_side=side, batch_size=args.batch_size,
+                       workers=args.workers)
+    queries = _query_requests(bench)
+    requests = [MapRequest(p) for p in bench.database] + list(queries.values())
+    extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], args.progress)
+    fit_start = time.perf_counter()
+    if train:
+        fitted = [m for m in (maps.get(MapRequest(p)) for p in train) if m is not None]
+        variants.fit(fitted)
+    score_start = time.perf_counter()
+    rows = _score(bench, variants, maps, queries, args.progress)
+    end = time.perf_counter()
+    timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
+              "fit_s": round(score_start - fit_start, 2),
+              "pooling_and_search_s": round(end - score_start, 2)}
+    summary = _summary(args, bench, backbone.weights_id, side, cache, maps, train, timing)
+    title = (f"{bench.name}: {backbone.name} ({Path(args.weights).name}), max side {side}"
+             f"{' — TRAINED ON TEST' if train and args.train_on_test else ''}")
+    paths = write_results(out, summary, rows, title)
+    _print(rows, paths["json"].parent, maps, timing, bool(train and args.train_on_test))
+    return 0
+
+
+def _summary(args: argparse.Namespace, bench: Benchmark, weights_id: str, side: int,
+             cache: FeatureCache, maps: FeatureMaps, train: list[Path],
+             timing: dict[str, float]) -> dict[str, object]:
+    inflated = bool(train) and bool(args.train_on_test)
+    return {
+        "dataset": bench.name, "root": str(args.root), "backbone": args.backbone,
+        "weights": args.weights, "weights_id": weights_id, "max_side": side,
+        "gem_p": args.gem_p, "vlad_k": args.vlad_k, "mop_pca_dim": args.mop_pca_dim,
+        "whiten_dim": args.whiten_dim, "train": None if not train or inflated else args.train,
+        "n_train": len(train), "train_on_test": inflated, "mAP_inflated": inflated,
+        "warning": INFLATED if inflated else None,
+        "n_database": len(bench.database), "n_queries": len(bench.queries),
+        "setups": list(bench.setups), "ap_method": "trapezoidal",
+        "similarity": "inner product of L2-normalised descriptors (exact)",
+        "cache": {"directory": str(cache.directory), "dtype": cache.dtype,
+                  "hits": maps.stats.cached, "forwarded": maps.stats.forwarded,
+                  "failed": maps.stats.failed},
+        "timing": timing,
+    }
+
+
+def _print(rows: list[ResultRow], out: Path, maps: FeatureMaps, timing: dict[str, float],
+           inflated: bool) -> None:
+    print(markdown_table(sort_best_first(rows)), end="")
+    if inflated:
+        print(f"WARNING: {INFLATED}")
+    s = maps.stats
+    failed = f", {len(s.failed)} unreadable (scored as zero vectors)" if s.failed else ""
+    print(f"feature maps: {s.cached} from cache, {s.forwarded} forwarded{failed}; "
+          f"extraction {timing['extraction_s']:.1f} s, fitting {timing['fit_s']:.1f} s, "
+          f"pooling + search {timing['pooling_and_search_s']:.1f} s, "
+          f"total {timing['total_s']:.1f} s")
+    print(f"wrote {out / 'results.json'}, results.md, results.png")

@@ -1,0 +1,1 @@
+"""cbir core library: images, backbones, poolings, index, evaluation."""

@@ -1,0 +1,226 @@
+"""Convolutional backbones cut where retrieval uses them, and how their weights are loaded.
+
+Registry (``BACKBONES``):
+
+* ``vgg16`` — torchvision VGG16 ``features`` through pool5: a 512 × H/32 × W/32 map (the default).
+* ``squeezenet1_1`` — torchvision SqueezeNet 1.1 ``features``: also 512 channels.
+
+Weights are named by a string:
+
+* ``imagenet`` — torchvision's own ImageNet weights, read from its cache (``torch.hub.get_dir()``)
+  and downloaded when the network allows. Offline and uncached, :class:`WeightsError` says where to
+  put the file or how to pass one.
+* a path — a torchvision-format state dict (the full classifier's, or only ``features.*``).
+* ``random`` — seeded random initialisation, for tests. Never chosen silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision import models
+
+from retrieval.errors import UnknownNameError, WeightsError
+
+__all__ = [
+    "BACKBONES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Backbone",
+    "BackboneSpec",
+    "load_backbone",
+    "resized_shape",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_SIDE = 32
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone: its constructor, ImageNet weights enum and default input size."""
+
+    name: str
+    build: Callable[..., nn.Module]
+    imagenet: Any  # a torchvision WeightsEnum member
+    default_max_side: int
+    channels: int = 512
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec(
+        "vgg16", models.vgg16, models.VGG16_Weights.IMAGENET1K_V1, default_max_side=1024
+    ),
+    "squeezenet1_1": BackboneSpec(
+        "squeezenet1_1",
+        models.squeezenet1_1,
+        models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
+        default_max_side=1024,
+    ),
+}
+
+
+def resized_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) after scaling so the longer side is ``max_side``; short side >= 32."""
+    scale = max_side / max(width, height)
+    return max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale))
+
+
+class Backbone:
+    """A frozen feature extractor on one device, with the preprocessing it expects."""
+
+    def __init__(
+        self, spec: BackboneSpec, features: nn.Module, weights_id: str, device: str
+    ) -> None:
+        self.spec = spec
+        self.weights_id = weights_id
+        self.device = torch.device(device)
+        self.features = features.to(self.device).eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def channels(self) -> int:
+        return self.spec.channels
+
+    def preprocess(self, image: Image.Image, max_side: int) -> torch.Tensor:
+        """RGB image -> uint8 tensor (3, H, W), longer side ``max_side``, aspect kept."""
+        size = resized_shape(image.width, image.height, max_side)
+        if size != image.size:
+            image = image.resize(size, Image.Resampling.BILINEAR)
+        array = np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    @torch.inference_mode()
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) images of one size -> float32 feature maps (N, C, h, w)."""
+        x = batch.to(self.device, non_blocking=True).float().div_(255.0)
+        x = (x - self._mean) / self._std
+        out: torch.Tensor = self.features(x)
+        return out.float()
+
+
+def load_backbone(
+    name: str,
+    weights: str,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    allow_download: bool = True,
+) -> Backbone:
+    """Build backbone ``name`` with ``weights`` ("imagenet", "random" or a state-dict path)."""
+    spec = BACKBONES.get(name)
+    if spec is None:
+        raise UnknownNameError("backbone", name, BACKBONES)
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = spec.build(weights=None)
+        log.warning("%s uses RANDOM weights (seed %d): similarities are not meaningful", name, seed)
+        return Backbone(spec, _features(model), f"random:seed={seed}", device)
+    if weights == "imagenet":
+        state = _imagenet_state(spec, allow_download)
+        identity = f"imagenet:{spec.imagenet.name}"
+    else:
+        state = _file_state(Path(weights))
+        identity = _file_identity(spec, Path(weights))
+    model = spec.build(weights=None)
+    _load_state(model, state, source=weights)
+    return Backbone(spec, _features(model), identity, device)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_identity(spec: BackboneSpec, path: Path) -> str:
+    """``sha256:<hex>``, or ``imagenet:<name>`` when the file is torchvision's own ImageNet file.
+
+    torchvision names its files ``<arch>-<first hex digits of the sha256>.pth``, so a local copy of
+    the official file is recognised and interchangeable with the cached download.
+    """
+    digest = file_sha256(path)
+    official = os.path.basename(spec.imagenet.url).rsplit(".", 1)[0].rsplit("-", 1)[-1]
+    if len(official) >= 8 and digest.startswith(official):
+        return f"imagenet:{spec.imagenet.name}"
+    return f"sha256:{digest}"
+
+
+def _features(model: nn.Module) -> nn.Module:
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Module):
+        raise WeightsError(f"{type(model).__name__} has no 'features' module")
+    return features
+
+
+def _imagenet_state(spec: BackboneSpec, allow_download: bool) -> dict[str, Any]:
+    url: str = spec.imagenet.url
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if not cached.exists() and not allow_download:
+        raise WeightsError(_missing_message(spec, cached, "downloads are disabled"))
+    try:
+        state: dict[str, Any] = spec.imagenet.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise WeightsError(_missing_message(spec, cached, str(exc))) from exc
+    return state
+
+
+def _missing_message(spec: BackboneSpec, cached: Path, why: str) -> str:
+    return (
+        f"{spec.name} ImageNet weights are not in torchvision's cache ({cached}) and could not "
+        f"be downloaded ({why}). Fetch {spec.imagenet.url} where there is network and copy it "
+        f"to {cached}, or pass the file with --weights PATH (CBIR_WEIGHTS for the service)."
+    )
+
+
+def _file_state(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise WeightsError(f"weights file {path} is not a readable state dict: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"weights file {path} does not hold a state dict")
+    return state
+
+
+def _load_state(model: nn.Module, state: dict[str, Any], *, source: str) -> None:
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        raise WeightsError(f"weights {source} do not fit {type(model).__name__}: {exc}") from exc
+    missing_features = [k for k in missing if k.startswith("features.")]
+    if unexpected or missing_features:
+        bad = (unexpected + missing_features)[:5]
+        raise WeightsError(
+            f"weights {source} do not match {type(model).__name__}: "
+            f"{len(unexpected)} unexpected and {len(missing_features)} missing keys, e.g. {bad}"
+        )

@@ -1,0 +1,142 @@
+"""An index directory together with the embedder its manifest describes.
+
+This is where the two halves meet: :func:`create_collection` fits what needs fitting, writes the
+fitted state and the manifest, and creates the index; :func:`open_collection` rebuilds exactly the
+embedder the manifest describes (refusing weights that are not the ones the index was built with)
+and opens the index. Both the CLI and the service go through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from retrieval.embedder import Embedder, EmbedderConfig
+from retrieval.errors import ArtifactError, ConfigError, WeightsError
+from retrieval.extraction import Failure, Source, extract_batches
+from retrieval.index import ImageIndex
+from retrieval.manifest import Manifest, library_versions
+from retrieval.vlad import MopParams
+
+__all__ = [
+    "Collection",
+    "config_from_manifest",
+    "create_collection",
+    "fit_embedder",
+    "manifest_for",
+    "open_collection",
+]
+
+log = logging.getLogger(__name__)
+
+_RANDOM = re.compile(r"random:seed=(-?\d+)")
+
+
+@dataclass
+class Collection:
+    """An open index and the embedder that makes queries comparable to it."""
+
+    path: Path
+    index: ImageIndex
+    embedder: Embedder
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.index.manifest
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def manifest_for(embedder: Embedder, *, factory: str, weights_file: str | None) -> Manifest:
+    """The manifest describing vectors made by a fitted ``embedder``."""
+    c = embedder.config
+    return Manifest(
+        backbone=c.backbone,
+        weights=embedder.backbone.weights_id,
+        weights_file=weights_file,
+        max_side=c.image_side,
+        pooling=c.pooling,
+        pooling_params=c.pooling_params(),
+        whiten=c.whiten,
+        whiten_dim=embedder.whitening.dim if embedder.whitening is not None else None,
+        dim=embedder.dim,
+        faiss_factory=factory,
+        versions=library_versions(),
+    )
+
+
+def config_from_manifest(m: Manifest) -> EmbedderConfig:
+    """The embedder configuration a manifest records."""
+    seed = 0
+    weights = m.weights_file or m.weights
+    if m.weights.startswith("imagenet:"):
+        weights = "imagenet"
+    elif match := _RANDOM.fullmatch(m.weights):
+        weights, seed = "random", int(match.group(1))
+    p = m.pooling_params
+    mop = MopParams()
+    if m.pooling == "mop":
+        regions = tuple(int(r) for r in str(p["regions"]).split(","))
+        mop = MopParams(k=int(p["k"]), regions=regions, pca_dim=int(p["pca_dim"]),
+                        seed=int(p["seed"]))
+    return EmbedderConfig(
+        backbone=m.backbone, weights=weights, max_side=m.max_side, pooling=m.pooling,
+        gem_p=float(p.get("p", 3.0)), mop=mop, whiten=m.whiten, whiten_dim=m.whiten_dim, seed=seed,
+    )
+
+
+def fit_embedder(
+    embedder: Embedder, sources: Iterable[tuple[str, Source]], *, batch_size: int = 8,
+    workers: int = 2,
+) -> int:
+    """Extract feature maps of the training ``sources`` and fit the embedder; returns how many."""
+    maps: list[torch.Tensor] = []
+    for item in extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
+                                batch_size=batch_size, workers=workers):
+        if isinstance(item, Failure):
+            log.warning("training image skipped: %s", item.error)
+        else:
+            maps.extend(item.fmaps)
+    embedder.fit(maps)
+    return len(maps)
+
+
+def create_collection(
+    path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None
+) -> Collection:
+    """Create a new index directory for a fitted ``embedder``."""
+    if not embedder.is_fitted:
+        raise ConfigError("the embedder must be fitted before an index is created")
+    manifest = manifest_for(embedder, factory=factory, weights_file=weights_file)
+    index = ImageIndex.create(path, manifest)
+    embedder.save_state(path)
+    return Collection(path, index, embedder)
+
+
+def open_collection(
+    path: Path, *, device: str = "cpu", weights_file: str | None = None,
+    allow_download: bool = True,
+) -> Collection:
+    """Open an index directory and rebuild the embedder its manifest describes."""
+    manifest = Manifest.load(path)
+    config = config_from_manifest(manifest)
+    embedder = Embedder.create(config, device=device, weights_file=weights_file,
+                               allow_download=allow_download)
+    if embedder.backbone.weights_id != manifest.weights:
+        raise WeightsError(
+            f"weights {weights_file or config.weights} are {embedder.backbone.weights_id}, but "
+            f"the index at {path} was built with {manifest.weights}"
+        )
+    embedder.load_state(path)
+    if embedder.dim != manifest.dim:
+        raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
+                            f"manifest says {manifest.dim}")
+    index = ImageIndex.open(path, expect=manifest)
+    return Collection(path, index, embedder)
+

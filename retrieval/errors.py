@@ -1,0 +1,78 @@
+"""The one exception hierarchy of cbir.
+
+Every failure the library reports on purpose is a :class:`RetrievalError`; the edges translate
+them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
+
+    RetrievalError
+    ├── ImageDecodeError        a file or upload is not an image we accept (names source and reason)
+    ├── ConfigError             an option is invalid
+    │   └── UnknownNameError    a registry lookup failed (lists the valid choices)
+    ├── WeightsError            network weights are missing, unreadable or do not match
+    ├── ArtifactError           an index directory or fitted artifact is missing, corrupt, wrong
+    │   └── ManifestMismatchError   a query would not be embedded like the database
+    ├── NotFoundError           an image id is not in the index
+    └── DatasetError            a benchmark's files are missing or malformed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "DatasetError",
+    "ImageDecodeError",
+    "ManifestMismatchError",
+    "NotFoundError",
+    "RetrievalError",
+    "UnknownNameError",
+    "WeightsError",
+]
+
+
+class RetrievalError(Exception):
+    """Base class of every error cbir raises deliberately."""
+
+
+class ImageDecodeError(RetrievalError):
+    """A file or upload could not be decoded into an accepted RGB image."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+class ConfigError(RetrievalError):
+    """An option or combination of options is invalid."""
+
+
+class UnknownNameError(ConfigError):
+    """A name was looked up in a registry that does not hold it."""
+
+    def __init__(self, kind: str, name: str, choices: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.choices = sorted(choices)
+        super().__init__(f"unknown {kind} {name!r}; choose one of: {', '.join(self.choices)}")
+
+
+class WeightsError(RetrievalError):
+    """Network weights are missing, unreadable or not the ones expected."""
+
+
+class ArtifactError(RetrievalError):
+    """An index directory or a fitted artifact is missing, corrupt or incompatible."""
+
+
+class ManifestMismatchError(ArtifactError):
+    """The embedding settings asked for differ from those an index was built with."""
+
+
+class NotFoundError(RetrievalError):
+    """An image id is not in the index."""
+
+
+class DatasetError(RetrievalError):
+    """A benchmark dataset's files are missing or malformed."""

@@ -1,0 +1,233 @@
+"""Decoding untrusted image files and uploads into plain RGB images, and finding image files.
+
+:func:`load_image` is the one door through which pixels enter cbir. It
+
+* opens only an allowlist of formats (:data:`ALLOWED_FORMATS`), whatever the file is called, so
+  PIL's rarer and less hardened decoders are never reached;
+* checks the pixel count declared in the header against ``max_pixels`` *before* decoding, and
+  turns PIL's own ``DecompressionBombWarning`` into a refusal, so a small file that claims to be
+  100000 x 100000 is rejected without allocating anything;
+* decodes fully inside the ``try`` (truncation surfaces there; ``ImageFile.LOAD_TRUNCATED_IMAGES``
+  is never set and never relied on) and returns an image detached from any file;
+* applies the EXIF orientation, takes the first frame of animations and multi-page TIFFs;
+* converts every colour mode to 8-bit RGB (see :func:`_to_rgb` for the exact rules: transparency is
+  composited onto white, 16-bit and 32-bit grey are scaled rather than clipped).
+
+Every refusal is an :class:`~retrieval.errors.ImageDecodeError` naming the source and a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from retrieval.errors import ConfigError, ImageDecodeError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_SUFFIXES",
+    "list_images",
+    "load_image",
+    "sha256_hex",
+]
+
+log = logging.getLogger(__name__)
+
+#: PIL's own default decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``), about 89.5 megapixels.
+DEFAULT_MAX_PIXELS: int = 89_478_485
+
+#: PIL format ids :func:`load_image` will open (a JPEG with MPO extensions counts as JPEG).
+ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+#: Lower-case file suffixes :func:`list_images` collects.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
+
+_NOT_SUPPORTED = "not a supported image (allowed: JPEG, PNG, WebP, GIF, BMP, TIFF)"
+_BYTES_LABEL = "<bytes>"
+_WHITE = (255, 255, 255)
+_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_WIDE_MODES = _SIXTEEN_BIT_MODES | {"I", "F"}
+# What PIL's parsers and decoders raise on malformed input (besides OSError for truncation).
+_DECODE_FAILURES: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+)
+
+
+def load_image(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Decode a file path or the bytes of a file into a fully loaded, EXIF-upright RGB image.
+
+    ``name`` labels the source in errors (default: the path, or ``"<bytes>"``). Images with more
+    than ``max_pixels`` pixels are refused from the header alone. PIL's global limit
+    ``Image.MAX_IMAGE_PIXELS`` also applies, so the effective ceiling is the smaller of the two.
+    """
+    label = name if name is not None else _label(source)
+    data = source if isinstance(source, bytes) else _read_file(source, label)
+    if not data:
+        raise ImageDecodeError(label, "empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            decoded = _decode(data, label, max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(label, _bomb_reason(exc, max_pixels)) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(label, _NOT_SUPPORTED) from exc
+    except _DECODE_FAILURES as exc:
+        raise ImageDecodeError(label, f"truncated or corrupt image data: {exc}") from exc
+    return _to_rgb(decoded, label)
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Every image file under ``folder``, recursively, sorted by relative POSIX path.
+
+    A file counts when its lower-cased suffix is in :data:`IMAGE_SUFFIXES`. Hidden files and
+    directories (name starting with ``.``) are skipped, and symlinked directories not followed.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise ConfigError(f"image folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise ConfigError(f"image folder {str(root)!r} is not a directory")
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_log_walk_error):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for filename in filenames:
+            path = Path(dirpath, filename)
+            if _is_image_name(filename) and path.is_file():
+                found.append(path)
+    return sorted(found, key=lambda path: path.relative_to(root).as_posix())
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 digest of ``data`` as 64 lower-case hex characters."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _label(source: str | os.PathLike[str] | bytes) -> str:
+    return _BYTES_LABEL if isinstance(source, bytes) else os.fspath(source)
+
+
+def _read_file(path: str | os.PathLike[str], label: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(label, f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
+    """Open (allowlisted formats only), check the header's size, decode, orient, detach."""
+    with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as opened:
+        width, height = opened.size
+        if width * height > max_pixels:
+            reason = f"image has {width * height} pixels, more than the limit of {max_pixels}"
+            raise ImageDecodeError(label, reason)
+        opened.load()
+        return _upright(opened, label)
+
+
+def _upright(image: Image.Image, label: str) -> Image.Image:
+    """A loaded copy of ``image`` turned by its EXIF orientation; unreadable EXIF is ignored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except _DECODE_FAILURES as exc:
+        log.warning("%s: ignoring unreadable EXIF orientation (%s)", label, exc)
+        return image.copy()
+
+
+def _bomb_reason(exc: Exception, max_pixels: int) -> str:
+    """PIL refused the size before we saw it; report it in the same words as our own check."""
+    limit = max_pixels
+    if Image.MAX_IMAGE_PIXELS is not None:
+        limit = min(limit, Image.MAX_IMAGE_PIXELS)
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    if match is None:
+        return f"image is too large: {exc}"
+    return f"image has {match.group(1)} pixels, more than the limit of {limit}"
+
+
+def _to_rgb(image: Image.Image, label: str) -> Image.Image:
+    """Convert any decoded mode to 8-bit RGB.
+
+    * 16-bit grey (``I;16*``) is scaled by 255/65535 and rounded (65535 -> 255, 32768 -> 128).
+    * ``I`` and ``F`` go through :func:`_wide_to_grey`.
+    * Alpha (``LA``, ``PA``, ``RGBA``, ...) and ``transparency`` in ``info`` (palette, grey or RGB
+      colour key) are composited onto white: fully transparent pixels become (255, 255, 255).
+    * ``CMYK`` (including Adobe's inverted JPEG CMYK, undone by the decoder), ``YCbCr``, ``LAB``,
+      ``HSV``, ``1``, ``L``, ``P`` use PIL's conversion.
+    """
+    try:
+        if image.mode in _WIDE_MODES:
+            return _wide_to_grey(image).convert("RGB")
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            return _onto_white(image.convert("RGBA"))
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise ImageDecodeError(label, f"unsupported colour mode {image.mode}") from exc
+
+
+def _onto_white(rgba: Image.Image) -> Image.Image:
+    background = Image.new("RGB", rgba.size, _WHITE)
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _wide_to_grey(image: Image.Image) -> Image.Image:
+    """Scale a 16-bit, 32-bit integer or float grey image to 8 bits (mode ``L``).
+
+    The full scale is 65535 for ``I;16*``. For ``I`` it is 255 when every value fits in 0..255,
+    65535 when they fit in 0..65535 (a 16-bit image decoded as ``I`` then looks the same as one
+    decoded as ``I;16``), and otherwise the image's own min..max range is stretched to 0..255.
+    ``F`` is read as 0..1 when it fits there, else like ``I`` but without the 16-bit step;
+    NaN and infinities become 0.
+    """
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    offset, full_scale = _grey_range(image.mode, float(values.min()), float(values.max()))
+    scaled = np.rint((values - offset) * (255.0 / full_scale))
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8))
+
+
+def _grey_range(mode: str, lo: float, hi: float) -> tuple[float, float]:
+    """(offset, full scale) so that ``(value - offset) / full_scale`` lies in 0..1."""
+    if mode in _SIXTEEN_BIT_MODES:
+        return 0.0, 65535.0
+    if mode == "F" and lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    if lo >= 0.0 and hi <= 255.0:
+        return 0.0, 255.0
+    if mode == "I" and lo >= 0.0 and hi <= 65535.0:
+        return 0.0, 65535.0
+    return lo, (hi - lo) or 1.0
+
+
+def _is_image_name(filename: str) -> bool:
+    return not filename.startswith(".") and Path(filename).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _log_walk_error(exc: OSError) -> None:
+    log.warning("skipping unreadable directory %s: %s", exc.filename, exc.strerror or exc)

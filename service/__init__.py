@@ -1,0 +1,1 @@
+"""The cbir HTTP service."""

@@ -1,0 +1,78 @@
+"""``python -m service --index DIR [--host H] [--port P] [--device D]``: serve with uvicorn.
+
+Settings come from ``CBIR_*`` environment variables; flags override them. Exit codes: 0 after a
+clean shutdown, 1 when the index cannot be opened, 2 for invalid settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.app import create_app
+from service.settings import Settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("service")
+
+
+class _StopOnFatal:
+    """Stops the server when the index cannot be opened (the exit code then says 1)."""
+
+    def __init__(self) -> None:
+        self.server: uvicorn.Server | None = None
+        self.error: BaseException | None = None
+
+    def __call__(self, exc: BaseException) -> None:
+        self.error = exc
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
+    p.add_argument("--index", dest="index_dir", help="index directory (CBIR_INDEX_DIR)")
+    p.add_argument("--host", help="address to bind (CBIR_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (CBIR_PORT, default 8000)")
+    p.add_argument("--device", help="torch device (CBIR_DEVICE, default cpu)")
+    p.add_argument("--weights", help="weights file (CBIR_WEIGHTS)")
+    p.add_argument("--workers", type=int, help="inference threads (CBIR_WORKERS)")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the flags that were given."""
+    names = ("index_dir", "host", "port", "device", "weights", "workers")
+    overrides: dict[str, Any] = {n: getattr(args, n) for n in names
+                                 if getattr(args, n) is not None}
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("PIL").setLevel(logging.WARNING)
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        print(f"cbir serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    stopper = _StopOnFatal()
+    app = create_app(settings, on_fatal=stopper)
+    stopper.server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=args.log_level,
+        server_header=False, timeout_graceful_shutdown=10))
+    stopper.server.run()
+    return 1 if stopper.error is not None else 0
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Search and image routes: ``POST /search``, ``GET|POST|DELETE /images``.
+
+CPU work (decoding, the forward pass, FAISS) runs in the bounded inference pool; record lookups
+and file serving are plain ``def`` routes, run by Starlette in its thread pool. Files are only
+ever served from the path an image's record holds, never from a path the client names.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+
+from retrieval.errors import ImageDecodeError
+from retrieval.store import ImageRecord
+from service.engine import Upload, add_uploads, remove_image, search_upload
+from service.errors import ServiceError
+from service.schemas import (
+    AddResponse,
+    DeleteResponse,
+    ErrorBody,
+    ImageOut,
+    SearchHit,
+    SearchResponse,
+    file_url,
+)
+from service.state import AuthorizedWriter, CollectionDep, StateDep
+from service.thumbnails import make_thumbnail
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+               ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp",
+               ".tif": "image/tiff", ".tiff": "image/tiff"}
+CACHE_CONTROL = "private, max-age=3600"
+MAX_NAME = 200
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def require_multipart(request: Request) -> None:
+    """Uploads must be ``multipart/form-data`` (415 otherwise)."""
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith("multipart/form-data"):
+        raise ServiceError(415, "unsupported_media_type",
+                           "send the upload as multipart/form-data")
+
+
+Multipart = Depends(require_multipart)
+
+
+def search_k(
+    state: StateDep,
+    k_query: Annotated[int | None, Query(alias="k", ge=1, description="results wanted "
+                                         "(default 10, at most the server's max_k)")] = None,
+    k_form: Annotated[int | None, Form(alias="k", ge=1, description="k as a form field "
+                                       "(the query string wins)")] = None,
+) -> int:
+    k = k_query if k_query is not None else k_form if k_form is not None else 10
+    limit = state.settings.max_k
+    if k > limit:
+        where = "query" if k_query is not None else "body"
+        raise RequestValidationError([{
+            "type": "less_than_equal", "loc": (where, "k"), "ctx": {"le": limit},
+            "msg": f"Input should be less than or equal to {limit}"}])
+    return k
+
+
+ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="image id")]
+
+
+def _image_out(record: ImageRecord) -> ImageOut:
+    return ImageOut(id=record.id, path=record.path, sha256=record.sha256, width=record.width,
+                    height=record.height, added_at=record.added_at, url=file_url(record.id))
+
+
+async def _read(upload: UploadFile, fallback: str) -> Upload:
+    name = (upload.filename or fallback)[:MAX_NAME]
+    return Upload(name, await upload.read())
+
+
+@router.post("/search", response_model=SearchResponse, dependencies=[Multipart],
+             responses=_errors(400, 413, 415, 422, 503))
+async def search(
+    state: StateDep,
+    collection: CollectionDep,
+    k: Annotated[int, Depends(search_k)],
+    image: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, "
+                                      "BMP or TIFF)")],
+) -> SearchResponse:
+    """The ``k`` stored images most like the uploaded one, best first."""
+    start = time.perf_counter()
+    upload = await _read(image, "image")
+    settings = state.settings
+    hits = await state.pool.run(
+        partial(search_upload, collection, upload, k, settings.max_image_pixels))
+    results = [SearchHit(id=h.id, score=h.score, path=h.record.path, url=file_url(h.id))
+               for h in hits]
+    return SearchResponse(results=results, took_ms=round((time.perf_counter() - start) * 1e3, 3))
+
+
+@router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422, 503))
+def get_image(collection: CollectionDep, image_id: ImageId) -> ImageOut:
+    """The stored record of one image."""
+    return _image_out(collection.index.get(image_id))
+
+
+@router.get("/images/{image_id}/file", response_class=Response,
+            responses={200: {"content": {"image/*": {}}, "description": "the image file, or a "
+                             "JPEG thumbnail with ?size="}, **_errors(404, 422, 500, 503)})
+def get_image_file(
+    state: StateDep,
+    collection: CollectionDep,
+    image_id: ImageId,
+    size: Annotated[int | None, Query(ge=16, le=1024, description="longer side of a JPEG "
+                                      "thumbnail")] = None,
+) -> Response:
+    """The image itself, or a JPEG thumbnail of it."""
+    path = Path(collection.index.get(image_id).path)
+    if not path.is_file():
+        raise ServiceError(404, "file_missing", f"the file of image {image_id} is gone")
+    if size is None:
+        media_type = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+        return FileResponse(path, media_type=media_type,
+                            headers={"Cache-Control": CACHE_CONTROL,
+                                     "X-Content-Type-Options": "nosniff"})
+    data = state.thumbnails.get((image_id, size))
+    if data is None:
+        try:
+            data = make_thumbnail(path, size, max_pixels=state.settings.max_image_pixels)
+        except ImageDecodeError as exc:
+            raise ServiceError(500, "stored_image_unreadable",
+                               f"the file of image {image_id} cannot be decoded") from exc
+        state.thumbnails.put((image_id, size), data)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": CACHE_CONTROL})
+
+
+@router.post("/images", status_code=201, response_model=AddResponse,
+             dependencies=[AuthorizedWriter, Multipart],
+             responses=_errors(400, 401, 403, 413, 415, 422, 503))
+async def add_images(
+    state: StateDep,
+    collection: CollectionDep,
+    images: Annotated[list[UploadFile], File(description="one or more images")],
+) -> AddResponse:
+    """Store and index images (all or nothing); durable once this answers 201."""
+    uploads = [await _read(f, f"image{i}") for i, f in enumerate(images)]
+    settings = state.settings
+    records = await state.pool.run(partial(add_uploads, collection, uploads,
+                                           settings.uploads_dir, settings.max_image_pixels))
+    return AddResponse(added=[_image_out(r) for r in records], durable=True)
+
+
+@router.delete("/images/{image_id}", response_model=DeleteResponse,
+               dependencies=[AuthorizedWriter], responses=_errors(401, 403, 404, 422, 503))
+async def delete_image(state: StateDep, collection: CollectionDep,
+                       image_id: ImageId) -> DeleteResponse:
+    """Remove an image from the index (its uploaded file, shared by content, is kept)."""
+    await state.pool.run(partial(remove_image, collection, image_id))
+    return DeleteResponse(id=image_id, deleted=True, durable=True)

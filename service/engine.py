@@ -1,0 +1,67 @@
+"""The blocking work behind the API, run in the inference pool: search, add, remove.
+
+Adds embed outside any lock; only :meth:`ImageIndex.add` takes the index's writer lock, so
+searches keep running while images are being embedded. The store is committed (SQLite,
+``synchronous=FULL``) before any of these return, so an acknowledged change survives a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from retrieval.collection import Collection
+from retrieval.errors import ImageDecodeError, NotFoundError
+from retrieval.images import load_image, sha256_hex
+from retrieval.index import Hit
+from retrieval.ingest import ingest
+from retrieval.store import ImageRecord
+from service.storage import image_suffix, store_file
+
+__all__ = ["Upload", "add_uploads", "remove_image", "search_upload"]
+
+ADD_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: the client's name (a label for errors only) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int) -> list[Hit]:
+    """The ``k`` nearest stored images of an uploaded query image, best first."""
+    image = load_image(upload.data, name=upload.name, max_pixels=max_pixels)
+    xq = collection.embedder.embed([image])
+    return collection.index.search_records(xq, k)[0]
+
+
+def add_uploads(collection: Collection, uploads: list[Upload], folder: Path,
+                max_pixels: int) -> list[ImageRecord]:
+    """Check every upload decodes, store the files, then embed and add them (all or nothing).
+
+    Returns one record per upload, in order; identical files in one request are added once.
+    """
+    shas = [sha256_hex(upload.data) for upload in uploads]
+    unique: dict[str, Upload] = {}
+    for sha, upload in zip(shas, uploads, strict=True):
+        load_image(upload.data, name=upload.name, max_pixels=max_pixels)
+        unique.setdefault(sha, upload)
+    paths = {sha: str(store_file(folder, u.data, image_suffix(u.data)))
+             for sha, u in unique.items()}
+    report = ingest(collection, [(paths[sha], u.data) for sha, u in unique.items()],
+                    batch_size=ADD_BATCH, workers=1, max_pixels=max_pixels)
+    if report.failures:  # cannot happen: each upload decoded above
+        error = report.failures[0].error
+        raise ImageDecodeError(error.source, error.reason)
+    ids = dict(zip(report.added_keys, report.added, strict=True))
+    records = {r.id: r for r in collection.index.records(list(ids.values()))}
+    return [records[ids[paths[sha]]] for sha in shas]
+
+
+def remove_image(collection: Collection, image_id: int) -> None:
+    """Remove one image; :class:`NotFoundError` if there is none."""
+    if not collection.index.remove([image_id]):
+        raise NotFoundError(f"no image with id {image_id}")

@@ -1,0 +1,120 @@
+"""Every failure becomes one JSON body ``{"error": CODE, "detail": ...}``, translated once here.
+
+==========================================  ======  =========================
+failure                                     status  ``error``
+==========================================  ======  =========================
+not an image / format not allowed           415     ``unsupported_image``
+empty, truncated or corrupt image           400     ``invalid_image``
+more pixels than ``max_image_pixels``       422     ``image_too_large``
+request body over ``max_upload_bytes``      413     ``body_too_large``
+upload not sent as multipart/form-data      415     ``unsupported_media_type``
+bad parameters (k out of range, missing)    422     ``validation_error``
+:class:`ConfigError` from the library       422     ``invalid_request``
+unknown image id / path                     404     ``not_found``
+wrong or missing API key                    401     ``unauthorized``
+writes disabled (no API key configured)     403     ``writes_disabled``
+inference queue full                        503     ``queue_full`` + Retry-After
+index still loading / failed to load        503     ``not_ready`` + Retry-After
+anything else                               500     ``internal_error``
+==========================================  ======  =========================
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from retrieval.errors import ConfigError, ImageDecodeError, NotFoundError, RetrievalError
+from service.inference import QueueFullError
+
+__all__ = ["RETRY_AFTER_S", "ServiceError", "error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1
+_TOO_MANY_PIXELS = re.compile(r"image has \d+ pixels, more than the limit|image is too large")
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+
+
+class ServiceError(Exception):
+    """An error of the service itself, with its status and code."""
+
+    def __init__(self, status: int, error: str, detail: str,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = dict(headers or {})
+        super().__init__(detail)
+
+
+def error_response(status: int, error: str, detail: Any,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status,
+                        headers=dict(headers or {}))
+
+
+def decode_status(exc: ImageDecodeError) -> tuple[int, str]:
+    """Status and code of an upload that is not an image we accept."""
+    if exc.reason.startswith("not a supported image"):
+        return 415, "unsupported_image"
+    if _TOO_MANY_PIXELS.match(exc.reason):
+        return 422, "image_too_large"
+    return 400, "invalid_image"
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+
+async def _retrieval_error(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ImageDecodeError):
+        status, code = decode_status(exc)
+        return error_response(status, code, str(exc))
+    if isinstance(exc, NotFoundError):
+        return error_response(404, "not_found", str(exc))
+    if isinstance(exc, ConfigError):
+        return error_response(422, "invalid_request", str(exc))
+    log.error("request failed: %s: %s", type(exc).__name__, exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+async def _queue_full(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(503, "queue_full", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return error_response(exc.status_code, code, exc.detail, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+    return error_response(422, "validation_error", jsonable_encoder(errors))
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations of the table in the module docstring."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RetrievalError, _retrieval_error)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

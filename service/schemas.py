@@ -1,0 +1,103 @@
+"""Response bodies of the HTTP API (they are the OpenAPI schema's components)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AddResponse",
+    "DeleteResponse",
+    "ErrorBody",
+    "Health",
+    "ImageOut",
+    "ManifestSummary",
+    "Ready",
+    "SearchHit",
+    "SearchResponse",
+    "Stats",
+    "file_url",
+]
+
+
+def file_url(image_id: int) -> str:
+    """Where the image file of ``image_id`` is served."""
+    return f"/images/{image_id}/file"
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a stable machine-readable code and a human-readable detail."""
+
+    error: str = Field(examples=["invalid_image"])
+    detail: Any = Field(examples=["upload.jpg: truncated or corrupt image data"])
+
+
+class SearchHit(BaseModel):
+    id: int
+    score: float = Field(description="similarity (inner product of unit vectors): higher is closer")
+    path: str
+    url: str = Field(description="the image itself: /images/{id}/file")
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit] = Field(description="best first")
+    took_ms: float
+
+
+class ImageOut(BaseModel):
+    """A stored image record."""
+
+    id: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+    added_at: float = Field(description="seconds since the epoch (UTC)")
+    url: str
+
+
+class AddResponse(BaseModel):
+    added: list[ImageOut] = Field(description="one per uploaded file, in upload order")
+    durable: bool = Field(description="true: committed to disk before this response was sent")
+
+
+class DeleteResponse(BaseModel):
+    id: int
+    deleted: bool
+    durable: bool
+
+
+class ManifestSummary(BaseModel):
+    backbone: str
+    weights: str
+    max_side: int
+    pooling: str
+    pooling_params: dict[str, bool | int | float | str]
+    whiten: bool
+    whiten_dim: int | None
+    dim: int
+    faiss_factory: str
+    metric: str
+    created_at: str
+
+
+class Stats(BaseModel):
+    count: int = Field(description="images stored")
+    searchable: int = Field(description="vectors searchable now")
+    dimension: int
+    index_size_bytes: int
+    random_weights: bool = Field(description="the network is untrained: results are meaningless")
+    writes_enabled: bool = Field(description="POST/DELETE /images are available (API key set)")
+    max_k: int
+    max_upload_bytes: int
+    manifest: ManifestSummary
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Ready(BaseModel):
+    status: str = Field(examples=["ready"])
+    count: int

@@ -1,0 +1,82 @@
+"""Service settings: ``CBIR_*`` environment variables (or keyword arguments, which win).
+
+================================  =====================  ==========================================
+setting (environment variable)    default                meaning
+================================  =====================  ==========================================
+index_dir (CBIR_INDEX_DIR)        required               index directory to serve
+device (CBIR_DEVICE)              ``cpu``                torch device for the backbone
+weights (CBIR_WEIGHTS)            none                   weights file (checked against the manifest)
+allow_download (…)                false                  let torchvision download weights at start
+host / port (CBIR_HOST, …_PORT)   127.0.0.1 / 8000       where ``python -m service`` listens
+max_upload_bytes                  20 MiB                 largest request body (413 beyond)
+max_image_pixels                  40 000 000             largest decoded image (422 beyond)
+max_k                             100                    largest ``k`` of a search (422 beyond)
+api_key (CBIR_API_KEY)            none                   enables POST/DELETE /images (Bearer token)
+workers                           2                      inference threads
+queue_depth                       16                     requests waiting beyond ``workers`` (503)
+cors_origins                      none                   allowed origins: JSON list or a,b,c
+data_dir (CBIR_DATA_DIR)          <index_dir>/data       where uploaded images are stored
+thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG thumbnails
+================================  =====================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CBIR_", extra="ignore", frozen=True)
+
+    index_dir: Path
+    device: str = "cpu"
+    weights: Path | None = None
+    allow_download: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_upload_bytes: int = Field(default=20 * MIB, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_k: int = Field(default=100, ge=1)
+    api_key: SecretStr | None = None
+    workers: int = Field(default=2, ge=1)
+    queue_depth: int = Field(default=16, ge=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    data_dir: Path | None = None
+    thumbnail_cache_bytes: int = Field(default=32 * MIB, ge=0)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded images are written (``data_dir``, default ``<index_dir>/data``)."""
+        return self.data_dir if self.data_dir is not None else self.index_dir / "data"
+
+    @property
+    def writes_enabled(self) -> bool:
+        return self.api_key is not None

@@ -1,0 +1,85 @@
+"""Operational routes: the page, ``/healthz``, ``/readyz``, ``/stats``, ``/metrics``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from service.errors import ServiceError
+from service.metrics import CONTENT_TYPE, Gauge
+from service.schemas import ErrorBody, Health, ManifestSummary, Ready, Stats
+from service.state import CollectionDep, ServiceState, StateDep
+
+__all__ = ["STATIC_DIR", "router"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+router = APIRouter()
+
+_503: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody}}
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    index = STATIC_DIR / "index.html"
+    if not index.is_file():
+        raise ServiceError(404, "not_found", "the search page is not installed")
+    return FileResponse(index, media_type="text/html")
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up (the index may still be loading)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Ready, responses=_503)
+def readyz(collection: CollectionDep) -> Ready:
+    """The index and the model are loaded: searches can be served (503 before)."""
+    return Ready(status="ready", count=collection.index.count)
+
+
+@router.get("/stats", response_model=Stats, responses=_503)
+def stats(state: StateDep, collection: CollectionDep) -> Stats:
+    """Counts, the manifest, the size on disk; ``random_weights`` means results are meaningless."""
+    index = collection.index
+    m = index.manifest
+    manifest = ManifestSummary(
+        backbone=m.backbone, weights=m.weights, max_side=m.max_side, pooling=m.pooling,
+        pooling_params=dict(m.pooling_params), whiten=m.whiten, whiten_dim=m.whiten_dim,
+        dim=m.dim, faiss_factory=m.faiss_factory, metric=m.metric, created_at=m.created_at)
+    settings = state.settings
+    return Stats(count=index.count, searchable=index.ntotal, dimension=m.dim,
+                 index_size_bytes=index.size_on_disk(),
+                 random_weights=m.weights.startswith("random:"),
+                 writes_enabled=settings.writes_enabled, max_k=settings.max_k,
+                 max_upload_bytes=settings.max_upload_bytes, manifest=manifest)
+
+
+def _gauges(state: ServiceState) -> list[Gauge]:
+    pool, collection = state.pool, state.collection
+    index = collection.index if collection is not None else None
+    return [
+        Gauge("ready", "1 when the index and the model are loaded.", float(index is not None)),
+        Gauge("inference_workers", "Inference threads.", pool.workers),
+        Gauge("inference_capacity", "Requests admitted at most (workers + queue depth).",
+              pool.capacity),
+        Gauge("inference_admitted", "Inference requests running or queued.", pool.admitted),
+        Gauge("inference_queue_depth", "Inference requests waiting for a thread.", pool.waiting),
+        Gauge("index_images", "Images stored in the index.", index.count if index else 0),
+        Gauge("index_vectors", "Vectors searchable now.", index.ntotal if index else 0),
+        Gauge("index_size_bytes", "Bytes of the index directory's files.",
+              index.size_on_disk() if index else 0),
+        Gauge("thumbnail_cache_bytes", "Bytes of cached thumbnails.", state.thumbnails.size_bytes),
+    ]
+
+
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {CONTENT_TYPE: {}},
+                             "description": "Prometheus text exposition"}})
+def metrics(state: StateDep) -> PlainTextResponse:
+    """Prometheus metrics: requests by route and status, latency, queue depth, index size."""
+    return PlainTextResponse(state.metrics.render(_gauges(state)), media_type=CONTENT_TYPE)

@@ -1,0 +1,66 @@
+"""Shared fixtures: generated images, the shared data folder, built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path:
+    return Path(os.environ.get("CBIR_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared (or $CBIR_SHARED); the test is skipped when it is absent."""
+    root = shared_root()
+    if not (root / "data" / "paris250").is_dir():
+        pytest.skip(f"shared test data not found at {root} (set CBIR_SHARED)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def squeezenet_weights(shared: Path) -> Path:
+    path = shared / "weights" / "squeezenet1_1_imagenet.pth"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+def scene(seed: int, size: tuple[int, int]) -> Image.Image:
+    """A small synthetic photo: a coloured background with a few shapes, seeded."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    image = Image.new("RGB", size, tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+        box = (x0, y0, x0 + int(rng.integers(8, w // 2)), y0 + int(rng.integers(8, h // 2)))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+    return image
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 generated images of different sizes and modes, in sub-folders, plus one corrupt file."""
+    root = tmp_path_factory.mktemp("images")
+    sizes = [(96, 64), (64, 96), (80, 80), (120, 72)]
+    for i in range(12):
+        folder = root / f"group{i % 3}"
+        folder.mkdir(exist_ok=True)
+        image = scene(i, sizes[i % len(sizes)])
+        if i % 4 == 1:
+            image.convert("L").save(folder / f"img{i:02d}.png")
+        elif i % 4 == 2:
+            image.convert("RGBA").save(folder / f"img{i:02d}.webp")
+        else:
+            image.save(folder / f"img{i:02d}.jpg", quality=90)
+    (root / "group0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return root

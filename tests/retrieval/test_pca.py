@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.errors import ArtifactError, ConfigError
+from retrieval.pca import PCA
+
+
+def data(n: int = 400, d: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(n, d)) @ rng.normal(size=(d, d))).astype(np.float32)
+
+
+def test_whitened_output_has_identity_covariance() -> None:
+    x = data()
+    pca = PCA.fit(x, whiten=True)
+    y = pca.apply(x).astype(np.float64)
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(np.cov(y.T, bias=True), np.eye(12), atol=1e-3)
+
+
+def test_plain_pca_keeps_distances_in_full_dimension() -> None:
+    x = data()
+    y = PCA.fit(x).apply(x)
+    dx = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    dy = np.linalg.norm(y[:, None] - y[None], axis=-1)
+    np.testing.assert_allclose(dx, dy, rtol=1e-3, atol=1e-3)
+
+
+def test_components_are_ordered_by_variance() -> None:
+    y = PCA.fit(data(), 5).apply(data())
+    var = y.var(axis=0)
+    assert list(var) == sorted(var, reverse=True)
+    assert y.shape == (400, 5)
+
+
+def test_dimension_capped_at_rank() -> None:
+    x = data(n=6, d=12)
+    assert PCA.fit(x, 10).dim == 5
+    assert PCA.fit(x).dim == 5
+
+
+def test_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        PCA.fit(np.zeros((1, 4)))
+    with pytest.raises(ConfigError):
+        PCA.fit(data(), 0)
+    with pytest.raises(ConfigError):
+        PCA.fit(data()).apply(np.zeros((2, 5)))
+    with pytest.raises(ArtifactError):
+        PCA.load(tmp_path / "missing.npz")
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    pca = PCA.fit(data(), 4, whiten=True)
+    pca.save(tmp_path / "w.npz")
+    again = PCA.load(tmp_path / "w.npz")
+    np.testing.assert_array_equal(again.apply(data()), pca.apply(data()))
