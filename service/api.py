@@ -76,7 +76,7 @@ def search_k(
     return k
 
 
-ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="image id")]
+ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="image id", examples=[1])]
 
 
 def _image_out(record: ImageRecord) -> ImageOut:

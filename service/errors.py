@@ -10,11 +10,15 @@ request body over ``max_upload_bytes``      413     ``body_too_large``
 upload not sent as multipart/form-data      415     ``unsupported_media_type``
 bad parameters (k out of range, missing)    422     ``validation_error``
 :class:`ConfigError` from the library       422     ``invalid_request``
+malformed multipart body                    400     ``bad_request``
 unknown image id / path                     404     ``not_found``
+the record's file is gone                   404     ``file_missing``
+method not served at this path              405     ``method_not_allowed`` + Allow (every method)
 wrong or missing API key                    401     ``unauthorized``
 writes disabled (no API key configured)     403     ``writes_disabled``
 inference queue full                        503     ``queue_full`` + Retry-After
 index still loading / failed to load        503     ``not_ready`` + Retry-After
+stored file no longer decodes (thumbnail)   500     ``stored_image_unreadable``
 anything else                               500     ``internal_error``
 ==========================================  ======  =========================
 """
@@ -31,6 +35,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from retrieval.errors import ConfigError, ImageDecodeError, NotFoundError, RetrievalError
 from service.inference import QueueFullError
@@ -43,6 +48,7 @@ RETRY_AFTER_S = 1
 _TOO_MANY_PIXELS = re.compile(r"image has \d+ pixels, more than the limit|image is too large")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class ServiceError(Exception):
@@ -93,10 +99,23 @@ async def _queue_full(_: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "queue_full", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path (Starlette's 405 names one route's only)."""
+    routes = request.app.router.routes
+    allowed = [method for method in _METHODS
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                      for route in routes)]
+    return ", ".join(allowed) if allowed else None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return error_response(exc.status_code, code, exc.detail, exc.headers)
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else None
+    if allowed is not None:
+        headers["Allow"] = allowed
+    return error_response(exc.status_code, code, exc.detail, headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

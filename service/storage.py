@@ -9,12 +9,11 @@ content uploaded twice is one file.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
+from retrieval.atomic_file import fsync_directory, write_atomic
 from retrieval.images import ALLOWED_FORMATS, sha256_hex
 
 __all__ = ["SUFFIXES", "image_suffix", "store_file"]
@@ -29,20 +28,12 @@ def image_suffix(data: bytes) -> str:
         return SUFFIXES.get(image.format or "", ".img")
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def ensure_dir(folder: Path) -> None:
     """Create ``folder`` (and parents) durably if it does not exist."""
     if folder.is_dir():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    _fsync_dir(folder.parent)
+    fsync_directory(folder.parent)
 
 
 def store_file(folder: Path, data: bytes, suffix: str) -> Path:
@@ -51,15 +42,5 @@ def store_file(folder: Path, data: bytes, suffix: str) -> Path:
     target = (folder / f"{sha256_hex(data)}{suffix}").resolve()
     if target.is_file() and target.stat().st_size == len(data):
         return target
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
+    write_atomic(target, data)
     return target

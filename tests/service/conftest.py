@@ -1,8 +1,9 @@
 """Service fixtures: one index built by the real CLI per session, real servers in subprocesses.
 
 Starting a server costs a torch import, so the suite starts few: one shared ``live`` server (API
-key set, 1 MB body limit) for everything that does not need a restart, and fresh ones (on copies
-of the index) only for the kill -9 tests.
+key set, 1 MB body limit) for everything that needs neither a restart nor other settings, and
+fresh ones (on copies of the index) for the kill -9 test, the full-queue and read-only test
+(one inference thread, no queue, no key) and the fuzzer (whose deletes must touch no shared index).
 """
 
 from __future__ import annotations
@@ -148,8 +149,17 @@ def live(base_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_server(base_index: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Like ``start_server``, but the servers live as long as the test module."""
+    servers: list[Server] = []
+    yield _factory(base_index, tmp_path_factory.mktemp("module"), servers)
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def client(live: Server) -> Iterator[httpx.Client]:
     with live.client() as c:
         yield c
-

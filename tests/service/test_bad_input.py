@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import scene
-from tests.service.conftest import MAX_UPLOAD, jpeg
+from tests.service.conftest import AUTH, MAX_UPLOAD, jpeg
 
 BOUNDARY = "cbir-test-boundary"
 
@@ -126,6 +126,44 @@ def test_search_input(client: httpx.Client, request_kwargs: dict[str, Any], stat
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_16_bit_png_is_scaled_not_clipped(client: httpx.Client) -> None:
+    """A 16-bit grey PNG searches exactly like the 8-bit image it was made from (v * 257)."""
+    eight_bit = encode(scene(3, (48, 40)).convert("L"), "PNG")
+    results = [client.post("/search", **upload(data, "g.png", "image/png")).json()["results"]
+               for data in (png16(), eight_bit)]
+    assert [h["id"] for h in results[0]] == [h["id"] for h in results[1]]
+    assert [h["score"] for h in results[0]] == pytest.approx([h["score"] for h in results[1]],
+                                                             abs=1e-5)
+
+
+ADD_CASES: list[tuple[str, dict[str, Any], int, str]] = [
+    ("zero-bytes", {"files": {"images": ("a.jpg", b"")}}, 400, "invalid_image"),
+    ("text-file", {"files": {"images": ("a.txt", b"text\n" * 20, "text/plain")}}, 415,
+     "unsupported_image"),
+    ("truncated-jpeg", {"files": {"images": ("a.jpg", GOOD[: len(GOOD) // 2])}}, 400,
+     "invalid_image"),
+    ("png-bomb", {"files": {"images": ("b.png", png_header_only(100_000, 100_000))}}, 422,
+     "image_too_large"),
+    ("oversized-body", {"files": {"images": ("a.jpg", b"\xff" * (MAX_UPLOAD + 1))}}, 413,
+     "body_too_large"),
+    ("not-multipart", {"content": GOOD, "headers": {"Content-Type": "image/jpeg"}}, 415,
+     "unsupported_media_type"),
+    ("missing-field", {"files": {"image": ("a.jpg", GOOD)}}, 422, "validation_error"),
+]
+
+
+@pytest.mark.parametrize(("request_kwargs", "status", "error"),
+                         [c[1:] for c in ADD_CASES], ids=[c[0] for c in ADD_CASES])
+def test_add_input(client: httpx.Client, request_kwargs: dict[str, Any], status: int,
+                   error: str) -> None:
+    before = client.get("/stats").json()["count"]
+    kwargs = dict(request_kwargs)
+    headers = {**AUTH, **kwargs.pop("headers", {})}
+    response = client.post("/images", headers=headers, **kwargs)
+    assert (response.status_code, response.json()["error"]) == (status, error), response.text
+    assert client.get("/stats").json()["count"] == before
+
+
 def test_k_form_field_is_used(client: httpx.Client) -> None:
     response = client.post("/search", **upload(GOOD), data={"k": "3"})
     assert response.status_code == 200
@@ -138,6 +176,8 @@ def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
     wrong = client.put("/search")
     assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
     assert wrong.headers["allow"] == "POST"
+    options = client.options("/images/1")
+    assert (options.status_code, options.headers["allow"]) == (405, "DELETE, GET")
 
 
 @pytest.mark.parametrize("image_id", ["0", "-1", "abc", str(2**63), "99999"])

@@ -98,10 +98,7 @@ def is_search(response: Any) -> bool:
     return response.request.method == "POST" and "/search" in response.url
 
 
-def test_search_then_click_a_result_searches_with_it(
-    browser: Any, base_url: str, query_image: Path
-) -> None:
-    page, problems = open_page(browser, base_url, viewport={"width": 1280, "height": 900})
+def check_banner_and_keyboard_focus(page: Any) -> None:
     banner = page.locator("#banner")
     banner.wait_for(state="visible")
     assert banner.inner_text().strip() == BANNER
@@ -110,6 +107,12 @@ def test_search_then_click_a_result_searches_with_it(
     ring = "getComputedStyle(document.getElementById('drop')).outlineStyle"
     assert page.evaluate(ring) == "solid", "the drop zone shows keyboard focus"
 
+
+def test_search_then_click_a_result_searches_with_it(
+    browser: Any, base_url: str, query_image: Path
+) -> None:
+    page, problems = open_page(browser, base_url, viewport={"width": 1280, "height": 900})
+    check_banner_and_keyboard_focus(page)
     busy: list[Any] = []  # the page's loading state, seen while /search is held in flight
 
     def look_then_send(route: Any) -> None:
