@@ -54,6 +54,7 @@ class PCA:
         _, s, vt = np.linalg.svd(xt - mean, full_matrices=False)
         components = vt[:out]
         if whiten:
+            _warn_if_few(n, out)
             eigval = s[:out] ** 2 / n
             components = components / np.sqrt(eigval + eps)[:, None]
         return cls(mean.astype(np.float32), np.ascontiguousarray(components, dtype=np.float32))
@@ -79,6 +80,17 @@ class PCA:
         if components.ndim != 2 or mean.shape != (components.shape[1],):
             raise ArtifactError(f"{path} has inconsistent shapes")
         return cls(mean.astype(np.float32), components.astype(np.float32))
+
+
+#: Whitening learned on fewer than this many vectors per output dimension mostly amplifies noise.
+WHITEN_MIN_PER_DIM = 10
+
+
+def _warn_if_few(n: int, dim: int) -> None:
+    if n < WHITEN_MIN_PER_DIM * dim:
+        log.warning("whitening learned on %d vectors for %d dimensions is unreliable and often "
+                    "lowers retrieval quality: learn it on at least %d images (another, larger "
+                    "collection) or lower its dimension", n, dim, WHITEN_MIN_PER_DIM * dim)
 
 
 def _output_dim(n: int, d: int, dim: int | None) -> int:

@@ -57,3 +57,15 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     pca.save(tmp_path / "w.npz")
     again = PCA.load(tmp_path / "w.npz")
     np.testing.assert_array_equal(again.apply(data()), pca.apply(data()))
+
+
+def test_whitening_on_too_few_vectors_warns(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.random.default_rng(0).standard_normal((50, 16))
+    with caplog.at_level("WARNING", logger="retrieval.pca"):
+        PCA.fit(x, 8, whiten=True)
+    assert "unreliable" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="retrieval.pca"):
+        PCA.fit(x, 4, whiten=True)
+        PCA.fit(x, 8, whiten=False)
+    assert caplog.text == ""
