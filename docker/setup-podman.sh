@@ -3,7 +3,8 @@
 # machine to build and run the cbir image with podman.
 #
 # Idempotent: safe to run again; each step checks before it acts.
-#   1. apt-get install podman, podman-compose, runc, debootstrap (+ helpers)
+#   1. apt-get install podman, podman-compose, runc, debootstrap (+ helpers); when Debian's
+#      podman-compose has no --profile (bookworm's 1.0.3), a newer one from PyPI in a venv
 #   2. /etc/containers/containers.conf: default_ulimits = [] and runtime = "runc"
 #   3. localhost/cbir-base:bookworm from debootstrap --variant=minbase + podman import
 #
@@ -25,7 +26,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- 1. packages ---------------------------------------------------------------
-PKGS=(podman podman-compose runc debootstrap fuse-overlayfs slirp4netns netavark aardvark-dns iptables uidmap)
+PKGS=(podman podman-compose runc debootstrap fuse-overlayfs slirp4netns netavark aardvark-dns iptables uidmap
+      python3-venv curl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,6 +39,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     log "packages already installed"
 fi
+
+# compose profiles (docker/compose.yml's indexer) need a podman-compose that knows --profile.
+if ! podman-compose --help 2>&1 | grep -q -- --profile; then
+    log "podman-compose from PyPI into /opt/podman-compose (Debian's has no --profile)"
+    python3 -m venv /opt/podman-compose
+    /opt/podman-compose/bin/pip install -q "podman-compose>=1.1"
+    ln -sf /opt/podman-compose/bin/podman-compose /usr/local/bin/podman-compose
+fi
+podman-compose version 2>/dev/null | grep -i 'podman-compose' || true
 
 # --- 2. containers.conf ----------------------------------------------------------
 # This sandbox refuses the default RLIMIT_NOFILE/NPROC that podman sets, and crun

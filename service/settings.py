@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     thumbnail_cache_bytes: int = Field(default=32 * MIB, ge=0)
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "weights", "data_dir", mode="before")
     @classmethod
-    def _blank_key_is_none(cls, value: Any) -> Any:
+    def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
