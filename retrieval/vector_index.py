@@ -101,7 +101,7 @@ class VectorIndex:
         self.removable = removable
         self._tombstones = {int(i) for i in tombstones}
         self._use_selector = True
-        self._params: faiss.SearchParameters | None = None
+        self._selector: faiss.IDSelector | None = None
         self._keep_alive: tuple[object, ...] = ()
         self._update_filter()
 
@@ -220,7 +220,11 @@ class VectorIndex:
     def _search_filtered(self, xq: F32, k: int) -> tuple[F32, I64]:
         if self._use_selector:
             try:
-                return self._index.search(xq, k, params=self._params)
+                # A fresh SearchParameters per call: IndexIDMap.search swaps ``params.sel``
+                # in place while it runs, so one object shared by threads crashes faiss.
+                params = faiss.SearchParameters()
+                params.sel = self._selector
+                return self._index.search(xq, k, params=params)
             except RuntimeError:
                 log.info("%s ignores id selectors; filtering tombstones after the search",
                          type(self._index).__name__)
@@ -240,10 +244,8 @@ class VectorIndex:
 
     def _update_filter(self) -> None:
         if not self._tombstones:
-            self._params, self._keep_alive = None, ()
+            self._selector, self._keep_alive = None, ()
             return
         batch = faiss.IDSelectorBatch(np.fromiter(self._tombstones, dtype=np.int64))
         negated = faiss.IDSelectorNot(batch)
-        params = faiss.SearchParameters()
-        params.sel = negated
-        self._params, self._keep_alive = params, (batch, negated)
+        self._selector, self._keep_alive = negated, (batch,)
