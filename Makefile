@@ -10,7 +10,7 @@ IMAGES ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv test lint unit run clean
+.PHONY: venv test lint unit run bench clean
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check retrieval indexer service tests
+	$(BIN)/ruff check retrieval indexer service tests bench
 	$(BIN)/mypy retrieval
 	$(BIN)/lint-imports
 
@@ -33,6 +33,10 @@ test: lint unit
 
 run: $(STAMP)
 	$(BIN)/python -m indexer demo --images "$(IMAGES)" --host $(HOST) --port $(PORT)
+
+# Throughput and latency benchmarks (README "Performance"); writes bench/results/*.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) demo test-output .mypy_cache .ruff_cache .pytest_cache

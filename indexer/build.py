@@ -64,7 +64,8 @@ def _training_sources(args: argparse.Namespace, images: list[Path]) -> list[tupl
 
 def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Path) -> Collection:
     config = _config(args)
-    embedder = Embedder.create(config, device=args.device)
+    embedder = Embedder.create(config, device=args.device, precision=args.precision,
+                               channels_last=args.channels_last)
     if config.needs_training:
         n = fit_embedder(embedder, _training_sources(args, images), batch_size=args.batch_size,
                          workers=args.workers)
@@ -77,7 +78,8 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
 
 def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
     collection = open_collection(index_dir, device=args.device,
-                                 weights_file=args.weights_file or _weights_file(args.weights))
+                                 weights_file=args.weights_file or _weights_file(args.weights),
+                                 precision=args.precision, channels_last=args.channels_last)
     stored = config_from_manifest(collection.manifest)
     asked = _config(args)
     diffs = [f"{name}: index has {getattr(stored, name)!r}, asked for {getattr(asked, name)!r}"
@@ -159,7 +161,8 @@ def run_add(args: argparse.Namespace) -> int:
         path = Path(name)
         paths.extend(list_images(path) if path.is_dir() else [path])
     collection = open_collection(Path(args.index), device=args.device,
-                                 weights_file=args.weights_file)
+                                 weights_file=args.weights_file, precision=args.precision,
+                                 channels_last=args.channels_last)
     try:
         report, seconds = _ingest_with_progress(
             collection, [p.resolve() for p in paths], args)

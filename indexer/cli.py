@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from retrieval.backbone import BACKBONES
+from retrieval.backbone import BACKBONES, PRECISIONS
 from retrieval.embedder import POOLING_NAMES
 from retrieval.errors import ConfigError, RetrievalError
 
@@ -37,6 +37,11 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
                         "says (checked against the index's weights identity)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS),
+                   help="run the network under autocast (bf16, fp16; meant for cuda) or not "
+                        "(fp32, the default)")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true",
+                   help="NHWC memory layout for the network (faster with cuda tensor cores)")
 
 
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,8 +70,12 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="at most this many training images (default 500)")
     p.add_argument("--faiss", default="Flat",
                    help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
-    p.add_argument("--workers", type=_positive, default=2, help="image decoding threads")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=None,
+                   help="images per forward pass (default: 1 on cpu, where batching is slower; "
+                        "16 on cuda)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="image decoding threads (default: torch's CPU threads on cpu, the CPU "
+                        "count up to 8 on cuda)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
@@ -84,8 +93,10 @@ def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = isub.add_parser("add", help="embed and add images to an index")
     p.add_argument("--index", required=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
-    p.add_argument("--workers", type=_positive, default=2)
+    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=None,
+                   help="images per forward pass (default: 1 on cpu, where batching is slower; "
+                        "16 on cuda)")
+    p.add_argument("--workers", type=_positive, default=None, help="image decoding threads")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     _add_runtime(p)
     p.set_defaults(handler=build.run_add)

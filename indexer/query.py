@@ -15,7 +15,8 @@ __all__ = ["run_search"]
 def run_search(args: argparse.Namespace) -> int:
     image = load_image(Path(args.image))
     collection = open_collection(Path(args.index), device=args.device,
-                                 weights_file=args.weights_file)
+                                 weights_file=args.weights_file, precision=args.precision,
+                                 channels_last=args.channels_last)
     try:
         xq = collection.embedder.embed([image])
         hits = collection.index.search_records(xq, args.k)[0]

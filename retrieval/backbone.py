@@ -12,6 +12,12 @@ Weights are named by a string:
   put the file or how to pass one.
 * a path — a torchvision-format state dict (the full classifier's, or only ``features.*``).
 * ``random`` — seeded random initialisation, for tests. Never chosen silently.
+
+Runtime options (not part of what a vector means, like the device): ``precision`` runs the
+network under autocast (``bf16`` or ``fp16``; ``fp32``, the default, uses no autocast at all) and
+``channels_last`` stores weights and inputs in NHWC order, which cuDNN's tensor-core kernels
+prefer. Both are meant for CUDA; ``bf16`` also works on CPU (slowly without native bf16 units),
+which is how the tests check it. Outputs are always float32.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,7 @@ __all__ = [
     "BACKBONES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PRECISIONS",
     "Backbone",
     "BackboneSpec",
     "load_backbone",
@@ -47,6 +55,12 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_SIDE = 32
+#: Autocast dtypes by name; ``fp32`` means no autocast.
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass(frozen=True)
@@ -83,12 +97,19 @@ class Backbone:
     """A frozen feature extractor on one device, with the preprocessing it expects."""
 
     def __init__(
-        self, spec: BackboneSpec, features: nn.Module, weights_id: str, device: str
+        self, spec: BackboneSpec, features: nn.Module, weights_id: str, device: str, *,
+        precision: str = "fp32", channels_last: bool = False,
     ) -> None:
+        if precision not in PRECISIONS:
+            raise UnknownNameError("precision", precision, PRECISIONS)
         self.spec = spec
         self.weights_id = weights_id
         self.device = torch.device(device)
+        self.precision = precision
+        self.channels_last = channels_last
         self.features = features.to(self.device).eval()
+        if channels_last:
+            self.features = self.features.to(memory_format=torch.channels_last)
         for p in self.features.parameters():
             p.requires_grad_(False)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
@@ -107,16 +128,31 @@ class Backbone:
         size = resized_shape(image.width, image.height, max_side)
         if size != image.size:
             image = image.resize(size, Image.Resampling.BILINEAR)
-        array = np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        array = np.array(rgb, dtype=np.uint8)  # a writable copy
         return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, 3, H, W) -> the float input the network expects, on its device and layout."""
+        x = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.float().div_(255.0).sub_(self._mean).div_(self._std)
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """The autocast context of this backbone's precision (none for ``fp32``)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     @torch.inference_mode()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images of one size -> float32 feature maps (N, C, h, w)."""
-        x = batch.to(self.device, non_blocking=True).float().div_(255.0)
-        x = (x - self._mean) / self._std
-        out: torch.Tensor = self.features(x)
-        return out.float()
+        x = self.normalize(batch)
+        with self.autocast():
+            out: torch.Tensor = self.features(x)
+        return out.float().contiguous()
 
 
 def load_backbone(
@@ -126,8 +162,14 @@ def load_backbone(
     device: str = "cpu",
     seed: int = 0,
     allow_download: bool = True,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> Backbone:
-    """Build backbone ``name`` with ``weights`` ("imagenet", "random" or a state-dict path)."""
+    """Build backbone ``name`` with ``weights`` ("imagenet", "random" or a state-dict path).
+
+    ``precision`` and ``channels_last`` are the runtime options described in the module docstring.
+    """
+    runtime: dict[str, Any] = {"precision": precision, "channels_last": channels_last}
     spec = BACKBONES.get(name)
     if spec is None:
         raise UnknownNameError("backbone", name, BACKBONES)
@@ -136,7 +178,7 @@ def load_backbone(
             torch.manual_seed(seed)
             model = spec.build(weights=None)
         log.warning("%s uses RANDOM weights (seed %d): similarities are not meaningful", name, seed)
-        return Backbone(spec, _features(model), f"random:seed={seed}", device)
+        return Backbone(spec, _features(model), f"random:seed={seed}", device, **runtime)
     if weights == "imagenet":
         state = _imagenet_state(spec, allow_download)
         identity = f"imagenet:{spec.imagenet.name}"
@@ -145,7 +187,7 @@ def load_backbone(
         identity = _file_identity(spec, Path(weights))
     model = spec.build(weights=None)
     _load_state(model, state, source=weights)
-    return Backbone(spec, _features(model), identity, device)
+    return Backbone(spec, _features(model), identity, device, **runtime)
 
 
 def file_sha256(path: Path) -> str:

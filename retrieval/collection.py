@@ -92,8 +92,8 @@ def config_from_manifest(m: Manifest) -> EmbedderConfig:
 
 
 def fit_embedder(
-    embedder: Embedder, sources: Iterable[tuple[str, Source]], *, batch_size: int = 8,
-    workers: int = 2,
+    embedder: Embedder, sources: Iterable[tuple[str, Source]], *, batch_size: int | None = None,
+    workers: int | None = None,
 ) -> int:
     """Extract feature maps of the training ``sources`` and fit the embedder; returns how many."""
     maps: list[torch.Tensor] = []
@@ -121,13 +121,18 @@ def create_collection(
 
 def open_collection(
     path: Path, *, device: str = "cpu", weights_file: str | None = None,
-    allow_download: bool = True,
+    allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
 ) -> Collection:
-    """Open an index directory and rebuild the embedder its manifest describes."""
+    """Open an index directory and rebuild the embedder its manifest describes.
+
+    ``precision`` and ``channels_last`` are runtime options of the backbone (see
+    :mod:`retrieval.backbone`); they do not change what the index's vectors mean.
+    """
     manifest = Manifest.load(path)
     config = config_from_manifest(manifest)
     embedder = Embedder.create(config, device=device, weights_file=weights_file,
-                               allow_download=allow_download)
+                               allow_download=allow_download, precision=precision,
+                               channels_last=channels_last)
     if embedder.backbone.weights_id != manifest.weights:
         raise WeightsError(
             f"weights {weights_file or config.weights} are {embedder.backbone.weights_id}, but "

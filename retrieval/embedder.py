@@ -92,11 +92,15 @@ class Embedder:
     @classmethod
     def create(
         cls, config: EmbedderConfig, *, device: str = "cpu", weights_file: str | None = None,
-        allow_download: bool = True,
+        allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
     ) -> Embedder:
-        """Load the backbone; ``weights_file`` overrides where ``config.weights`` is read from."""
+        """Load the backbone; ``weights_file`` overrides where ``config.weights`` is read from.
+
+        ``precision`` and ``channels_last`` are runtime options of :class:`Backbone`.
+        """
         backbone = load_backbone(config.backbone, weights_file or config.weights, device=device,
-                                 seed=config.seed, allow_download=allow_download)
+                                 seed=config.seed, allow_download=allow_download,
+                                 precision=precision, channels_last=channels_last)
         return cls(config, backbone)
 
     @property

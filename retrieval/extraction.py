@@ -1,17 +1,37 @@
 """The feature-extraction pipeline: decode and resize in worker threads, forward in batches.
 
 Images are read, hashed, decoded and resized by a small thread pool (Pillow releases the GIL while
-decoding and resizing) while the network computes. Decoded images are grouped into batches of
-equal size (a bucket per (H, W)), so a batch is one tensor and one forward pass; a bucket is sent
-when it is full, when too many images are waiting, or at the end. Unreadable files become
-:class:`Failure` items and never stop the run.
+decoding and resizing). Decoded images are grouped into batches of equal size (a bucket per
+(H, W)), so a batch is one tensor and one forward pass; a bucket is sent when it is full, when too
+many images are waiting, or at the end. Unreadable files become :class:`Failure` items and never
+stop the run.
+
+How decoding is scheduled against the network depends on where the network runs:
+
+* **overlapped** (the default on an accelerator): the pool decodes ahead, at most a few batches,
+  while the device computes — the CPU is otherwise idle then.
+* **phased** (the default on the CPU): the pool decodes one chunk of images with every worker,
+  then the network runs with every core, and so on. On a CPU the forward pass already keeps every
+  core busy; decoding beside it only takes time slices from torch's threads, and each pre-empted
+  thread stalls the others at the next barrier, so overlapping costs more than it hides. Phased,
+  decoding costs about its CPU time divided by the workers.
+
+The number of decode workers defaults to torch's intra-op thread count on the CPU (the same cores,
+used in turn) and to the machine's CPU count (at most 8) for an accelerator.
+
+The batch size defaults to 1 on the CPU and 16 on an accelerator (:func:`default_batch_size`).
+On a CPU one image's activations already fill the caches and its convolutions already keep every
+core busy, so batching only adds cache misses: on 2 cores VGG16 at 224 x 168 runs at 4.9
+images/s one by one, 4.0 in batches of 8 (and 0.83 against 0.66 images/s at 512 x 384 in
+batches of 4). Accelerators need batches to fill their units.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +44,14 @@ from retrieval.backbone import Backbone
 from retrieval.errors import ImageDecodeError
 from retrieval.images import DEFAULT_MAX_PIXELS, load_image, sha256_hex
 
-__all__ = ["Batch", "Decoded", "Failure", "extract_batches"]
+__all__ = [
+    "Batch",
+    "Decoded",
+    "Failure",
+    "default_batch_size",
+    "default_workers",
+    "extract_batches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +106,62 @@ def _read(path: Path, name: str) -> bytes:
         raise ImageDecodeError(name, f"cannot read file: {exc.strerror or exc}") from exc
 
 
+def default_batch_size(backbone: Backbone) -> int:
+    """Images per forward pass: 1 on the CPU, 16 on an accelerator (see the module docstring)."""
+    return 1 if backbone.device.type == "cpu" else 16
+
+
+def default_workers(overlap: bool) -> int:
+    """Decode threads: torch's CPU threads when phased, the CPU count (<= 8) when overlapped."""
+    if overlap:
+        return max(1, min(8, os.cpu_count() or 1))
+    return max(1, torch.get_num_threads())
+
+
 def extract_batches(
     backbone: Backbone,
     sources: Iterable[tuple[K, Source]],
     *,
     max_side: int,
-    batch_size: int = 8,
-    workers: int = 2,
+    batch_size: int | None = None,
+    workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Iterator[Batch[K] | Failure[K]]:
-    """Feature maps for every source, in batches of equal-size images; failures as they occur."""
+    overlap: bool | None = None,
+) -> Generator[Batch[K] | Failure[K], None, None]:
+    """Feature maps for every source, in batches of equal-size images; failures as they occur.
+
+    ``overlap`` chooses the schedule described in the module docstring (None: overlapped on an
+    accelerator, phased on the CPU); ``workers`` the decode threads (None: :func:`default_workers`);
+    ``batch_size`` the most images per forward pass (None: :func:`default_batch_size`).
+    """
 
     def prep(image: Image.Image) -> torch.Tensor:
         return backbone.preprocess(image, max_side)
 
-    buckets = _Buckets[K](batch_size)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
-        for item in _bounded_map(pool, sources, prep, max_pixels, depth=2 * batch_size + workers):
+    overlapped = backbone.device.type != "cpu" if overlap is None else overlap
+    n_workers = workers if workers is not None else default_workers(overlapped)
+    size = batch_size if batch_size is not None else default_batch_size(backbone)
+    buckets = _Buckets[K](size)
+    with ThreadPoolExecutor(max_workers=max(1, n_workers), thread_name_prefix="decode") as pool:
+        decoded = (_bounded_map(pool, sources, prep, max_pixels, depth=2 * size + n_workers)
+                   if overlapped else
+                   _phased_map(pool, sources, prep, max_pixels, max(size, 4 * n_workers)))
+        for item in decoded:
             if isinstance(item, Failure):
                 yield item
                 continue
             for ready in buckets.push(item):
-                yield Batch(ready, backbone.forward(torch.stack([d.pixels for d in ready])).cpu())
+                yield _forward(backbone, ready)
         for ready in buckets.drain():
-            yield Batch(ready, backbone.forward(torch.stack([d.pixels for d in ready])).cpu())
+            yield _forward(backbone, ready)
+
+
+def _forward(backbone: Backbone, items: list[Decoded[K]]) -> Batch[K]:
+    """One forward pass over equal-size images; the maps come back to the CPU."""
+    batch = torch.stack([d.pixels for d in items])
+    if backbone.device.type == "cuda":
+        batch = batch.pin_memory()  # lets the copy to the device run asynchronously
+    return Batch(items, backbone.forward(batch).cpu())
 
 
 def _bounded_map(
@@ -112,7 +171,7 @@ def _bounded_map(
     max_pixels: int,
     depth: int,
 ) -> Iterator[Decoded[K] | Failure[K]]:
-    """Decode in the pool, in order, with at most ``depth`` inputs in flight."""
+    """Decode in the pool, in order, with at most ``depth`` inputs in flight (overlapped)."""
     pending: deque[Future[Decoded[K] | Failure[K]]] = deque()
     for key, source in sources:
         pending.append(pool.submit(decode, key, source, prep, max_pixels))
@@ -120,6 +179,24 @@ def _bounded_map(
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def _phased_map(
+    pool: ThreadPoolExecutor,
+    sources: Iterable[tuple[K, Source]],
+    prep: Callable[[Image.Image], torch.Tensor],
+    max_pixels: int,
+    chunk: int,
+) -> Iterator[Decoded[K] | Failure[K]]:
+    """Decode ``chunk`` inputs with the whole pool, hand them over, and only then decode more."""
+    futures: list[Future[Decoded[K] | Failure[K]]] = []
+    for key, source in sources:
+        futures.append(pool.submit(decode, key, source, prep, max_pixels))
+        if len(futures) >= chunk:
+            done = [f.result() for f in futures]  # nothing decodes while the caller computes
+            futures = []
+            yield from done
+    yield from (f.result() for f in futures)
 
 
 class _Buckets(Generic[K]):

@@ -186,6 +186,8 @@ def _to_rgb(image: Image.Image, label: str) -> Image.Image:
             return _wide_to_grey(image).convert("RGB")
         if image.mode in _ALPHA_MODES or "transparency" in image.info:
             return _onto_white(image.convert("RGBA"))
+        if image.mode == "RGB":  # already a detached copy (see _upright): no second copy
+            return image
         return image.convert("RGB")
     except ValueError as exc:
         raise ImageDecodeError(label, f"unsupported colour mode {image.mode}") from exc

@@ -117,3 +117,19 @@ def test_errors_are_one_line_with_exit_code(
     assert main([a.format(**names) for a in argv]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
+
+
+def test_build_and_search_with_bf16_and_channels_last(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "fast"
+    fast = ["--precision", "bf16", "--channels-last"]
+    assert main(["index", "build", "--images", str(image_folder), "--index", str(index),
+                 *BUILD, *fast]) == 0
+    query = next(image_folder.rglob("img05.*"))
+    out = run_json(capsys, ["search", "--index", str(index), str(query), "-k", "1", "--json",
+                            *fast])
+    assert out["results"][0]["path"] == str(query.resolve())
+    assert out["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert main(["index", "build", "--images", str(image_folder), "--index",
+                 str(tmp_path / "bad"), *BUILD, "--precision", "fp8"]) == 2

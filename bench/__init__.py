@@ -1,0 +1,11 @@
+"""``make bench``: cbir's throughput and latency benchmarks (``python -m bench --help``).
+
+Every figure is a ratio measured side by side in the same run, because the machines these run on
+are shared and absolute times drift. Parts (one module each; results in ``bench/results/``):
+
+1. :mod:`bench.indexing` — ``cbir index build`` images/s ÷ the bare backbone's forward images/s;
+2. :mod:`bench.gpu` — the same on CUDA with autocast and channels_last (skipped without CUDA);
+3. :mod:`bench.latency` — ``POST /search`` over HTTP, 1 and 8 clients, ÷ one forward + one search;
+4. :mod:`bench.scale` — FAISS index types at 10^5 and 10^6 synthetic vectors: time, memory, recall;
+5. :mod:`bench.peer` — a plain per-image extraction loop ÷ ours on paris250.
+"""
