@@ -72,8 +72,10 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
         log.info("learned %s on %d images", "MOP/VLAD and whitening" if config.whiten and
                  config.pooling == "mop" else "MOP/VLAD" if config.pooling == "mop"
                  else "whitening", n)
+    wanted = {"nprobe": args.nprobe, "ef_search": args.ef_search}
     return create_collection(index_dir, embedder, factory=args.faiss,
-                             weights_file=_weights_file(args.weights))
+                             weights_file=_weights_file(args.weights),
+                             search_params={k: v for k, v in wanted.items() if v is not None})
 
 
 def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
@@ -203,6 +205,6 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{'images':<16}{info['count']} ({info['searchable']} searchable)")
     print(f"{'size':<16}{info['size_bytes'] / 1e6:.1f} MB")
     for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
-                "whiten_dim", "dim", "faiss_factory", "created_at", "versions"):
+                "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
         print(f"{key:<16}{m[key]}")
     return 0

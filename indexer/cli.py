@@ -70,6 +70,7 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="at most this many training images (default 500)")
     p.add_argument("--faiss", default="Flat",
                    help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
+    _add_search_params(p, "stored in the index (default for IVF: nprobe 16)")
     p.add_argument("--batch-size", dest="batch_size", type=_positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
@@ -118,8 +119,16 @@ def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_search_params(p, "for this search (default: the index's)")
     _add_runtime(p)
     p.set_defaults(handler=query.run_search)
+
+
+def _add_search_params(p: argparse.ArgumentParser, scope: str) -> None:
+    p.add_argument("--nprobe", type=_positive, default=None,
+                   help=f"IVF lists probed per query, {scope}")
+    p.add_argument("--ef-search", dest="ef_search", type=_positive, default=None,
+                   help=f"HNSW candidate list size, {scope}")
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

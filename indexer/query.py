@@ -18,6 +18,7 @@ def run_search(args: argparse.Namespace) -> int:
                                  weights_file=args.weights_file, precision=args.precision,
                                  channels_last=args.channels_last)
     try:
+        collection.index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
         xq = collection.embedder.embed([image])
         hits = collection.index.search_records(xq, args.k)[0]
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.extraction import Failure, Source, extract_batches
 from retrieval.index import ImageIndex
 from retrieval.manifest import Manifest, library_versions
+from retrieval.vector_index import default_search_params
 from retrieval.vlad import MopParams
 
 __all__ = [
@@ -53,9 +54,18 @@ class Collection:
         self.index.close()
 
 
-def manifest_for(embedder: Embedder, *, factory: str, weights_file: str | None) -> Manifest:
-    """The manifest describing vectors made by a fitted ``embedder``."""
+def manifest_for(
+    embedder: Embedder, *, factory: str, weights_file: str | None,
+    search_params: Mapping[str, int] | None = None,
+) -> Manifest:
+    """The manifest describing vectors made by a fitted ``embedder``.
+
+    ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
+    opened; by default an IVF index probes :data:`~retrieval.vector_index.DEFAULT_NPROBE` lists.
+    """
     c = embedder.config
+    wanted = {**default_search_params(embedder.dim, factory, "inner_product"),
+              **(search_params or {})}
     return Manifest(
         backbone=c.backbone,
         weights=embedder.backbone.weights_id,
@@ -67,6 +77,7 @@ def manifest_for(embedder: Embedder, *, factory: str, weights_file: str | None) 
         whiten_dim=embedder.whitening.dim if embedder.whitening is not None else None,
         dim=embedder.dim,
         faiss_factory=factory,
+        search_params=wanted,
         versions=library_versions(),
     )
 
@@ -108,12 +119,14 @@ def fit_embedder(
 
 
 def create_collection(
-    path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None
+    path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
+    search_params: Mapping[str, int] | None = None,
 ) -> Collection:
-    """Create a new index directory for a fitted ``embedder``."""
+    """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`)."""
     if not embedder.is_fitted:
         raise ConfigError("the embedder must be fitted before an index is created")
-    manifest = manifest_for(embedder, factory=factory, weights_file=weights_file)
+    manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
+                            search_params=search_params)
     index = ImageIndex.create(path, manifest)
     embedder.save_state(path)
     return Collection(path, index, embedder)

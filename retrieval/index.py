@@ -29,7 +29,7 @@ import numpy.typing as npt
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index_directory import Opened, create_directory, holds_index, open_directory
 from retrieval.locks import DirectoryLock, ReadWriteLock
-from retrieval.manifest import Manifest
+from retrieval.manifest import MANIFEST_NAME, Manifest
 from retrieval.recovery import fill_from_store, trained_from_store
 from retrieval.shapes import as_k, as_matrix
 from retrieval.snapshot import SNAPSHOT_NAME, write_snapshot
@@ -73,8 +73,14 @@ class ImageIndex:
     @classmethod
     def _from(cls, path: Path, opened: Opened) -> ImageIndex:
         rec = opened.recovered
-        return cls(path, opened.manifest, opened.store, rec.vectors, rec.seq, dirty=rec.dirty,
-                   lock=opened.lock)
+        index = cls(path, opened.manifest, opened.store, rec.vectors, rec.seq, dirty=rec.dirty,
+                    lock=opened.lock)
+        try:
+            index.set_search_params(**opened.manifest.search_params)
+        except ConfigError as exc:
+            index.close()
+            raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
+        return index
 
     @classmethod
     def create(cls, path: str | Path, manifest: Manifest, *, exist_ok: bool = False) -> ImageIndex:
@@ -85,6 +91,8 @@ class ImageIndex:
         """
         path = Path(path)
         if not holds_index(path):
+            probe = VectorIndex.new(manifest.dim, manifest.faiss_factory, manifest.metric)
+            probe.set_search_params({k: float(v) for k, v in manifest.search_params.items()})
             return cls._from(path, create_directory(path, manifest))
         if not exist_ok:
             raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
@@ -218,6 +226,12 @@ class ImageIndex:
         with self._rw.write():
             self._vectors.set_search_params(wanted)
             self._search_params.update(wanted)
+
+    @property
+    def search_params(self) -> dict[str, int]:
+        """The search-time knobs in force (from the manifest, then :meth:`set_search_params`)."""
+        with self._rw.read():
+            return {name: int(value) for name, value in self._search_params.items()}
 
     def search(self, xq: npt.ArrayLike, k: int) -> tuple[F32, I64]:
         """The ``k`` nearest images of each query row: D (nq, k) float32, I (nq, k) int64.

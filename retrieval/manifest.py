@@ -23,12 +23,14 @@ from typing import Any
 from retrieval.atomic_file import write_atomic
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "Manifest", "ParamValue",
-           "library_versions"]
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES", "Manifest",
+           "ParamValue", "library_versions"]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 METRICS = frozenset({"inner_product", "l2"})
+#: Search-time knobs an index may carry (IVF lists probed, HNSW candidate list size).
+SEARCH_PARAM_NAMES = frozenset({"nprobe", "ef_search"})
 EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
                     "whiten_dim", "dim")
 
@@ -67,8 +69,11 @@ class Manifest:
 
     ``weights`` identifies the network weights (``"imagenet:IMAGENET1K_V1"``,
     ``"sha256:<hex>"``, ``"random:seed=0"``); ``weights_file`` is where they were read from, for
-    information only. ``pooling_params`` and ``versions`` are copied into read-only mappings, so
-    a manifest is immutable and hashable (they take no part in the hash, only in equality).
+    information only. ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
+    whenever it is opened; they change speed and recall, not what a vector means, so they are not
+    embedding fields. ``pooling_params``, ``search_params`` and ``versions`` are copied into
+    read-only mappings, so a manifest is immutable and hashable (they take no part in the hash,
+    only in equality).
     """
 
     backbone: str
@@ -82,6 +87,7 @@ class Manifest:
     weights_file: str | None = None
     metric: str = "inner_product"
     faiss_factory: str = "Flat"
+    search_params: Mapping[str, int] = field(default_factory=dict, hash=False)
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -89,6 +95,7 @@ class Manifest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "pooling_params", _frozen(self.pooling_params))
         object.__setattr__(self, "versions", _frozen(self.versions))
+        object.__setattr__(self, "search_params", _frozen(self.search_params))
         problems = _type_problems({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if problems:
             raise ConfigError("invalid manifest: " + "; ".join(problems))
@@ -108,6 +115,7 @@ class Manifest:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["pooling_params"] = dict(self.pooling_params)
         out["versions"] = dict(self.versions)
+        out["search_params"] = dict(self.search_params)
         return out
 
     @classmethod
@@ -196,6 +204,10 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "dim": ("an integer", _is_int),
     "metric": ("a string", lambda v: isinstance(v, str)),
     "faiss_factory": ("a string", lambda v: isinstance(v, str)),
+    "search_params": ("an object of positive integers named nprobe or ef_search",
+                      lambda v: isinstance(v, Mapping) and all(
+                          k in SEARCH_PARAM_NAMES and _is_int(x) and x > 0
+                          for k, x in v.items())),
     "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
     "created_at": ("a string", lambda v: isinstance(v, str)),

@@ -80,6 +80,8 @@ class ManifestSummary(BaseModel):
     faiss_factory: str
     metric: str
     created_at: str
+    search_params: dict[str, int] = Field(
+        description="search-time knobs in force (nprobe, ef_search): the index's, or the server's")
 
 
 class Stats(BaseModel):

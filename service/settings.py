@@ -17,6 +17,7 @@ queue_depth                       16                     requests waiting beyond
 cors_origins                      none                   allowed origins: JSON list or a,b,c
 data_dir (CBIR_DATA_DIR)          <index_dir>/data       where uploaded images are stored
 thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG thumbnails
+nprobe / ef_search                the index's            IVF lists probed, HNSW candidate list size
 ================================  =====================  ==========================================
 """
 
@@ -54,8 +55,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     data_dir: Path | None = None
     thumbnail_cache_bytes: int = Field(default=32 * MIB, ge=0)
+    nprobe: int | None = Field(default=None, ge=1)
+    ef_search: int | None = Field(default=None, ge=1)
 
-    @field_validator("api_key", "weights", "data_dir", mode="before")
+    @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

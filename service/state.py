@@ -47,8 +47,14 @@ def load_collection(settings: Settings) -> Collection:
     weights = str(settings.weights) if settings.weights is not None else None
     collection = open_collection(settings.index_dir, device=settings.device, weights_file=weights,
                                  allow_download=settings.allow_download)
-    log.info("serving %s: %d images, d=%d", settings.index_dir, collection.index.count,
-             collection.manifest.dim)
+    try:
+        collection.index.set_search_params(nprobe=settings.nprobe, ef_search=settings.ef_search)
+    except BaseException:
+        collection.close()
+        raise
+    log.info("serving %s: %d images, d=%d, search params %s", settings.index_dir,
+             collection.index.count, collection.manifest.dim,
+             collection.index.search_params or "faiss defaults")
     return collection
 
 

@@ -50,7 +50,8 @@ def stats(state: StateDep, collection: CollectionDep) -> Stats:
     manifest = ManifestSummary(
         backbone=m.backbone, weights=m.weights, max_side=m.max_side, pooling=m.pooling,
         pooling_params=dict(m.pooling_params), whiten=m.whiten, whiten_dim=m.whiten_dim,
-        dim=m.dim, faiss_factory=m.faiss_factory, metric=m.metric, created_at=m.created_at)
+        dim=m.dim, faiss_factory=m.faiss_factory, metric=m.metric, created_at=m.created_at,
+        search_params=index.search_params)
     settings = state.settings
     return Stats(count=index.count, searchable=index.ntotal, dimension=m.dim,
                  index_size_bytes=index.size_on_disk(),

@@ -104,6 +104,10 @@ def test_add_then_remove(index_copy: Path, tmp_path: Path,
         (["search", "--index", "{missing}", "{query}"], 1, "not an index directory"),
         (["search", "--index", "{index}", "{broken}"], 1, "broken.jpg"),
         (["search", "--index", "{index}", "{query}", "-k", "0"], 2, "positive"),
+        (["search", "--index", "{index}", "{query}", "--nprobe", "4"], 2,
+         "nprobe does not apply"),
+        (["index", "build", "--images", "{images}", "--index", "{new}", "--ef-search", "8",
+          *BUILD], 2, "ef_search does not apply"),
     ],
 )
 def test_errors_are_one_line_with_exit_code(
@@ -133,3 +137,22 @@ def test_build_and_search_with_bf16_and_channels_last(
     assert out["results"][0]["score"] == pytest.approx(1.0, abs=1e-3)
     assert main(["index", "build", "--images", str(image_folder), "--index",
                  str(tmp_path / "bad"), *BUILD, "--precision", "fp8"]) == 2
+
+
+def test_ivf_index_stores_its_search_params(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "ivf"
+    assert main(["index", "build", "--images", str(image_folder), "--index", str(index),
+                 "--faiss", "IVF2,Flat", *BUILD]) == 0
+    info = run_json(capsys, ["index", "info", "--index", str(index), "--json"])
+    assert info["manifest"]["search_params"] == {"nprobe": 16}  # the IVF default
+    assert main(["index", "build", "--images", str(image_folder), "--index",
+                 str(tmp_path / "ivf1"), "--faiss", "IVF2,Flat", "--nprobe", "1", *BUILD]) == 0
+    with ImageIndex.open(tmp_path / "ivf1") as opened:
+        assert opened.search_params == {"nprobe": 1}
+    query = next(image_folder.rglob("img05.*"))
+    out = run_json(capsys, ["search", "--index", str(index), str(query), "-k", "12", "--json",
+                            "--nprobe", "2"])
+    assert len(out["results"]) == 12  # both lists probed: every image comes back
+    assert out["results"][0]["path"] == str(query.resolve())

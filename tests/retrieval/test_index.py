@@ -276,3 +276,38 @@ def test_searches_while_adding(tmp_path: Path) -> None:
         survivors = np.setdiff1d(np.arange(1, 401), np.arange(41, 400, 40))
         labels = index.search(xb[survivors - 1], 1)[1][:, 0]
         assert np.mean(labels == survivors) >= 0.95
+
+
+def test_search_params_from_the_manifest_apply_on_every_open(tmp_path: Path) -> None:
+    xb, xq = unit_vectors(600, 20), unit_vectors(25, 21)
+    exact = brute_force(np.arange(1, 601), xb, xq, 10)[1]
+    with ImageIndex.create(tmp_path / "all", manifest("IVF16,Flat",
+                                                      search_params={"nprobe": 16})) as index:
+        index.add(images(600), xb)
+        index.train()
+        assert index.search_params == {"nprobe": 16}
+        assert recall(index.search(xq, 10)[1], exact) == 1.0
+    with ImageIndex.open(tmp_path / "all", read_only=True) as index:
+        assert index.search_params == {"nprobe": 16}
+        assert recall(index.search(xq, 10)[1], exact) == 1.0  # every list probed: exact
+        index.set_search_params(nprobe=1)  # an override for this session only
+        assert recall(index.search(xq, 10)[1], exact) < 0.9
+    with ImageIndex.open(tmp_path / "all", read_only=True) as index:
+        assert index.search_params == {"nprobe": 16}
+
+
+def test_search_params_that_do_not_apply_are_refused_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nprobe does not apply"):
+        ImageIndex.create(tmp_path / "idx", manifest(search_params={"nprobe": 4}))
+    assert not (tmp_path / "idx").exists()
+    with pytest.raises(ConfigError, match="search_params"):
+        manifest("IVF16,Flat", search_params={"nprobe": 0})
+    with pytest.raises(ConfigError, match="search_params"):
+        manifest("HNSW16", search_params={"efSearch": 8})
+    ImageIndex.create(tmp_path / "idx", manifest("HNSW16", search_params={"ef_search": 8})).close()
+    data = (tmp_path / "idx" / MANIFEST_NAME).read_text()
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(data.replace('"ef_search"', '"nprobe"'))
+    with pytest.raises(ArtifactError, match="search_params: nprobe does not apply"):
+        ImageIndex.open(tmp_path / "idx")
+    (tmp_path / "idx" / MANIFEST_NAME).write_text(data)
+    ImageIndex.open(tmp_path / "idx").close()  # the failed open released the directory lock
