@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval.errors import ImageDecodeError
 from retrieval.store import ImageRecord
@@ -84,7 +85,7 @@ def _image_out(record: ImageRecord) -> ImageOut:
                     height=record.height, added_at=record.added_at, url=file_url(record.id))
 
 
-async def _read(upload: UploadFile, fallback: str) -> Upload:
+async def _read(upload: StarletteUpload, fallback: str) -> Upload:
     name = (upload.filename or fallback)[:MAX_NAME]
     return Upload(name, await upload.read())
 
@@ -145,16 +146,37 @@ def get_image_file(
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": CACHE_CONTROL})
 
 
+# The add route reads its multipart body itself, in the handler: FastAPI parses declared File
+# parameters before any dependency runs, which would let a client without the key make the
+# server receive and spool a whole upload before its 401. This is the schema such a parameter
+# would have produced.
+ADD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["images"], "properties": {"images": {
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "description": "one or more images"}}}}}}}
+
+
+async def _form_files(request: Request, field: str) -> list[Upload]:
+    """The files of multipart ``field`` (422 when there are none or one is not a file)."""
+    async with request.form() as form:
+        files = form.getlist(field)
+        if not files or not all(isinstance(f, StarletteUpload) for f in files):
+            raise RequestValidationError([{
+                "type": "missing" if not files else "value_error", "loc": ("body", field),
+                "msg": "Field required" if not files else "Expected UploadFile"}])
+        return [await _read(f, f"image{i}") for i, f in enumerate(files)
+                if isinstance(f, StarletteUpload)]
+
+
 @router.post("/images", status_code=201, response_model=AddResponse,
-             dependencies=[AuthorizedWriter, Multipart],
+             dependencies=[AuthorizedWriter, Multipart], openapi_extra=ADD_BODY,
              responses=_errors(400, 401, 403, 413, 415, 422, 503))
-async def add_images(
-    state: StateDep,
-    collection: CollectionDep,
-    images: Annotated[list[UploadFile], File(description="one or more images")],
-) -> AddResponse:
-    """Store and index images (all or nothing); durable once this answers 201."""
-    uploads = [await _read(f, f"image{i}") for i, f in enumerate(images)]
+async def add_images(state: StateDep, collection: CollectionDep, request: Request) -> AddResponse:
+    """Store and index images (all or nothing, field ``images``); durable once this answers 201.
+
+    The body is read only once the key has been checked.
+    """
+    uploads = await _form_files(request, "images")
     settings = state.settings
     records = await state.pool.run(partial(add_uploads, collection, uploads,
                                            settings.uploads_dir, settings.max_image_pixels))

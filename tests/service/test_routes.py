@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -91,6 +93,28 @@ def test_writes_need_the_key(client: httpx.Client, headers: dict[str, str]) -> N
     deleted = client.delete("/images/1", headers=headers)
     assert (deleted.status_code, deleted.json()["error"]) == (401, "unauthorized")
     assert client.get("/images/1").status_code == 200
+
+
+def partial_upload(server: Server, headers: dict[str, str], wait_s: float) -> bytes:
+    """POST /images announcing 500 kB but sending 10 bytes; what comes back within ``wait_s``."""
+    url = urlsplit(server.url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {
+        "Host": url.netloc, "Content-Type": "multipart/form-data; boundary=b",
+        "Content-Length": "500000", **headers}.items())
+    with socket.create_connection((url.hostname, url.port), timeout=wait_s) as sock:
+        sock.sendall(f"POST /images HTTP/1.1\r\n{head}\r\n--b\r\nabcd".encode())
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return b""
+
+
+def test_the_key_is_checked_before_the_body_is_read(client: httpx.Client, live: Server) -> None:
+    before = client.get("/stats").json()["count"]
+    refused = partial_upload(live, {"Authorization": "Bearer wrong"}, wait_s=10)
+    assert refused.startswith(b"HTTP/1.1 401"), refused[:200]
+    assert partial_upload(live, AUTH, wait_s=1) == b""  # authorised: the server waits for the body
+    assert client.get("/stats").json()["count"] == before  # and the abandoned upload adds nothing
 
 
 def test_add_get_delete(client: httpx.Client, live: Server) -> None:
