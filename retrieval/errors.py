@@ -5,6 +5,8 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
 
     RetrievalError
     ├── ImageDecodeError        a file or upload is not an image we accept (names source and reason)
+    │   ├── UnsupportedImageError   not an image of an allowed format (or a variant PIL cannot read)
+    │   └── ImageTooLargeError      more pixels than the limit (judged from the header)
     ├── ConfigError             an option is invalid
     │   └── UnknownNameError    a registry lookup failed (lists the valid choices)
     ├── WeightsError            network weights are missing, unreadable or do not match
@@ -23,10 +25,12 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "ImageDecodeError",
+    "ImageTooLargeError",
     "ManifestMismatchError",
     "NotFoundError",
     "RetrievalError",
     "UnknownNameError",
+    "UnsupportedImageError",
     "WeightsError",
 ]
 
@@ -42,6 +46,14 @@ class ImageDecodeError(RetrievalError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+class UnsupportedImageError(ImageDecodeError):
+    """The bytes are not an image of an allowed format, or of a variant of one PIL cannot read."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """The image has more pixels than allowed (refused before decoding)."""
 
 
 class ConfigError(RetrievalError):

@@ -30,7 +30,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from retrieval.errors import ConfigError, ImageDecodeError
+from retrieval.errors import (
+    ConfigError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+)
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -55,6 +60,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 )
 
 _NOT_SUPPORTED = "not a supported image (allowed: JPEG, PNG, WebP, GIF, BMP, TIFF)"
+# Leading bytes of the allowed formats (BMP's two-byte "BM" is too weak to name a format by).
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
+               (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"RIFF", "WebP"))
 _BYTES_LABEL = "<bytes>"
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
@@ -95,9 +103,9 @@ def load_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             decoded = _decode(data, label, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(label, _bomb_reason(exc, max_pixels)) from exc
+        raise ImageTooLargeError(label, _bomb_reason(exc, max_pixels)) from exc
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(label, _NOT_SUPPORTED) from exc
+        raise UnsupportedImageError(label, _unidentified_reason(data)) from exc
     except _DECODE_FAILURES as exc:
         raise ImageDecodeError(label, f"truncated or corrupt image data: {exc}") from exc
     return _to_rgb(decoded, label)
@@ -146,7 +154,7 @@ def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
         width, height = opened.size
         if width * height > max_pixels:
             reason = f"image has {width * height} pixels, more than the limit of {max_pixels}"
-            raise ImageDecodeError(label, reason)
+            raise ImageTooLargeError(label, reason)
         opened.load()
         return _upright(opened, label)
 
@@ -158,6 +166,15 @@ def _upright(image: Image.Image, label: str) -> Image.Image:
     except _DECODE_FAILURES as exc:
         log.warning("%s: ignoring unreadable EXIF orientation (%s)", label, exc)
         return image.copy()
+
+
+def _unidentified_reason(data: bytes) -> str:
+    """Why PIL found no allowed format: none at all, or a variant of one it cannot read."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature) and (name != "WebP" or data[8:12] == b"WEBP"):
+            return (f"a {name} file whose header cannot be read (damaged, or a variant the "
+                    "decoder does not support)")
+    return _NOT_SUPPORTED
 
 
 def _bomb_reason(exc: Exception, max_pixels: int) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.collection import Collection
-from retrieval.errors import ImageDecodeError, NotFoundError
+from retrieval.errors import NotFoundError
 from retrieval.images import load_image, sha256_hex
 from retrieval.index import Hit
 from retrieval.ingest import ingest
@@ -54,8 +54,7 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path,
     report = ingest(collection, [(paths[sha], u.data) for sha, u in unique.items()],
                     batch_size=ADD_BATCH, workers=1, max_pixels=max_pixels)
     if report.failures:  # cannot happen: each upload decoded above
-        error = report.failures[0].error
-        raise ImageDecodeError(error.source, error.reason)
+        raise report.failures[0].error
     ids = dict(zip(report.added_keys, report.added, strict=True))
     records = {r.id: r for r in collection.index.records(list(ids.values()))}
     return [records[ids[paths[sha]]] for sha in shas]

@@ -26,7 +26,6 @@ anything else                               500     ``internal_error``
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +36,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from retrieval.errors import ConfigError, ImageDecodeError, NotFoundError, RetrievalError
+from retrieval.errors import (
+    ConfigError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    NotFoundError,
+    RetrievalError,
+    UnsupportedImageError,
+)
 from service.inference import QueueFullError
 
 __all__ = ["RETRY_AFTER_S", "ServiceError", "error_response", "install_error_handlers"]
@@ -45,7 +51,6 @@ __all__ = ["RETRY_AFTER_S", "ServiceError", "error_response", "install_error_han
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
-_TOO_MANY_PIXELS = re.compile(r"image has \d+ pixels, more than the limit|image is too large")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -71,9 +76,9 @@ def error_response(status: int, error: str, detail: Any,
 
 def decode_status(exc: ImageDecodeError) -> tuple[int, str]:
     """Status and code of an upload that is not an image we accept."""
-    if exc.reason.startswith("not a supported image"):
+    if isinstance(exc, UnsupportedImageError):
         return 415, "unsupported_image"
-    if _TOO_MANY_PIXELS.match(exc.reason):
+    if isinstance(exc, ImageTooLargeError):
         return 422, "image_too_large"
     return 400, "invalid_image"
 

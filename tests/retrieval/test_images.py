@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image, ImageFile, features
 
-from retrieval.errors import ConfigError, ImageDecodeError
+from retrieval.errors import (
+    ConfigError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsupportedImageError,
+)
 from retrieval.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -247,24 +252,40 @@ def png_header_only(width: int, height: int) -> bytes:
     )
 
 
+UNREADABLE_HEADER = "file whose header cannot be read (damaged, or a variant the decoder"
+
+
 @pytest.mark.parametrize(
-    ("data", "reason"),
+    ("data", "kind", "reason"),
     [
-        (b"", "empty file"),
-        (b"hello, this is text\n" * 10, NOT_SUPPORTED),
-        (b"\x89PNG\r\n\x1a\n", NOT_SUPPORTED),
-        (noisy_jpeg()[: len(noisy_jpeg()) // 2], "truncated or corrupt image data: "),
-        (encode(row("RGB", [(1, 2, 3)] * 500), "PNG")[:-30], "truncated or corrupt image data: "),
+        (b"", ImageDecodeError, "empty file"),
+        (b"hello, this is text\n" * 10, UnsupportedImageError, NOT_SUPPORTED),
+        (b"\x89PNG\r\n\x1a\n", UnsupportedImageError, f"a PNG {UNREADABLE_HEADER}"),
+        (b"II*\x00" + bytes(40), UnsupportedImageError, f"a TIFF {UNREADABLE_HEADER}"),
+        (b"RIFF\x10\x00\x00\x00WEBPXXXX" + bytes(20), UnsupportedImageError,
+         f"a WebP {UNREADABLE_HEADER}"),
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", UnsupportedImageError, NOT_SUPPORTED),
+        (noisy_jpeg()[: len(noisy_jpeg()) // 2], ImageDecodeError,
+         "truncated or corrupt image data: "),
+        (encode(row("RGB", [(1, 2, 3)] * 500), "PNG")[:-30], ImageDecodeError,
+         "truncated or corrupt image data: "),
         # beyond twice PIL's limit: DecompressionBombError raised while opening
-        (png_header_only(100_000, 100_000), "image has 10000000000 pixels, more than the limit"),
+        (png_header_only(100_000, 100_000), ImageTooLargeError,
+         "image has 10000000000 pixels, more than the limit"),
         # between PIL's limit and twice it: DecompressionBombWarning, turned into an error
-        (png_header_only(10_000, 10_000), "image has 100000000 pixels, more than the limit"),
+        (png_header_only(10_000, 10_000), ImageTooLargeError,
+         "image has 100000000 pixels, more than the limit"),
     ],
-    ids=["empty", "text", "png-signature-only", "jpeg-cut-in-half", "png-cut", "huge", "big"],
+    ids=["empty", "text", "png-signature-only", "tiff-signature-only", "webp-bad-chunk",
+         "riff-not-webp",
+         "jpeg-cut-in-half", "png-cut", "huge", "big"],
 )
-def test_bad_input_is_refused_with_reason(data: bytes, reason: str) -> None:
+def test_bad_input_is_refused_with_reason(
+    data: bytes, kind: type[ImageDecodeError], reason: str
+) -> None:
     with pytest.raises(ImageDecodeError) as info:
         load_image(data)
+    assert type(info.value) is kind
     assert info.value.reason.startswith(reason)
     assert info.value.source == "<bytes>"
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
