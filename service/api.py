@@ -159,13 +159,13 @@ ADD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multi
 async def _form_files(request: Request, field: str) -> list[Upload]:
     """The files of multipart ``field`` (422 when there are none or one is not a file)."""
     async with request.form() as form:
-        files = form.getlist(field)
-        if not files or not all(isinstance(f, StarletteUpload) for f in files):
+        values = form.getlist(field)
+        files = [f for f in values if isinstance(f, StarletteUpload)]
+        if not values or len(files) < len(values):
             raise RequestValidationError([{
-                "type": "missing" if not files else "value_error", "loc": ("body", field),
-                "msg": "Field required" if not files else "Expected UploadFile"}])
-        return [await _read(f, f"image{i}") for i, f in enumerate(files)
-                if isinstance(f, StarletteUpload)]
+                "type": "missing" if not values else "value_error", "loc": ("body", field),
+                "msg": "Field required" if not values else "Expected UploadFile"}])
+        return [await _read(f, f"image{i}") for i, f in enumerate(files)]
 
 
 @router.post("/images", status_code=201, response_model=AddResponse,
