@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check retrieval indexer service tests bench
-	$(BIN)/mypy retrieval
+	$(BIN)/mypy retrieval indexer service bench
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

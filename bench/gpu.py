@@ -19,8 +19,7 @@ from bench.indexing import bare_rate
 from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.shared import Missing, paris250
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.extraction import Batch, extract_batches
+from retrieval.features import Batch, Embedder, EmbedderConfig, extract_batches
 
 __all__ = ["run"]
 

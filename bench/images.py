@@ -6,8 +6,7 @@ from pathlib import Path
 
 import torch
 
-from retrieval.backbone import Backbone
-from retrieval.extraction import Batch, extract_batches
+from retrieval.features import Backbone, Batch, extract_batches
 
 __all__ = ["bucketed_batches", "link_folder"]
 

@@ -26,8 +26,7 @@ from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.shared import REPO, Missing, paris250, spread
 from bench.timing import bracketed_ratios, summary
-from retrieval.backbone import Backbone, load_backbone
-from retrieval.extraction import default_batch_size, default_workers
+from retrieval.features import Backbone, default_batch_size, default_workers, load_backbone
 
 __all__ = ["bare_rate", "run"]
 

@@ -23,11 +23,9 @@ from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.server import Service
 from bench.shared import Missing, paris250, spread
-from retrieval.collection import create_collection
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.images import load_image
+from retrieval import create_collection, ingest, load_image
+from retrieval.features import Embedder, EmbedderConfig
 from retrieval.index import ImageIndex
-from retrieval.ingest import ingest
 
 __all__ = ["Bare", "run"]
 

@@ -5,7 +5,7 @@ PIL, apply torchvision transforms (resize, ToTensor, Normalize), run the network
 a time in fp32, sum-pool and L2-normalise. It uses the same network (torchvision SqueezeNet 1.1
 with the shared ImageNet weights), the same sizes (longer side 512) and the same threads, so both
 produce the same vectors (checked below) and only the pipeline differs: ours decodes in threads
-between forward passes and batches by size where that pays (:mod:`retrieval.extraction`). Both
+between forward passes and batches by size where that pays (``retrieval.features``). Both
 run on each chunk of the images in turn, alternating which goes first; the speed-up is the median
 over chunks of ours ÷ theirs (shared machines drift; adjacent runs compare fairly). On a CUDA
 machine the comparison is repeated there, ours with bf16 autocast and channels_last.
@@ -30,11 +30,16 @@ from bench.plan import Plan
 from bench.report import PartResult
 from bench.shared import Missing, paris250, shared_root, spread, squeezenet_weights
 from bench.vectors import F32
-from retrieval.backbone import IMAGENET_MEAN, IMAGENET_STD, resized_shape
-from retrieval.benchmarks import load_benchmark
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.evaluation import evaluate
-from retrieval.extraction import Batch, extract_batches
+from retrieval.evaluation import evaluate, load_benchmark
+from retrieval.features import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Batch,
+    Embedder,
+    EmbedderConfig,
+    extract_batches,
+    resized_shape,
+)
 
 __all__ = ["reference_loop", "run"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from retrieval.images import list_images
+from retrieval import list_images
 
 __all__ = ["REPO", "Missing", "paris250", "shared_root", "spread", "squeezenet_weights"]
 

@@ -13,19 +13,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from retrieval.collection import (
+from indexer.options import config_from_args
+from retrieval import (
     Collection,
+    ConfigError,
+    IngestReport,
+    ManifestMismatchError,
     config_from_manifest,
     create_collection,
     fit_embedder,
+    ingest,
+    list_images,
     open_collection,
 )
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.errors import ConfigError, ManifestMismatchError
-from retrieval.images import list_images
-from retrieval.ingest import IngestReport, ingest
-from retrieval.manifest import MANIFEST_NAME
-from retrieval.vlad import MopParams
+from retrieval.features import Embedder, EmbedderConfig
+from retrieval.index import MANIFEST_NAME
 
 __all__ = ["run_add", "run_build", "run_info", "run_remove"]
 
@@ -39,12 +41,7 @@ RANDOM_BANNER = (
 
 
 def _config(args: argparse.Namespace) -> EmbedderConfig:
-    mop = MopParams(k=args.vlad_k, pca_dim=args.mop_pca_dim, seed=args.seed)
-    return EmbedderConfig(
-        backbone=args.backbone, weights=args.weights, max_side=args.max_side,
-        pooling=args.pooling, gem_p=args.gem_p, mop=mop, whiten=args.whiten,
-        whiten_dim=args.whiten_dim, seed=args.seed,
-    )
+    return config_from_args(args, args.pooling, whiten=args.whiten)
 
 
 def _weights_file(weights: str) -> str | None:
@@ -69,9 +66,8 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
     if config.needs_training:
         n = fit_embedder(embedder, _training_sources(args, images), batch_size=args.batch_size,
                          workers=args.workers)
-        log.info("learned %s on %d images", "MOP/VLAD and whitening" if config.whiten and
-                 config.pooling == "mop" else "MOP/VLAD" if config.pooling == "mop"
-                 else "whitening", n)
+        log.info("learned the fitted state of %s%s on %d images", config.pooling,
+                 " + whitening" if config.whiten else "", n)
     wanted = {"nprobe": args.nprobe, "ef_search": args.ef_search}
     return create_collection(index_dir, embedder, factory=args.faiss,
                              weights_file=_weights_file(args.weights),
@@ -195,15 +191,15 @@ def run_info(args: argparse.Namespace) -> int:
     from retrieval.index import ImageIndex
 
     with ImageIndex.open(Path(args.index)) as index:
-        info = {"index": str(args.index), "count": index.count, "searchable": index.ntotal,
-                "size_bytes": index.size_on_disk(), "manifest": index.manifest.to_dict()}
+        count, searchable, size = index.count, index.ntotal, index.size_on_disk()
+        m = index.manifest.to_dict()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps({"index": str(args.index), "count": count, "searchable": searchable,
+                          "size_bytes": size, "manifest": m}, indent=2))
         return 0
-    m = info["manifest"]
-    print(f"{'index':<16}{info['index']}")
-    print(f"{'images':<16}{info['count']} ({info['searchable']} searchable)")
-    print(f"{'size':<16}{info['size_bytes'] / 1e6:.1f} MB")
+    print(f"{'index':<16}{args.index}")
+    print(f"{'images':<16}{count} ({searchable} searchable)")
+    print(f"{'size':<16}{size / 1e6:.1f} MB")
     for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
                 "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
         print(f"{key:<16}{m[key]}")

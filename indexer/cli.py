@@ -10,24 +10,15 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from retrieval.backbone import BACKBONES, PRECISIONS
-from retrieval.embedder import POOLING_NAMES
-from retrieval.errors import ConfigError, RetrievalError
+from indexer.options import add_embedding_flags, positive
+from retrieval import ConfigError, RetrievalError
+from retrieval.features import PRECISIONS
+from retrieval.pooling import pooling_names
 
 __all__ = ["build_parser", "main"]
 
-log = logging.getLogger("cbir")
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
@@ -35,7 +26,7 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-file", dest="weights_file", default=None,
                    help="read the network weights from this file instead of where the index "
                         "says (checked against the index's weights identity)")
-    p.add_argument("--threads", type=_positive, default=None,
+    p.add_argument("--threads", type=positive, default=None,
                    help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS),
                    help="run the network under autocast (bf16, fp16; meant for cuda) or not "
@@ -50,36 +41,25 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("build", help="index a folder of images into a new index directory")
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
     p.add_argument("--index", required=True, help="index directory to create (or --resume)")
-    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
-    p.add_argument("--weights", default="imagenet",
-                   help="imagenet (torchvision cache/download), random (tests only) or a "
-                        "state-dict file")
-    p.add_argument("--pooling", default="sum", choices=POOLING_NAMES)
-    p.add_argument("--gem-p", dest="gem_p", type=float, default=3.0, help="GeM exponent")
-    p.add_argument("--max-side", dest="max_side", type=_positive, default=None,
-                   help="longer image side fed to the network (default: the backbone's, 1024)")
+    add_embedding_flags(p, one_pooling=True, pooling_default="sum",
+                        pooling_help=f"one of {', '.join(pooling_names())} (default sum)")
     p.add_argument("--whiten", action="store_true", help="learn PCA-whitening")
-    p.add_argument("--whiten-dim", dest="whiten_dim", type=_positive, default=None)
-    p.add_argument("--vlad-k", dest="vlad_k", type=_positive, default=32,
-                   help="MOP/VLAD codebook size")
-    p.add_argument("--mop-pca-dim", dest="mop_pca_dim", type=_positive, default=512)
     p.add_argument("--train-images", dest="train_images", default=None,
                    help="folder to learn whitening / MOP codebooks on (default: a sample of "
                         "--images)")
-    p.add_argument("--train-sample", dest="train_sample", type=_positive, default=500,
+    p.add_argument("--train-sample", dest="train_sample", type=positive, default=500,
                    help="at most this many training images (default 500)")
     p.add_argument("--faiss", default="Flat",
                    help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
     _add_search_params(p, "stored in the index (default for IVF: nprobe 16)")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=None,
+    p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
-    p.add_argument("--workers", type=_positive, default=None,
+    p.add_argument("--workers", type=positive, default=None,
                    help="image decoding threads (default: torch's CPU threads on cpu, the CPU "
                         "count up to 8 on cuda)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
-    p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     _add_runtime(p)
     p.set_defaults(handler=build.run_build)
@@ -94,10 +74,10 @@ def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = isub.add_parser("add", help="embed and add images to an index")
     p.add_argument("--index", required=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=None,
+    p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
-    p.add_argument("--workers", type=_positive, default=None, help="image decoding threads")
+    p.add_argument("--workers", type=positive, default=None, help="image decoding threads")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     _add_runtime(p)
     p.set_defaults(handler=build.run_add)
@@ -112,22 +92,22 @@ def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from indexer import query
+    from indexer import search
 
     p = sub.add_parser("search", help="find the images most like IMAGE")
     p.add_argument("--index", required=True)
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("-k", type=_positive, default=10, help="number of results (default 10)")
+    p.add_argument("-k", type=positive, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_search_params(p, "for this search (default: the index's)")
     _add_runtime(p)
-    p.set_defaults(handler=query.run_search)
+    p.set_defaults(handler=search.run_search)
 
 
 def _add_search_params(p: argparse.ArgumentParser, scope: str) -> None:
-    p.add_argument("--nprobe", type=_positive, default=None,
+    p.add_argument("--nprobe", type=positive, default=None,
                    help=f"IVF lists probed per query, {scope}")
-    p.add_argument("--ef-search", dest="ef_search", type=_positive, default=None,
+    p.add_argument("--ef-search", dest="ef_search", type=positive, default=None,
                    help=f"HNSW candidate list size, {scope}")
 
 

@@ -16,8 +16,19 @@ import shutil
 import sys
 from pathlib import Path
 
-from retrieval.backbone import load_backbone
-from retrieval.errors import ConfigError, WeightsError
+from tqdm import tqdm
+
+from indexer.search import print_hits, search_image
+from retrieval import (
+    ConfigError,
+    Embedder,
+    EmbedderConfig,
+    WeightsError,
+    create_collection,
+    ingest,
+    list_images,
+)
+from retrieval.features import load_backbone
 
 __all__ = ["add_parser", "choose_weights", "sample_images_dir"]
 
@@ -63,24 +74,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from indexer.cli import main as cbir
-
     images = Path(args.images) if args.images else sample_images_dir()
     weights = choose_weights(args.backbone, os.environ.get("CBIR_WEIGHTS"))
     index = Path(args.index)
     if index.exists():
         shutil.rmtree(index)
-    code = cbir(["index", "build", "--images", str(images), "--index", str(index),
-                 "--backbone", args.backbone, "--weights", weights,
-                 "--max-side", str(args.max_side)])
-    if code != 0:
-        return code
-    from retrieval.images import list_images
-
-    query = list_images(images)[0]
-    print(f"sample search for {query}:")
-    code = cbir(["search", "--index", str(index), str(query), "-k", "5"])
-    if code != 0 or not args.serve:
-        return code
+    paths = [p.resolve() for p in list_images(images)]
+    if not paths:
+        raise ConfigError(f"no images found under {images}")
+    config = EmbedderConfig(backbone=args.backbone, weights=weights, max_side=args.max_side)
+    embedder = Embedder.create(config)
+    weights_file = None if weights in ("imagenet", "random") else str(Path(weights).resolve())
+    collection = create_collection(index, embedder, weights_file=weights_file)
+    try:
+        with tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
+            report = ingest(collection, [(str(p), p) for p in paths], on_progress=bar.update)
+        print(f"indexed {len(report.added)} images into {index} "
+              f"({len(report.failures)} unreadable skipped)")
+        print(f"sample search for {paths[0]}:")
+        print_hits(str(paths[0]), search_image(collection, paths[0], 5), as_json=False)
+    finally:
+        collection.close()
+    if not args.serve:
+        return 0
     print(f"serving on http://{args.host}:{args.port}/")
-    return cbir(["serve", "--index", str(index), "--host", args.host, "--port", str(args.port)])
+    sys.stdout.flush()
+    argv = [sys.executable, "-m", "service", "--index", str(index), "--host", args.host,
+            "--port", str(args.port)]
+    os.execv(sys.executable, argv)

@@ -23,16 +23,25 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from retrieval.backbone import BACKBONES, load_backbone
-from retrieval.benchmarks import BENCHMARKS, Benchmark, evaluate_benchmark, load_benchmark
-from retrieval.embedder import POOLING_NAMES, EmbedderConfig
-from retrieval.errors import ConfigError, UnknownNameError
-from retrieval.feature_cache import FeatureCache
-from retrieval.features import FeatureMaps, MapRequest
-from retrieval.images import list_images
-from retrieval.report import ResultRow, markdown_table, sort_best_first, write_results
-from retrieval.variants import Variants, inner_product_scores
-from retrieval.vlad import MopParams
+from indexer.options import add_embedding_flags, config_from_args, positive
+from retrieval import ConfigError, list_images
+from retrieval.evaluation import (
+    BENCHMARKS,
+    Benchmark,
+    FeatureCache,
+    FeatureMaps,
+    MapRequest,
+    ResultRow,
+    Variants,
+    evaluate_benchmark,
+    inner_product_scores,
+    load_benchmark,
+    markdown_table,
+    sort_best_first,
+    write_results,
+)
+from retrieval.features import load_backbone
+from retrieval.pooling import pooling_class, pooling_names
 
 __all__ = ["add_parser", "run_evaluate"]
 
@@ -44,12 +53,6 @@ INFLATED = ("--train-on-test: MOP/VLAD and whitening were learned on the evaluat
             "results")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("evaluate", help="mAP of pooling variants on a retrieval benchmark")
@@ -57,35 +60,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--root", required=True, help="the benchmark's folder, in its standard layout")
     p.add_argument("--queries", default=None, help="folders only: a labelled query folder")
     p.add_argument("--rotated", action="store_true", help="holidays: use jpg_rotated/")
-    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
-    p.add_argument("--weights", default="imagenet", help="imagenet, random (tests) or a file")
-    p.add_argument("--pooling", default="sum,avg,max,gem",
-                   help=f"comma-separated, from {','.join(POOLING_NAMES)} "
-                        "(default sum,avg,max,gem)")
-    p.add_argument("--gem-p", dest="gem_p", type=float, default=3.0)
+    add_embedding_flags(p, one_pooling=False, pooling_default="sum,avg,max,gem",
+                        pooling_help=f"comma-separated, from {','.join(pooling_names())} "
+                                     "(default sum,avg,max,gem)")
     p.add_argument("--whiten", action="store_true",
                    help="evaluate every pooling without AND with PCA-whitening")
-    p.add_argument("--whiten-dim", dest="whiten_dim", type=_positive, default=None)
-    p.add_argument("--vlad-k", dest="vlad_k", type=_positive, default=32)
-    p.add_argument("--mop-pca-dim", dest="mop_pca_dim", type=_positive, default=512)
     p.add_argument("--train", default=None,
                    help="images to learn whitening / MOP on (another dataset, e.g. Paris6k for "
                         "Oxford5k); required by --whiten and mop")
     p.add_argument("--train-on-test", dest="train_on_test", action="store_true",
                    help="learn on the evaluated images instead (inflates mAP; said in the output)")
-    p.add_argument("--train-sample", dest="train_sample", type=_positive, default=500,
+    p.add_argument("--train-sample", dest="train_sample", type=positive, default=500,
                    help="at most this many training images, sampled with --seed (default 500)")
-    p.add_argument("--max-side", dest="max_side", type=_positive, default=None,
-                   help="longer image side fed to the network (default: the backbone's, 1024)")
     p.add_argument("--out", default=None, help="output folder (default: results/<dataset>)")
     p.add_argument("--cache", default=None, help="feature-map cache (default: <out>/cache)")
     p.add_argument("--cache-dtype", dest="cache_dtype", choices=("float16", "float32"),
                    default="float16", help="storage of cached maps (default float16)")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive, default=8)
-    p.add_argument("--workers", type=_positive, default=2, help="image decoding threads")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights and sampling")
+    p.add_argument("--batch-size", dest="batch_size", type=positive, default=8)
+    p.add_argument("--workers", type=positive, default=2, help="image decoding threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--threads", type=_positive, default=None, help="torch intra-op threads")
+    p.add_argument("--threads", type=positive, default=None, help="torch intra-op threads")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(handler=run_evaluate)
 
@@ -95,8 +89,7 @@ def _poolings(text: str) -> list[str]:
     if not names:
         raise ConfigError("--pooling names no pooling")
     for name in names:
-        if name not in POOLING_NAMES:
-            raise UnknownNameError("pooling", name, POOLING_NAMES)
+        pooling_class(name)  # UnknownNameError lists the valid names
     return list(dict.fromkeys(names))
 
 
@@ -106,11 +99,13 @@ def _train_paths(args: argparse.Namespace, bench: Benchmark, needs: bool) -> lis
         raise ConfigError("--train and --train-on-test exclude each other")
     if not needs:
         if args.train or args.train_on_test:
-            log.info("nothing to learn (no mop, no --whiten): training images not used")
+            log.info("nothing to learn (no learning pooling, no --whiten): training images "
+                     "not used")
         return []
     if not (args.train or args.train_on_test):
-        raise ConfigError("mop and --whiten learn from training images: pass --train DIR (another "
-                          "dataset, e.g. Paris6k for Oxford5k) or --train-on-test (inflates mAP)")
+        raise ConfigError("learning poolings (mop) and --whiten learn from training images: pass "
+                          "--train DIR (another dataset, e.g. Paris6k for Oxford5k) or "
+                          "--train-on-test (inflates mAP)")
     if args.train_on_test:
         pool = list(bench.database)
     else:
@@ -172,15 +167,13 @@ def _setup(args: argparse.Namespace) -> tuple[Benchmark, Variants, list[Path]]:
     poolings = _poolings(args.pooling)
     opts = {"rotated": True} if args.rotated else {}
     bench = load_benchmark(args.dataset, args.root, queries=args.queries, **opts)
-    train = _train_paths(args, bench, "mop" in poolings or args.whiten)
+    configs = [config_from_args(args, name, whiten=args.whiten) for name in poolings]
+    train = _train_paths(args, bench, any(c.needs_training for c in configs))
     if args.weights == "random":
         print("WARNING: --weights random: the network is NOT trained; mAP is meaningless. "
               "Use this for tests only.", file=sys.stderr)
     backbone = load_backbone(args.backbone, args.weights, device=args.device, seed=args.seed)
-    mop = MopParams(k=args.vlad_k, pca_dim=args.mop_pca_dim, seed=args.seed)
-    base = EmbedderConfig(backbone=args.backbone, weights=args.weights, max_side=args.max_side,
-                          gem_p=args.gem_p, mop=mop, whiten_dim=args.whiten_dim, seed=args.seed)
-    return bench, Variants(backbone, base, poolings, whiten=args.whiten), train
+    return bench, Variants(backbone, configs), train
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -209,7 +202,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
               "fit_s": round(score_start - fit_start, 2),
               "pooling_and_search_s": round(end - score_start, 2)}
-    summary = _summary(args, bench, backbone.weights_id, side, cache, maps, train, timing)
+    summary = _summary(args, bench, variants, backbone.weights_id, side, cache, maps, train,
+                       timing)
     title = (f"{bench.name}: {backbone.name} ({Path(args.weights).name}), max side {side}"
              f"{' — TRAINED ON TEST' if train and args.train_on_test else ''}")
     paths = write_results(out, summary, rows, title)
@@ -217,14 +211,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace, bench: Benchmark, weights_id: str, side: int,
+def _summary(args: argparse.Namespace, bench: Benchmark, variants: Variants, weights_id: str,
+             side: int,
              cache: FeatureCache, maps: FeatureMaps, train: list[Path],
              timing: dict[str, float]) -> dict[str, object]:
     inflated = bool(train) and bool(args.train_on_test)
     return {
         "dataset": bench.name, "root": str(args.root), "backbone": args.backbone,
         "weights": args.weights, "weights_id": weights_id, "max_side": side,
-        "gem_p": args.gem_p, "vlad_k": args.vlad_k, "mop_pca_dim": args.mop_pca_dim,
+        "pooling_params": {name: dict(e.config.pooling_params)
+                           for name, e in variants.embedders.items()},
         "whiten_dim": args.whiten_dim, "train": None if not train or inflated else args.train,
         "n_train": len(train), "train_on_test": inflated, "mAP_inflated": inflated,
         "warning": INFLATED if inflated else None,

@@ -40,7 +40,10 @@ from retrieval.errors import (
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_MAX_PIXELS",
+    "FORMATS",
     "IMAGE_SUFFIXES",
+    "MEDIA_TYPES",
+    "format_suffix",
     "list_images",
     "load_image",
     "sha256_hex",
@@ -51,13 +54,30 @@ log = logging.getLogger(__name__)
 #: PIL's own default decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``), about 89.5 megapixels.
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
+#: The one table of accepted formats: PIL id -> (suffixes, the first canonical; media type).
+FORMATS: dict[str, tuple[tuple[str, ...], str]] = {
+    "JPEG": ((".jpg", ".jpeg"), "image/jpeg"),
+    "PNG": ((".png",), "image/png"),
+    "WEBP": ((".webp",), "image/webp"),
+    "GIF": ((".gif",), "image/gif"),
+    "BMP": ((".bmp",), "image/bmp"),
+    "TIFF": ((".tif", ".tiff"), "image/tiff"),
+}
+
 #: PIL format ids :func:`load_image` will open (a JPEG with MPO extensions counts as JPEG).
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+ALLOWED_FORMATS: tuple[str, ...] = tuple(FORMATS)
 
 #: Lower-case file suffixes :func:`list_images` collects.
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-)
+IMAGE_SUFFIXES: frozenset[str] = frozenset(s for suffixes, _ in FORMATS.values() for s in suffixes)
+
+#: Media type of each file suffix.
+MEDIA_TYPES: dict[str, str] = {s: media for suffixes, media in FORMATS.values() for s in suffixes}
+
+
+def format_suffix(pil_format: str | None) -> str:
+    """The canonical file suffix of a PIL format id (MPO is JPEG); ``.img`` for anything else."""
+    entry = FORMATS.get("JPEG" if pil_format == "MPO" else pil_format or "")
+    return entry[0][0] if entry else ".img"
 
 _NOT_SUPPORTED = "not a supported image (allowed: JPEG, PNG, WebP, GIF, BMP, TIFF)"
 # Leading bytes of the allowed formats (BMP's two-byte "BM" is too weak to name a format by).

@@ -18,8 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from retrieval.errors import ImageDecodeError
-from retrieval.store import ImageRecord
+from retrieval import MEDIA_TYPES, ImageDecodeError
+from retrieval.index import ImageRecord
 from service.engine import Upload, add_uploads, remove_image, search_upload
 from service.errors import ServiceError
 from service.schemas import (
@@ -38,9 +38,6 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
-               ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp",
-               ".tif": "image/tiff", ".tiff": "image/tiff"}
 CACHE_CONTROL = "private, max-age=3600"
 MAX_NAME = 200
 

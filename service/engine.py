@@ -10,12 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.collection import Collection
-from retrieval.errors import NotFoundError
-from retrieval.images import load_image, sha256_hex
-from retrieval.index import Hit
-from retrieval.ingest import ingest
-from retrieval.store import ImageRecord
+from retrieval import Collection, NotFoundError, ingest, load_image, sha256_hex
+from retrieval.index import Hit, ImageRecord
 from service.storage import image_suffix, store_file
 
 __all__ = ["Upload", "add_uploads", "remove_image", "search_upload"]

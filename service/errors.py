@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from retrieval.errors import (
+from retrieval import (
     ConfigError,
     ImageDecodeError,
     ImageTooLargeError,

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from retrieval.collection import Collection, open_collection
+from retrieval import Collection, open_collection
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.inference import InferencePool
 from service.metrics import Metrics

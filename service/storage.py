@@ -13,19 +13,16 @@ from pathlib import Path
 
 from PIL import Image
 
-from retrieval.atomic_file import fsync_directory, write_atomic
-from retrieval.images import ALLOWED_FORMATS, sha256_hex
+from retrieval import ALLOWED_FORMATS, format_suffix, fsync_directory, sha256_hex, write_atomic
 
-__all__ = ["SUFFIXES", "image_suffix", "store_file"]
+__all__ = ["image_suffix", "store_file"]
 
-SUFFIXES = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif",
-            "BMP": ".bmp", "TIFF": ".tif"}
 
 
 def image_suffix(data: bytes) -> str:
     """File suffix of the format of ``data`` (already known to decode)."""
     with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-        return SUFFIXES.get(image.format or "", ".img")
+        return format_suffix(image.format)
 
 
 def ensure_dir(folder: Path) -> None:

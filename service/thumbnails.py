@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from retrieval.images import load_image
+from retrieval import load_image
 
 __all__ = ["ThumbnailCache", "make_thumbnail"]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from indexer.cli import main
-from retrieval.index import ImageIndex
-from retrieval.store import Store
+from retrieval.index._index import ImageIndex
+from retrieval.index._store import Store
 from tests.conftest import scene
 
 BUILD = ["--backbone", "squeezenet1_1", "--weights", "random", "--max-side", "64",

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from indexer.cli import main
-from retrieval.backbone import load_backbone
-from retrieval.benchmarks import evaluate_benchmark, load_benchmark
-from retrieval.evaluation import QueryTruth, mean_average_precision
-from retrieval.feature_cache import FeatureCache, image_key
-from retrieval.features import crop_pixels
+from retrieval.evaluation._benchmarks import evaluate_benchmark, load_benchmark
+from retrieval.evaluation._feature_maps import crop_pixels
+from retrieval.evaluation._map_cache import FeatureCache, image_key
+from retrieval.evaluation._metrics import QueryTruth, mean_average_precision
+from retrieval.features._backbone import load_backbone
 from retrieval.images import list_images, load_image
 from tests.conftest import scene
 
@@ -200,8 +200,8 @@ def test_paris250_reports(paris_eval: dict[str, Any]) -> None:
 def test_paris250_sum_matches_index_build_and_search(
     paris_eval: dict[str, Any], shared: Path, squeezenet_weights: Path, tmp_path: Path
 ) -> None:
-    from retrieval.index import ImageIndex
-    from retrieval.store import STORE_NAME, Store
+    from retrieval.index._index import ImageIndex
+    from retrieval.index._store import STORE_NAME, Store
 
     images = shared / "data" / "paris250"
     index_dir = tmp_path / "index"

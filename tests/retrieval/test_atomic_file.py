@@ -1,4 +1,4 @@
-"""Tests for retrieval.atomic_file: replace whole files or not at all."""
+"""Tests for retrieval._atomic: replace whole files or not at all."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.atomic_file import remove_stale_temporaries, write_atomic
+from retrieval._atomic import remove_stale_temporaries, write_atomic
 
 
 def test_write_creates_and_replaces(tmp_path: Path) -> None:

@@ -13,14 +13,13 @@ import pytest
 import torch
 
 from indexer.cli import main
-from retrieval.backbone import load_backbone
-from retrieval.benchmarks import load_benchmark
-from retrieval.embedder import Embedder, EmbedderConfig
-from retrieval.evaluation import evaluate
-from retrieval.extraction import Batch, extract_batches
-from retrieval.index import ImageIndex
-from retrieval.store import Store
-from retrieval.vlad import MopParams
+from retrieval.evaluation._benchmarks import load_benchmark
+from retrieval.evaluation._metrics import evaluate
+from retrieval.features._backbone import load_backbone
+from retrieval.features._embedder import Embedder, EmbedderConfig
+from retrieval.features._extraction import Batch, extract_batches
+from retrieval.index._index import ImageIndex
+from retrieval.index._store import Store
 
 pytestmark = pytest.mark.shared
 
@@ -58,6 +57,9 @@ def test_sum_pooling_map_via_cli_index(paris250_sum_index: Path, shared: Path) -
     assert mean_ap >= 0.78, f"paris250 SUM mAP {mean_ap:.3f} < 0.78"
 
 
+MOP = {"k": 16, "pca_dim": 128}
+
+
 def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path) -> None:
     root = shared / "data" / "paris250"
     bench = load_benchmark("folders", root)
@@ -70,7 +72,8 @@ def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path
     results = {}
     for pooling in ("sum", "avg", "max", "gem", "mop"):
         config = EmbedderConfig(backbone="squeezenet1_1", weights=str(squeezenet_weights),
-                                max_side=512, pooling=pooling, mop=MopParams(k=16, pca_dim=128))
+                                max_side=512, pooling=pooling,
+                                pooling_params=MOP if pooling == "mop" else {})
         embedder = Embedder(config, backbone)
         if config.needs_training:
             embedder.fit(fmaps[::2])

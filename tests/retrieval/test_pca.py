@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retrieval._pca import PCA
 from retrieval.errors import ArtifactError, ConfigError
-from retrieval.pca import PCA
 
 
 def data(n: int = 400, d: int = 12) -> np.ndarray:
@@ -61,11 +61,11 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 def test_whitening_on_too_few_vectors_warns(caplog: pytest.LogCaptureFixture) -> None:
     x = np.random.default_rng(0).standard_normal((50, 16))
-    with caplog.at_level("WARNING", logger="retrieval.pca"):
+    with caplog.at_level("WARNING", logger="retrieval._pca"):
         PCA.fit(x, 8, whiten=True)
     assert "unreliable" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="retrieval.pca"):
+    with caplog.at_level("WARNING", logger="retrieval._pca"):
         PCA.fit(x, 4, whiten=True)
         PCA.fit(x, 8, whiten=False)
     assert caplog.text == ""

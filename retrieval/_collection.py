@@ -1,0 +1,152 @@
+"""An index directory together with the embedder its manifest describes.
+
+This is where the two halves meet: :func:`create_collection` fits what needs fitting, writes the
+fitted state and the manifest, and creates the index; :func:`open_collection` rebuilds exactly the
+embedder the manifest describes (refusing weights that are not the ones the index was built with)
+and opens the index. Both the CLI and the service go through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from retrieval.errors import ArtifactError, ConfigError, WeightsError
+from retrieval.features import Embedder, EmbedderConfig, Failure, Source, extract_batches
+from retrieval.index._faiss import default_search_params
+from retrieval.index._index import ImageIndex
+from retrieval.index._manifest import Manifest, library_versions
+
+__all__ = [
+    "Collection",
+    "config_from_manifest",
+    "create_collection",
+    "fit_embedder",
+    "manifest_for",
+    "open_collection",
+]
+
+log = logging.getLogger(__name__)
+
+_RANDOM = re.compile(r"random:seed=(-?\d+)")
+
+
+@dataclass
+class Collection:
+    """An open index and the embedder that makes queries comparable to it."""
+
+    path: Path
+    index: ImageIndex
+    embedder: Embedder
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.index.manifest
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def manifest_for(
+    embedder: Embedder, *, factory: str, weights_file: str | None,
+    search_params: Mapping[str, int] | None = None,
+) -> Manifest:
+    """The manifest describing vectors made by a fitted ``embedder``.
+
+    ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
+    opened; by default an IVF index probes :data:`~retrieval.index._faiss.DEFAULT_NPROBE` lists.
+    """
+    c = embedder.config
+    wanted = {**default_search_params(embedder.dim, factory, "inner_product"),
+              **(search_params or {})}
+    return Manifest(
+        backbone=c.backbone,
+        weights=embedder.backbone.weights_id,
+        weights_file=weights_file,
+        max_side=c.image_side,
+        pooling=c.pooling,
+        pooling_params=dict(c.pooling_params),
+        whiten=c.whiten,
+        whiten_dim=embedder.whitening.dim if embedder.whitening is not None else None,
+        dim=embedder.dim,
+        faiss_factory=factory,
+        search_params=wanted,
+        versions=library_versions(),
+    )
+
+
+def config_from_manifest(m: Manifest) -> EmbedderConfig:
+    """The embedder configuration a manifest records (the inverse of :func:`manifest_for`)."""
+    seed = 0
+    weights = m.weights_file or m.weights
+    if m.weights.startswith("imagenet:"):
+        weights = "imagenet"
+    elif match := _RANDOM.fullmatch(m.weights):
+        weights, seed = "random", int(match.group(1))
+    return EmbedderConfig(
+        backbone=m.backbone, weights=weights, max_side=m.max_side, pooling=m.pooling,
+        pooling_params=m.pooling_params, whiten=m.whiten, whiten_dim=m.whiten_dim, seed=seed,
+    )
+
+
+def fit_embedder(
+    embedder: Embedder, sources: Iterable[tuple[str, Source]], *, batch_size: int | None = None,
+    workers: int | None = None,
+) -> int:
+    """Extract feature maps of the training ``sources`` and fit the embedder; returns how many."""
+    maps: list[torch.Tensor] = []
+    for item in extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
+                                batch_size=batch_size, workers=workers):
+        if isinstance(item, Failure):
+            log.warning("training image skipped: %s", item.error)
+        else:
+            maps.extend(item.fmaps)
+    embedder.fit(maps)
+    return len(maps)
+
+
+def create_collection(
+    path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
+    search_params: Mapping[str, int] | None = None,
+) -> Collection:
+    """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`)."""
+    if not embedder.is_fitted:
+        raise ConfigError("the embedder must be fitted before an index is created")
+    manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
+                            search_params=search_params)
+    index = ImageIndex.create(path, manifest)
+    embedder.save_state(path)
+    return Collection(path, index, embedder)
+
+
+def open_collection(
+    path: Path, *, device: str = "cpu", weights_file: str | None = None,
+    allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
+) -> Collection:
+    """Open an index directory and rebuild the embedder its manifest describes.
+
+    ``precision`` and ``channels_last`` are runtime options of the backbone (see
+    :mod:`retrieval.features._backbone`); they do not change what the index's vectors mean.
+    """
+    manifest = Manifest.load(path)
+    config = config_from_manifest(manifest)
+    embedder = Embedder.create(config, device=device, weights_file=weights_file,
+                               allow_download=allow_download, precision=precision,
+                               channels_last=channels_last)
+    if embedder.backbone.weights_id != manifest.weights:
+        raise WeightsError(
+            f"weights {weights_file or config.weights} are {embedder.backbone.weights_id}, but "
+            f"the index at {path} was built with {manifest.weights}"
+        )
+    embedder.load_state(path)
+    if embedder.dim != manifest.dim:
+        raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
+                            f"manifest says {manifest.dim}")
+    index = ImageIndex.open(path, expect=manifest)
+    return Collection(path, index, embedder)
+

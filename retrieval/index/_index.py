@@ -1,0 +1,313 @@
+"""An index directory: what was embedded, how, and a FAISS index to search it.
+
+Layout::
+
+    manifest.json   how the vectors were made (retrieval.index._manifest); written last on create
+    store.sqlite    source of truth: image records and their vectors (._store)
+    index.faiss     FAISS snapshot + the last store change it holds (._snapshot)
+    lock            flock held by the one process that opened it for writing (._locks)
+
+Every change is committed to the store first, then applied to the in-memory FAISS index; the
+snapshot is written atomically by :meth:`ImageIndex.snapshot` and :meth:`ImageIndex.close`, and on
+open it is caught up by replaying newer store changes or rebuilt from the store
+(:mod:`retrieval.index._recovery`). FAISS offers no crash safety and no concurrent writes, so: one
+writing process per directory, and within it a readers/writer lock (searches run concurrently,
+changes one at a time). Ids are the store's, stable and never reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval._arrays import as_k, as_matrix
+from retrieval.errors import ArtifactError, ConfigError
+from retrieval.index._directory import Opened, create_directory, holds_index, open_directory
+from retrieval.index._faiss import VectorIndex
+from retrieval.index._locks import DirectoryLock, ReadWriteLock
+from retrieval.index._manifest import MANIFEST_NAME, Manifest
+from retrieval.index._recovery import fill_from_store, trained_from_store
+from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
+from retrieval.index._store import ImageRecord, NewImage, Store
+
+__all__ = ["Hit", "ImageIndex"]
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the image id, its score (inner product: higher is closer), its record."""
+
+    id: int
+    score: float
+    record: ImageRecord
+
+
+class ImageIndex:
+    """An open index directory; use :meth:`create` or :meth:`open`, and close it (or ``with``)."""
+
+    def __init__(self, path: Path, manifest: Manifest, store: Store, vectors: VectorIndex,
+                 seq: int, *, dirty: bool, lock: DirectoryLock | None) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._store = store
+        self._vectors = vectors
+        self._seq = seq
+        self._dirty = dirty
+        self._lock = lock
+        self._rw = ReadWriteLock()
+        self._search_params: dict[str, float] = {}
+        self._poisoned = False
+        self._closed = False
+
+    @classmethod
+    def _from(cls, path: Path, opened: Opened) -> ImageIndex:
+        rec = opened.recovered
+        index = cls(path, opened.manifest, opened.store, rec.vectors, rec.seq, dirty=rec.dirty,
+                    lock=opened.lock)
+        try:
+            index.set_search_params(**opened.manifest.search_params)
+        except ConfigError as exc:
+            index.close()
+            raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
+        return index
+
+    @classmethod
+    def create(cls, path: str | Path, manifest: Manifest, *, exist_ok: bool = False) -> ImageIndex:
+        """Make a new index in a new or empty directory.
+
+        With ``exist_ok`` an existing index there is opened instead (to resume indexing), provided
+        its manifest matches ``manifest`` (embedding settings, metric and FAISS factory).
+        """
+        path = Path(path)
+        if not holds_index(path):
+            probe = VectorIndex.new(manifest.dim, manifest.faiss_factory, manifest.metric)
+            probe.set_search_params({k: float(v) for k, v in manifest.search_params.items()})
+            return cls._from(path, create_directory(path, manifest))
+        if not exist_ok:
+            raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
+        index = cls.open(path, expect=manifest)
+        try:
+            index.manifest.check_matches(manifest, fields=("metric", "faiss_factory"))
+        except ArtifactError:
+            index.close()
+            raise
+        return index
+
+    @classmethod
+    def open(cls, path: str | Path, *, expect: Manifest | None = None,
+             read_only: bool = False) -> ImageIndex:
+        """Open an index; :class:`ManifestMismatchError` if ``expect``'s embedding differs.
+
+        ``read_only`` takes no directory lock (another process may be writing), refuses changes
+        and never writes the snapshot; it sees the index as it was when opened.
+        """
+        path = Path(path)
+        return cls._from(path, open_directory(path, expect=expect, read_only=read_only))
+
+    @property
+    def d(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def read_only(self) -> bool:
+        return self._lock is None
+
+    @property
+    def count(self) -> int:
+        """Images in the store (searchable or waiting for training)."""
+        return self._store.count()
+
+    @property
+    def ntotal(self) -> int:
+        """Vectors searchable now."""
+        with self._rw.read():
+            return self._vectors.ntotal
+
+    @property
+    def is_trained(self) -> bool:
+        with self._rw.read():
+            return self._vectors.is_trained
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise ArtifactError(f"index {self.path} is closed")
+        if self._lock is None:
+            raise ConfigError(f"index {self.path} was opened read-only")
+        if self._poisoned:
+            raise ArtifactError(f"index {self.path} failed mid-change; close and reopen it "
+                                "(the store is intact and the reopen catches up)")
+
+    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike) -> list[int]:
+        """Store ``items`` with their (n, d) vectors and index them; returns their new ids.
+
+        Until a trainable index (IVF, PQ...) is trained, vectors only wait in the store.
+        """
+        vectors = as_matrix(xb, self.d, n=len(items))
+        with self._rw.write():
+            self._check_writable()
+            ids = self._store.add(items, vectors)
+            self._seq, self._dirty = self._store.last_seq(), True
+            if self._vectors.is_trained:
+                self._guarded(lambda: self._vectors.add(np.asarray(ids, dtype=np.int64), vectors))
+        return ids
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Remove images by id; returns the ids that existed and were removed (others ignored)."""
+        with self._rw.write():
+            self._check_writable()
+            removed = self._store.remove(ids)
+            self._seq, self._dirty = self._store.last_seq(), True
+            self._guarded(lambda: self._vectors.remove(removed))
+        log.info("removed %d images", len(removed))
+        return removed
+
+    def _guarded(self, change: Callable[[], None]) -> None:
+        """Run a FAISS change; if it fails, the in-memory index no longer matches its seq."""
+        try:
+            change()
+        except BaseException:
+            self._poisoned = True
+            log.exception("faiss change failed after the store committed; index %s needs reopening",
+                          self.path)
+            raise
+
+    def train(self, sample: int = 100_000, seed: int = 0) -> None:
+        """(Re)train a trainable index on up to ``sample`` stored vectors, then index them all.
+
+        A no-op for types that need no training (Flat, HNSW). :class:`ConfigError` says how many
+        vectors are needed when there are too few (an ``IVF1024`` needs 1024, better 39 * 1024).
+        Searches wait while this runs.
+        """
+        if isinstance(sample, bool) or sample < 1:
+            raise ConfigError(f"sample must be a positive integer, got {sample!r}")
+        with self._rw.write():
+            self._check_writable()
+            fresh = trained_from_store(self._store, self.manifest, sample, seed)
+            if fresh is None:
+                log.info("%r needs no training", self.manifest.faiss_factory)
+                return
+            self._install(fresh)
+        log.info("trained %r and indexed %d vectors", self.manifest.faiss_factory, fresh.ntotal)
+
+    def _compact_locked(self) -> None:
+        if self._vectors.is_trained:
+            self._vectors.reset()
+            self._install(self._vectors)
+
+    def _install(self, vectors: VectorIndex) -> None:
+        """Fill a trained, empty ``vectors`` from the store and make it the live index."""
+        fill_from_store(vectors, self._store)
+        vectors.set_search_params(self._search_params)
+        self._vectors, self._seq, self._dirty = vectors, self._store.last_seq(), True
+
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Search-time knobs: IVF lists probed (default 1), HNSW candidate list size."""
+        wanted = {k: float(v) for k, v in (("nprobe", nprobe), ("ef_search", ef_search))
+                  if v is not None}
+        if any(v < 1 for v in wanted.values()):
+            raise ConfigError(f"search parameters must be positive, got {wanted}")
+        with self._rw.write():
+            self._vectors.set_search_params(wanted)
+            self._search_params.update(wanted)
+
+    @property
+    def search_params(self) -> dict[str, int]:
+        """The search-time knobs in force (from the manifest, then :meth:`set_search_params`)."""
+        with self._rw.read():
+            return {name: int(value) for name, value in self._search_params.items()}
+
+    def search(self, xq: npt.ArrayLike, k: int) -> tuple[F32, I64]:
+        """The ``k`` nearest images of each query row: D (nq, k) float32, I (nq, k) int64.
+
+        ``xq`` must be (nq, d); it is converted to C-contiguous float32 here, once. Missing
+        results (k > ntotal) have id -1 and score -inf (+inf for the l2 metric).
+        """
+        queries = as_matrix(xq, self.d, name="xq")
+        k = as_k(k)
+        with self._rw.read():
+            if self._closed:
+                raise ArtifactError(f"index {self.path} is closed")
+            if not self._vectors.is_trained and self._store.count():
+                raise ArtifactError(f"index {self.path} holds {self._store.count()} images but "
+                                    f"its {self.manifest.faiss_factory!r} index is not trained; "
+                                    "call train()")
+            return self._vectors.search(queries, k)
+
+    def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
+        """:meth:`search` with each hit's record; hits removed meanwhile are dropped."""
+        distances, labels = self.search(xq, k)
+        wanted = np.unique(labels[labels >= 0]).tolist()
+        records = {r.id: r for r in self._store.get(wanted)}
+        return [[Hit(int(i), float(s), records[int(i)])
+                 for s, i in zip(row_d, row_i, strict=True) if int(i) in records]
+                for row_d, row_i in zip(distances, labels, strict=True)]
+
+    def get(self, image_id: int) -> ImageRecord:
+        """The record of one image; :class:`NotFoundError` if there is none."""
+        return self._store.get_one(image_id)
+
+    def records(self, ids: Sequence[int]) -> list[ImageRecord]:
+        """Records of ``ids`` in the order asked, unknown ids left out."""
+        return self._store.get(ids)
+
+    def paths_present(self) -> set[str]:
+        """Paths of every stored image (to resume an indexing run)."""
+        return self._store.paths_present()
+
+    def snapshot(self) -> None:
+        """Write ``index.faiss`` atomically with the last change it holds, then prune the log."""
+        with self._rw.write():
+            self._check_writable()
+            self._snapshot_locked()
+
+    def _snapshot_locked(self) -> None:
+        if self._vectors.needs_compaction:
+            log.info("compacting: %d tombstones", len(self._vectors.tombstones))
+            self._compact_locked()
+        write_snapshot(self.path / SNAPSHOT_NAME, self._vectors.to_bytes(), seq=self._seq,
+                       store_uuid=self._store.uuid, d=self.d,
+                       factory=self.manifest.faiss_factory, metric=self.manifest.metric,
+                       tombstones=self._vectors.tombstones)
+        self._store.prune_changes(self._seq)
+        self._dirty = False
+        log.info("snapshot of %d vectors at seq %d written", self._vectors.ntotal, self._seq)
+
+    def size_on_disk(self) -> int:
+        """Bytes used by the directory's files."""
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+    def close(self) -> None:
+        """Snapshot if anything changed since the last one, then release everything. Idempotent."""
+        with self._rw.write():
+            if self._closed:
+                return
+            try:
+                if self._dirty and self._lock is not None and not self._poisoned:
+                    self._snapshot_locked()
+            finally:
+                self._closed = True
+                self._store.close()
+                if self._lock is not None:
+                    self._lock.release()
+
+    def __enter__(self) -> ImageIndex:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"ImageIndex({str(self.path)!r}, factory={self.manifest.faiss_factory!r}, "
+                f"d={self.d}, closed={self._closed})")

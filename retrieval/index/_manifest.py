@@ -1,0 +1,220 @@
+"""``manifest.json``: all it takes to embed a query exactly as an index's database was embedded.
+
+An index directory is only usable with queries embedded by the same backbone, weights, image size,
+pooling and whitening; :meth:`Manifest.check_matches` refuses anything else with a
+:class:`~retrieval.errors.ManifestMismatchError` naming each differing field. The file is JSON,
+written atomically (:func:`retrieval._atomic.write_atomic`), and versioned by
+``format_version``: a reader refuses versions newer than it knows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from retrieval._atomic import write_atomic
+from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES", "Manifest",
+           "ParamValue", "library_versions"]
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+METRICS = frozenset({"inner_product", "l2"})
+#: Search-time knobs an index may carry (IVF lists probed, HNSW candidate list size).
+SEARCH_PARAM_NAMES = frozenset({"nprobe", "ef_search"})
+EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
+                    "whiten_dim", "dim")
+
+ParamValue = bool | int | float | str
+
+_DISTRIBUTIONS = {"torch": ("torch",), "torchvision": ("torchvision",),
+                  "faiss": ("faiss-cpu", "faiss-gpu", "faiss"), "numpy": ("numpy",),
+                  "cbir": ("cbir",)}
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of python, torch, torchvision, faiss, numpy and cbir (no imports)."""
+    versions = {"python": platform.python_version()}
+    for name, distributions in _DISTRIBUTIONS.items():
+        versions[name] = "not installed"
+        for dist in distributions:
+            try:
+                versions[name] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """How an index's vectors were made, and how the index stores them.
+
+    ``weights`` identifies the network weights (``"imagenet:IMAGENET1K_V1"``,
+    ``"sha256:<hex>"``, ``"random:seed=0"``); ``weights_file`` is where they were read from, for
+    information only. ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
+    whenever it is opened; they change speed and recall, not what a vector means, so they are not
+    embedding fields. ``pooling_params``, ``search_params`` and ``versions`` are copied into
+    read-only mappings, so a manifest is immutable and hashable (they take no part in the hash,
+    only in equality).
+    """
+
+    backbone: str
+    weights: str
+    max_side: int
+    pooling: str
+    dim: int
+    pooling_params: Mapping[str, ParamValue] = field(default_factory=dict, hash=False)
+    whiten: bool = False
+    whiten_dim: int | None = None
+    weights_file: str | None = None
+    metric: str = "inner_product"
+    faiss_factory: str = "Flat"
+    search_params: Mapping[str, int] = field(default_factory=dict, hash=False)
+    versions: Mapping[str, str] = field(default_factory=dict, hash=False)
+    created_at: str = field(default_factory=_utc_now)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pooling_params", _frozen(self.pooling_params))
+        object.__setattr__(self, "versions", _frozen(self.versions))
+        object.__setattr__(self, "search_params", _frozen(self.search_params))
+        problems = _type_problems({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        if problems:
+            raise ConfigError("invalid manifest: " + "; ".join(problems))
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
+        for name in ("dim", "max_side", "whiten_dim"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"manifest {name} must be positive, got {value}")
+        if not 1 <= self.format_version <= FORMAT_VERSION:
+            raise ConfigError(f"unsupported manifest format_version {self.format_version}")
+        if not self.faiss_factory.strip():
+            raise ConfigError("faiss_factory must not be empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (mappings become plain dicts)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["pooling_params"] = dict(self.pooling_params)
+        out["versions"] = dict(self.versions)
+        out["search_params"] = dict(self.search_params)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Validate and build; :class:`ArtifactError` names every missing or ill-typed field."""
+        if not isinstance(data, Mapping):
+            raise ArtifactError(f"manifest must be a JSON object, got {type(data).__name__}")
+        version = data.get("format_version", FORMAT_VERSION)
+        if _is_int(version) and version > FORMAT_VERSION:
+            raise ArtifactError(f"manifest format_version {version} is newer than this cbir "
+                                f"understands ({FORMAT_VERSION}); upgrade cbir")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        required = [n for n, f in known.items() if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        problems = [f"{name}: missing" for name in required if name not in data]
+        problems += _type_problems({k: v for k, v in data.items() if k in known})
+        if problems:
+            raise ArtifactError("invalid manifest: " + "; ".join(problems))
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except ConfigError as exc:
+            raise ArtifactError(str(exc)) from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save(self, directory: Path) -> Path:
+        """Write ``directory/manifest.json`` atomically; returns its path."""
+        path = Path(directory) / MANIFEST_NAME
+        write_atomic(path, self.to_json().encode("utf-8"))
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read ``directory/manifest.json``; :class:`ArtifactError` if missing or corrupt."""
+        path = Path(directory) / MANIFEST_NAME
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"{directory} is not an index directory: "
+                                f"no {MANIFEST_NAME}") from exc
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{path} is unreadable or not JSON: {exc}") from exc
+        try:
+            return cls.from_dict(data)
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc}") from exc
+
+    def embedding_fields(self) -> dict[str, Any]:
+        """The settings a query must share with the database to be embedded identically."""
+        return {name: getattr(self, name) for name in EMBEDDING_FIELDS}
+
+    def check_matches(self, other: Manifest, *, fields: tuple[str, ...] = EMBEDDING_FIELDS) -> None:
+        """Raise :class:`ManifestMismatchError` listing every field of ``fields`` that differs.
+
+        ``self`` is the index's manifest, ``other`` the settings asked for.
+        """
+        diffs = [f"{name}: index has {_show(getattr(self, name))}, "
+                 f"asked for {_show(getattr(other, name))}"
+                 for name in fields if getattr(self, name) != getattr(other, name)]
+        if diffs:
+            raise ManifestMismatchError("query settings differ from the index's: "
+                                        + "; ".join(diffs))
+
+
+def _show(value: Any) -> str:
+    return repr(dict(value)) if isinstance(value, Mapping) else repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "backbone": ("a string", lambda v: isinstance(v, str)),
+    "weights": ("a string", lambda v: isinstance(v, str)),
+    "weights_file": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "max_side": ("an integer", _is_int),
+    "pooling": ("a string", lambda v: isinstance(v, str)),
+    "pooling_params": ("an object of numbers/strings/booleans",
+                       lambda v: isinstance(v, Mapping) and all(
+                           isinstance(k, str) and isinstance(x, bool | int | float | str)
+                           for k, x in v.items())),
+    "whiten": ("a boolean", lambda v: isinstance(v, bool)),
+    "whiten_dim": ("an integer or null", lambda v: v is None or _is_int(v)),
+    "dim": ("an integer", _is_int),
+    "metric": ("a string", lambda v: isinstance(v, str)),
+    "faiss_factory": ("a string", lambda v: isinstance(v, str)),
+    "search_params": ("an object of positive integers named nprobe or ef_search",
+                      lambda v: isinstance(v, Mapping) and all(
+                          k in SEARCH_PARAM_NAMES and _is_int(x) and x > 0
+                          for k, x in v.items())),
+    "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(
+        isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
+    "created_at": ("a string", lambda v: isinstance(v, str)),
+    "format_version": ("an integer", _is_int),
+}
+
+
+def _type_problems(values: Mapping[str, Any]) -> list[str]:
+    return [f"{name}: must be {what}, got {type(values[name]).__name__}"
+            for name, (what, ok) in _CHECKS.items() if name in values and not ok(values[name])]

@@ -1,0 +1,280 @@
+"""The index's source of truth: one SQLite file holding every image's record *and its vector*.
+
+Opened in WAL mode with ``synchronous=FULL``, so a committed :meth:`Store.add` or
+:meth:`Store.remove` survives a crash or power cut. Every change also appends a row to the
+``changes`` log, whose ``seq`` numbers order all adds and removes; the FAISS snapshot records the
+last ``seq`` it contains and replays the rest (:mod:`._recovery`). Both ``images.id`` and
+``changes.seq`` are ``AUTOINCREMENT``: SQLite never hands out an id or a seq twice, even after the
+row holding the largest one was deleted, so an id names one image forever.
+
+One connection is shared by threads (``check_same_thread=False``) and serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval._arrays import as_matrix
+from retrieval.errors import ArtifactError, ConfigError, NotFoundError
+from retrieval.index._schema import SCHEMA, SCHEMA_VERSION, connect, transaction
+
+__all__ = ["STORE_NAME", "Change", "ImageRecord", "NewImage", "Store"]
+
+STORE_NAME = "store.sqlite"
+_CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
+_RECORD_COLUMNS = "id, path, sha256, width, height, added_at"
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image about to be added: where it came from and what it is."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """A stored image; ``added_at`` is seconds since the epoch (UTC)."""
+
+    id: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+    added_at: float
+
+
+class Change(NamedTuple):
+    seq: int
+    op: str  # "add" | "remove"
+    image_id: int
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _check_items(items: Sequence[NewImage]) -> None:
+    for item in items:
+        if not isinstance(item, NewImage):
+            raise ConfigError(f"expected NewImage records, got {type(item).__name__}")
+        if not item.path or not item.sha256:
+            raise ConfigError(f"an image needs a path and a sha256, got {item}")
+        if item.width < 1 or item.height < 1:
+            raise ConfigError(f"{item.path}: image size must be positive, got "
+                              f"{item.width}x{item.height}")
+
+
+class Store:
+    """Image records and vectors in ``store.sqlite``; see the module docstring."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()
+        self.path = path
+        self.dim = int(self.get_meta("dim") or 0)
+        self.uuid = self.get_meta("uuid") or ""
+
+    @classmethod
+    def create(cls, path: Path, *, dim: int) -> Store:
+        """Create a new, empty store for ``dim``-dimensional vectors (the file must not exist)."""
+        if dim < 1:
+            raise ConfigError(f"vector dimension must be positive, got {dim}")
+        if path.exists():
+            raise ArtifactError(f"{path} already exists")
+        conn = connect(path)
+        conn.executescript(SCHEMA)
+        with transaction(conn):
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                             [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim)),
+                              ("uuid", uuid.uuid4().hex), ("pruned_through", "0")])
+        return cls(conn, path)
+
+    @classmethod
+    def open(cls, path: Path, *, dim: int | None = None) -> Store:
+        """Open an existing store; :class:`ArtifactError` if missing, corrupt or of another dim."""
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing")
+        conn = connect(path)
+        try:
+            store = cls(conn, path)
+            version = store.get_meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ArtifactError(f"{path} is not a readable cbir store: {exc}") from exc
+        if version != str(SCHEMA_VERSION) or store.dim < 1:
+            store.close()
+            raise ArtifactError(f"{path} has schema version {version}, expected {SCHEMA_VERSION}")
+        if dim is not None and dim != store.dim:
+            store.close()
+            raise ArtifactError(f"{path} holds {store.dim}-d vectors, expected {dim}")
+        return store
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ArtifactError(f"{self.path} is closed")
+        return self._conn
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db().execute(sql, tuple(params)).fetchall()
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock, transaction(self._db()) as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike) -> list[int]:
+        """Store records and their (n, dim) vectors in one transaction; returns the new ids."""
+        _check_items(items)
+        vectors = as_matrix(xb, self.dim, n=len(items))
+        now = time.time()
+        ids: list[int] = []
+        with self._lock, transaction(self._db()) as db:
+            for item, vector in zip(items, vectors, strict=True):
+                cur = db.execute(
+                    "INSERT INTO images(path, sha256, width, height, added_at, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
+                ids.append(int(cur.lastrowid or 0))
+            db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
+                           [(i,) for i in ids])
+        return ids
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Delete images in one transaction; returns the ids that existed (unknown ids ignored)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        removed: list[int] = []
+        with self._lock, transaction(self._db()) as db:
+            for chunk in _chunks(wanted):
+                present = {int(r[0]) for r in db.execute(
+                    f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
+                removed += [i for i in chunk if i in present]
+            for chunk in _chunks(removed):
+                db.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))
+            db.executemany("INSERT INTO changes(op, image_id) VALUES ('remove', ?)",
+                           [(i,) for i in removed])
+        return removed
+
+    def get(self, ids: Sequence[int]) -> list[ImageRecord]:
+        """Records of ``ids`` in the order asked; ids not in the store are left out."""
+        found: dict[int, ImageRecord] = {}
+        for chunk in _chunks([int(i) for i in ids]):
+            rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM images "
+                               f"WHERE id IN ({_marks(len(chunk))})", chunk)
+            found.update((int(r[0]), ImageRecord(*r)) for r in rows)
+        return [found[int(i)] for i in ids if int(i) in found]
+
+    def get_one(self, image_id: int) -> ImageRecord:
+        """One record; :class:`NotFoundError` if there is no image ``image_id``."""
+        records = self.get([image_id])
+        if not records:
+            raise NotFoundError(f"no image with id {image_id}")
+        return records[0]
+
+    def find_by_sha256(self, sha256: str) -> list[ImageRecord]:
+        rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id",
+                           (sha256,))
+        return [ImageRecord(*r) for r in rows]
+
+    def paths_present(self) -> set[str]:
+        """Paths of every stored image (to skip them when resuming an indexing run)."""
+        return {str(r[0]) for r in self._query("SELECT path FROM images")}
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM images")[0][0])
+
+    def ids(self) -> I64:
+        """Every stored id, ascending."""
+        rows = self._query("SELECT id FROM images ORDER BY id")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def last_seq(self) -> int:
+        """The largest change seq ever assigned (0 for a new store); survives pruning."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+        return int(rows[0][0]) if rows else 0
+
+    def pruned_through(self) -> int:
+        """Changes with seq <= this were deleted by :meth:`prune_changes`."""
+        return int(self.get_meta("pruned_through") or 0)
+
+    def prune_changes(self, upto_seq: int) -> int:
+        """Forget changes with seq <= ``upto_seq`` (once a durable snapshot contains them)."""
+        with self._lock, transaction(self._db()) as db:
+            deleted = db.execute("DELETE FROM changes WHERE seq <= ?", (upto_seq,)).rowcount
+            db.execute("UPDATE meta SET value = MAX(CAST(value AS INTEGER), ?) "
+                       "WHERE key = 'pruned_through'", (upto_seq,))
+        return int(deleted)
+
+    def changes_since(self, seq: int, batch: int = 10_000) -> Iterator[Change]:
+        """Changes with seq > ``seq``, oldest first (read in pages, the lock released between)."""
+        while True:
+            rows = self._query("SELECT seq, op, image_id FROM changes WHERE seq > ? "
+                               "ORDER BY seq LIMIT ?", (seq, batch))
+            yield from (Change(int(s), str(op), int(i)) for s, op, i in rows)
+            if len(rows) < batch:
+                return
+            seq = int(rows[-1][0])
+
+    def vectors(self, ids: Sequence[int]) -> F32:
+        """``(len(ids), dim)`` vectors of ``ids`` in order; NotFoundError if one is gone."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, F32] = {}
+        for chunk in _chunks(list(dict.fromkeys(wanted))):
+            rows = self._query(f"SELECT id, vector FROM images WHERE id IN ({_marks(len(chunk))})",
+                               chunk)
+            found.update((int(image_id), self._decode(blob)) for image_id, blob in rows)
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise NotFoundError(f"no stored vector for ids {missing[:10]}")
+        if not wanted:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.stack([found[i] for i in wanted])
+
+    def iter_all(self, batch: int = 10_000) -> Iterator[tuple[I64, F32]]:
+        """Every (ids, xb) in ascending id order, ``batch`` rows at a time."""
+        last = 0
+        while True:
+            rows = self._query("SELECT id, vector FROM images WHERE id > ? ORDER BY id LIMIT ?",
+                               (last, batch))
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, np.stack([self._decode(r[1]) for r in rows])
+            last = int(ids[-1])
+
+    def _decode(self, blob: bytes) -> F32:
+        if len(blob) != 4 * self.dim:
+            raise ArtifactError(f"{self.path}: stored vector of {len(blob)} bytes, "
+                                f"expected {4 * self.dim}")
+        return np.frombuffer(blob, dtype=np.float32)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
