@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, get_args
 
 from retrieval._atomic import write_atomic
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES", "Manifest",
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES", "Manifest", "Metric",
            "ParamValue", "library_versions"]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-METRICS = frozenset({"inner_product", "l2"})
+Metric = Literal["inner_product", "l2"]
+METRICS: frozenset[str] = frozenset(get_args(Metric))
 #: Search-time knobs an index may carry (IVF lists probed, HNSW candidate list size).
 SEARCH_PARAM_NAMES = frozenset({"nprobe", "ef_search"})
 EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
@@ -85,7 +86,7 @@ class Manifest:
     whiten: bool = False
     whiten_dim: int | None = None
     weights_file: str | None = None
-    metric: str = "inner_product"
+    metric: Metric = "inner_product"
     faiss_factory: str = "Flat"
     search_params: Mapping[str, int] = field(default_factory=dict, hash=False)
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)

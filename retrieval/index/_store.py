@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -60,10 +60,19 @@ class ImageRecord:
     added_at: float
 
 
+ChangeOp = Literal["add", "remove"]
+
+
 class Change(NamedTuple):
     seq: int
-    op: str  # "add" | "remove"
+    op: ChangeOp
     image_id: int
+
+
+def _op(value: object) -> ChangeOp:
+    if value == "add" or value == "remove":
+        return value
+    raise ArtifactError(f"unknown change operation {value!r} in the store's change log")
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
@@ -235,7 +244,7 @@ class Store:
         while True:
             rows = self._query("SELECT seq, op, image_id FROM changes WHERE seq > ? "
                                "ORDER BY seq LIMIT ?", (seq, batch))
-            yield from (Change(int(s), str(op), int(i)) for s, op, i in rows)
+            yield from (Change(int(s), _op(op), int(i)) for s, op, i in rows)
             if len(rows) < batch:
                 return
             seq = int(rows[-1][0])
