@@ -139,7 +139,7 @@ def test_duplicates_of_and_exclude(index: tuple[ImageIndex, list[int], F32, F32]
 
 def test_removal_drops_descriptor_and_pairs(index: tuple[ImageIndex, list[int], F32, F32]) -> None:
     idx, ids, xb, lb = index
-    a, b = min(reference_pairs(ids, xb, lb, RULE))
+    _a, b = min(reference_pairs(ids, xb, lb, RULE))
     assert b in idx.store.layouts([b])
     np.testing.assert_array_equal(idx.store.layouts([b])[b], lb[ids.index(b)].astype(np.float16))
     idx.remove([b])
