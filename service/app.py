@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from service import api, status
+from service import api, duplicates, status
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware
@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAP
     install_error_handlers(app)
     app.include_router(status.router)
     app.include_router(api.router)
+    app.include_router(duplicates.router)
     if status.STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=status.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
