@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import sys
@@ -29,7 +28,7 @@ from retrieval import (
 from retrieval.features import Embedder, EmbedderConfig
 from retrieval.index import MANIFEST_NAME
 
-__all__ = ["run_add", "run_build", "run_info", "run_remove"]
+__all__ = ["run_add", "run_build"]
 
 log = logging.getLogger("cbir")
 
@@ -172,35 +171,3 @@ def run_add(args: argparse.Namespace) -> int:
     for key, image_id in zip(report.added_keys, report.added, strict=True):
         print(f"{image_id}\t{key}")
     return 1 if report.failures and not report.added else 0
-
-
-def run_remove(args: argparse.Namespace) -> int:
-    from retrieval.index import ImageIndex
-
-    with ImageIndex.open(Path(args.index)) as index:
-        removed = index.remove(args.ids)
-    missing = sorted(set(args.ids) - set(removed))
-    print(f"removed {len(removed)} images")
-    if missing:
-        print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def run_info(args: argparse.Namespace) -> int:
-    from retrieval.index import ImageIndex
-
-    with ImageIndex.open(Path(args.index)) as index:
-        count, searchable, size = index.count, index.ntotal, index.size_on_disk()
-        m = index.manifest.to_dict()
-    if args.json:
-        print(json.dumps({"index": str(args.index), "count": count, "searchable": searchable,
-                          "size_bytes": size, "manifest": m}, indent=2))
-        return 0
-    print(f"{'index':<16}{args.index}")
-    print(f"{'images':<16}{count} ({searchable} searchable)")
-    print(f"{'size':<16}{size / 1e6:.1f} MB")
-    for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
-                "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
-        print(f"{key:<16}{m[key]}")
-    return 0

@@ -2,6 +2,12 @@
 
 Exit codes: 0 success, 1 a failure (one readable line on stderr), 2 a usage error (bad flag, bad
 option value, unknown name), 130 interrupted (the index directory stays usable).
+
+Start-up stays instant: the command is read from argv first and only its parser is built in full
+(the others are stubs with their help line, so ``cbir --help`` still lists them), and each
+command's module is imported by its builder. torch, torchvision, faiss and matplotlib are loaded
+only by the commands that use them; ``--help``, ``index info``, ``index remove`` and
+``duplicates`` never import torch.
 """
 
 from __future__ import annotations
@@ -10,18 +16,21 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
-from indexer.options import add_embedding_flags, positive
+from indexer.argtypes import positive
 from retrieval import ConfigError, RetrievalError
-from retrieval.features import PRECISIONS
-from retrieval.pooling import pooling_names
 
 __all__ = ["build_parser", "main"]
 
+Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Builder: TypeAlias = Callable[[Sub, Sequence[str] | None], None]
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
+    from retrieval.features import PRECISIONS
+
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--weights-file", dest="weights_file", default=None,
                    help="read the network weights from this file instead of where the index "
@@ -35,10 +44,12 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
                    help="NHWC memory layout for the network (faster with cuda tensor cores)")
 
 
-def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_build(sub: Sub, argv: Sequence[str] | None) -> None:
     from indexer import build
+    from indexer.options import add_embedding_flags
+    from retrieval.pooling import pooling_names
 
-    p = sub.add_parser("build", help="index a folder of images into a new index directory")
+    p = sub.add_parser("build", help=INDEX_COMMANDS["build"])
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
     p.add_argument("--index", required=True, help="index directory to create (or --resume)")
     add_embedding_flags(p, one_pooling=True, pooling_default="sum",
@@ -65,13 +76,10 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(handler=build.run_build)
 
 
-def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_add(sub: Sub, argv: Sequence[str] | None) -> None:
     from indexer import build
 
-    index = sub.add_parser("index", help="build and maintain an index directory")
-    isub = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
-    _add_build(isub)
-    p = isub.add_parser("add", help="embed and add images to an index")
+    p = sub.add_parser("add", help=INDEX_COMMANDS["add"])
     p.add_argument("--index", required=True)
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
@@ -81,20 +89,38 @@ def _add_index(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--no-progress", dest="progress", action="store_false")
     _add_runtime(p)
     p.set_defaults(handler=build.run_add)
-    p = isub.add_parser("remove", help="remove images by id")
+
+
+def _add_remove(sub: Sub, argv: Sequence[str] | None) -> None:
+    from indexer import maintain
+
+    p = sub.add_parser("remove", help=INDEX_COMMANDS["remove"])
     p.add_argument("--index", required=True)
     p.add_argument("ids", nargs="+", type=int, metavar="ID")
-    p.set_defaults(handler=build.run_remove)
-    p = isub.add_parser("info", help="manifest, counts and size on disk")
+    p.set_defaults(handler=maintain.run_remove)
+
+
+def _add_info(sub: Sub, argv: Sequence[str] | None) -> None:
+    from indexer import maintain
+
+    p = sub.add_parser("info", help=INDEX_COMMANDS["info"])
     p.add_argument("--index", required=True)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=build.run_info)
+    p.set_defaults(handler=maintain.run_info)
 
 
-def _add_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_index(sub: Sub, argv: Sequence[str] | None) -> None:
+    index = sub.add_parser("index", help=COMMANDS["index"])
+    isub = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
+    builders: dict[str, Builder] = {"build": _add_build, "add": _add_add,
+                                    "remove": _add_remove, "info": _add_info}
+    _add_commands(isub, INDEX_COMMANDS, builders, argv)
+
+
+def _add_search(sub: Sub, argv: Sequence[str] | None) -> None:
     from indexer import search
 
-    p = sub.add_parser("search", help="find the images most like IMAGE")
+    p = sub.add_parser("search", help=COMMANDS["search"])
     p.add_argument("--index", required=True)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-k", type=positive, default=10, help="number of results (default 10)")
@@ -111,8 +137,8 @@ def _add_search_params(p: argparse.ArgumentParser, scope: str) -> None:
                    help=f"HNSW candidate list size, {scope}")
 
 
-def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="serve an index over HTTP (FastAPI)")
+def _add_serve(sub: Sub, argv: Sequence[str] | None) -> None:
+    p = sub.add_parser("serve", help=COMMANDS["serve"])
     p.add_argument("--index", required=True)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -130,26 +156,77 @@ def _run_serve(args: argparse.Namespace) -> int:
     os.execv(sys.executable, argv)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_duplicates(sub: Sub, argv: Sequence[str] | None) -> None:
+    from indexer import duplicates
+
+    duplicates.add_parser(sub)
+
+
+def _add_demo(sub: Sub, argv: Sequence[str] | None) -> None:
+    from indexer import demo
+
+    demo.add_parser(sub)
+
+
+def _add_evaluate(sub: Sub, argv: Sequence[str] | None) -> None:
+    from indexer import evaluate
+
+    evaluate.add_parser(sub)
+
+
+COMMANDS = {
+    "index": "build and maintain an index directory",
+    "search": "find the images most like IMAGE",
+    "duplicates": "groups of near-duplicate images in an index",
+    "serve": "serve an index over HTTP (FastAPI)",
+    "demo": "index sample photos and serve them (make run)",
+    "evaluate": "mAP of pooling variants on a retrieval benchmark",
+}
+INDEX_COMMANDS = {
+    "build": "index a folder of images into a new index directory",
+    "add": "embed and add images to an index",
+    "remove": "remove images by id",
+    "info": "manifest, counts and size on disk",
+}
+_BUILDERS: dict[str, Builder] = {
+    "index": _add_index, "search": _add_search, "duplicates": _add_duplicates,
+    "serve": _add_serve, "demo": _add_demo, "evaluate": _add_evaluate,
+}
+
+
+def _chosen(argv: Sequence[str], names: dict[str, str]) -> tuple[str | None, list[str]]:
+    """The first positional word of ``argv`` if it names a command, and the words after it."""
+    for i, word in enumerate(argv):
+        if not word.startswith("-"):
+            return (word, list(argv[i + 1:])) if word in names else (None, [])
+    return None, []
+
+
+def _add_commands(sub: Sub, names: dict[str, str], builders: dict[str, Builder],
+                  argv: Sequence[str] | None) -> None:
+    """The chosen command's full parser (all of them when ``argv`` is None), stubs for the rest."""
+    chosen, rest = _chosen(argv, names) if argv is not None else (None, [])
+    for name, help_text in names.items():
+        if argv is None or name == chosen:
+            builders[name](sub, None if argv is None else rest)
+        else:
+            sub.add_parser(name, help=help_text)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, only the command it names is built in full (fast start)."""
     parser = argparse.ArgumentParser(prog="cbir", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_index(sub)
-    _add_search(sub)
-    _add_serve(sub)
-    from indexer import demo
-
-    demo.add_parser(sub)
-    from indexer import evaluate
-
-    evaluate.add_parser(sub)
+    _add_commands(sub, COMMANDS, _BUILDERS, argv)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(words).parse_args(words)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO

@@ -9,22 +9,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from indexer.argtypes import positive
 from retrieval import ConfigError
 from retrieval.features import BACKBONES, EmbedderConfig
 from retrieval.pooling import POOLINGS, Param, ParamValue, Pooling, pooling_class
 
 __all__ = ["add_embedding_flags", "config_from_args", "pooling_params", "positive"]
-
-
-def positive(text: str) -> int:
-    """argparse type: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _dest(pooling: str, param: str) -> str:

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from retrieval._collection import Collection
 from retrieval.features._extraction import Batch, Failure, Source, extract_batches
+from retrieval.features._layout import layout_descriptors
 from retrieval.images import DEFAULT_MAX_PIXELS
 from retrieval.index._store import NewImage
 
@@ -98,7 +99,8 @@ class _StoreWriter:
         xb = self.collection.embedder.describe(batch.fmaps)
         news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
                 for d in batch.items]
-        self.report.added.extend(self.collection.index.add(news, xb))
+        layouts = layout_descriptors(batch.fmaps)  # for near-duplicates: same maps, no forward
+        self.report.added.extend(self.collection.index.add(news, xb, layouts))
         self.report.added_keys.extend(d.key for d in batch.items)
         return len(news)
 

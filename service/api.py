@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, ImageDecodeError
 from retrieval.index import ImageRecord
+from service.duplicates import reported_duplicates
 from service.engine import Upload, add_uploads, remove_image, search_upload
 from service.errors import ServiceError
 from service.schemas import (
@@ -168,7 +169,11 @@ async def _form_files(request: Request, field: str) -> list[Upload]:
 @router.post("/images", status_code=201, response_model=AddResponse,
              dependencies=[AuthorizedWriter, Multipart], openapi_extra=ADD_BODY,
              responses=_errors(400, 401, 403, 413, 415, 422, 503))
-async def add_images(state: StateDep, collection: CollectionDep, request: Request) -> AddResponse:
+async def add_images(
+    state: StateDep, collection: CollectionDep, request: Request,
+    report_duplicates: Annotated[bool, Query(description="also answer, for each added image, "
+                                             "its near-duplicates stored before")] = False,
+) -> AddResponse:
     """Store and index images (all or nothing, field ``images``); durable once this answers 201.
 
     The body is read only once the key has been checked.
@@ -177,7 +182,11 @@ async def add_images(state: StateDep, collection: CollectionDep, request: Reques
     settings = state.settings
     records = await state.pool.run(partial(add_uploads, collection, uploads,
                                            settings.uploads_dir, settings.max_image_pixels))
-    return AddResponse(added=[_image_out(r) for r in records], durable=True)
+    response = AddResponse(added=[_image_out(r) for r in records], durable=True)
+    if report_duplicates:
+        response.duplicates = await state.pool.run(
+            partial(reported_duplicates, collection, [r.id for r in records]))
+    return response
 
 
 @router.delete("/images/{image_id}", response_model=DeleteResponse,

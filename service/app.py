@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from service import api, status
+from service import api, docs, duplicates, status
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.metrics import MetricsMiddleware
@@ -81,12 +81,14 @@ async def _lifespan(app: FastAPI, *, on_fatal: OnFatal | None) -> AsyncIterator[
 def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAPI:
     """The app for ``settings``; ``on_fatal`` is called if the index cannot be opened."""
     app = FastAPI(title="cbir", version=_version(), description=DESCRIPTION,
-                  lifespan=partial(_lifespan, on_fatal=on_fatal))
+                  lifespan=partial(_lifespan, on_fatal=on_fatal), docs_url=None, redoc_url=None)
     state = ServiceState.from_settings(settings)
     app.state.service = state
     install_error_handlers(app)
     app.include_router(status.router)
     app.include_router(api.router)
+    app.include_router(duplicates.router)
+    app.include_router(docs.router)  # Swagger UI and ReDoc from service/static/docs
     if status.STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=status.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)

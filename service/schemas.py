@@ -60,6 +60,9 @@ class ImageOut(BaseModel):
 class AddResponse(BaseModel):
     added: list[ImageOut] = Field(description="one per uploaded file, in upload order")
     durable: bool = Field(description="true: committed to disk before this response was sent")
+    duplicates: list[list[Any]] | None = Field(
+        default=None, description="with ?report_duplicates=true: for each added image (in "
+        "order), its near-duplicates stored before, best first: {id, score, path, url}")
 
 
 class DeleteResponse(BaseModel):

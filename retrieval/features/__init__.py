@@ -19,12 +19,14 @@ from retrieval.features._extraction import (
     default_workers,
     extract_batches,
 )
+from retrieval.features._layout import LAYOUT_GRID, layout_descriptors
 from retrieval.features._whitening import Whitening
 
 __all__ = [
     "BACKBONES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LAYOUT_GRID",
     "PRECISIONS",
     "Backbone",
     "Batch",
@@ -36,6 +38,7 @@ __all__ = [
     "default_batch_size",
     "default_workers",
     "extract_batches",
+    "layout_descriptors",
     "load_backbone",
     "resized_shape",
 ]

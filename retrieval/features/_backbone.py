@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torchvision import models
 
 from retrieval.errors import UnknownNameError, WeightsError
 
@@ -74,14 +73,39 @@ class BackboneSpec:
     channels: int = 512
 
 
+def _constructor(name: str) -> Callable[..., nn.Module]:
+    """``torchvision.models.<name>``, imported on the first call (torchvision costs seconds)."""
+
+    def build(**kwargs: Any) -> nn.Module:
+        from torchvision import models
+
+        model: nn.Module = getattr(models, name)(**kwargs)
+        return model
+
+    return build
+
+
+class _LazyWeights:
+    """``torchvision.models.<enum>.<member>``, imported on first attribute access."""
+
+    def __init__(self, enum: str, member: str) -> None:
+        self._enum, self.name = enum, member
+
+    def __getattr__(self, attr: str) -> Any:
+        from torchvision import models
+
+        return getattr(getattr(getattr(models, self._enum), self.name), attr)
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
-        "vgg16", models.vgg16, models.VGG16_Weights.IMAGENET1K_V1, default_max_side=1024
+        "vgg16", _constructor("vgg16"), _LazyWeights("VGG16_Weights", "IMAGENET1K_V1"),
+        default_max_side=1024,
     ),
     "squeezenet1_1": BackboneSpec(
         "squeezenet1_1",
-        models.squeezenet1_1,
-        models.SqueezeNet1_1_Weights.IMAGENET1K_V1,
+        _constructor("squeezenet1_1"),
+        _LazyWeights("SqueezeNet1_1_Weights", "IMAGENET1K_V1"),
         default_max_side=1024,
     ),
 }

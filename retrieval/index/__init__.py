@@ -3,16 +3,35 @@
 Nothing here imports torch: an index is opened, searched and changed without a network.
 """
 
+from retrieval.index._duplicates import (
+    DEFAULT_LAYOUT_THRESHOLD,
+    DEFAULT_THRESHOLD,
+    GLOBAL_ONLY_THRESHOLD,
+    DuplicateGroup,
+    DuplicatePage,
+    DuplicatePair,
+    DuplicateRule,
+    duplicate_page,
+    duplicates_of,
+    group_pairs,
+)
 from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
 from retrieval.index._store import STORE_NAME, ImageRecord, NewImage, Store
 
 __all__ = [
+    "DEFAULT_LAYOUT_THRESHOLD",
     "DEFAULT_NPROBE",
+    "DEFAULT_THRESHOLD",
+    "GLOBAL_ONLY_THRESHOLD",
     "MANIFEST_NAME",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
+    "DuplicateGroup",
+    "DuplicatePage",
+    "DuplicatePair",
+    "DuplicateRule",
     "Hit",
     "ImageIndex",
     "ImageRecord",
@@ -21,5 +40,8 @@ __all__ = [
     "Store",
     "VectorIndex",
     "default_search_params",
+    "duplicate_page",
+    "duplicates_of",
+    "group_pairs",
     "library_versions",
 ]

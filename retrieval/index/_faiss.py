@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 
 import faiss
 import numpy as np
@@ -229,6 +230,31 @@ class VectorIndex:
         worst = -np.inf if self._index.metric_type == faiss.METRIC_INNER_PRODUCT else np.inf
         distances[labels < 0] = worst
         return distances, labels
+
+    def range_search(self, xq: F32, threshold: float, cap: int) -> list[tuple[I64, F32]]:
+        """Per query, the ids scoring at least ``threshold`` (inner product), best first, at most
+        ``cap``; tombstoned ids left out. Types without a range search answer with a ``cap``-NN
+        search filtered by ``threshold``.
+        """
+        if not self._index.ntotal or not len(xq):
+            return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(len(xq))]
+        # faiss keeps scores strictly above the radius: step one float32 ulp down for ">=".
+        radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+        try:
+            lims, distances, labels = self._index.range_search(xq, radius)
+            rows = [(labels[a:b], distances[a:b]) for a, b in pairwise(lims)]
+        except RuntimeError:
+            distances, labels = self.search(xq, min(cap, int(self._index.ntotal)))
+            rows = [(i[s >= radius], s[s >= radius]) for i, s in zip(labels, distances,
+                                                                      strict=True)]
+        dead = np.fromiter(self._tombstones, dtype=np.int64)
+        out = []
+        for ids, scores in rows:
+            keep = ~np.isin(ids, dead) & (ids >= 0)
+            ids, scores = ids[keep], scores[keep]
+            order = np.argsort(-scores, kind="stable")[:cap]
+            out.append((ids[order].astype(np.int64), scores[order].astype(np.float32)))
+        return out
 
     def _search_filtered(self, xq: F32, k: int) -> tuple[F32, I64]:
         if self._use_selector:

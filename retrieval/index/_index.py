@@ -148,15 +148,17 @@ class ImageIndex:
             raise ArtifactError(f"index {self.path} failed mid-change; close and reopen it "
                                 "(the store is intact and the reopen catches up)")
 
-    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike) -> list[int]:
-        """Store ``items`` with their (n, d) vectors and index them; returns their new ids.
+    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
+            layouts: npt.ArrayLike | None = None) -> list[int]:
+        """Store ``items`` with their (n, d) vectors (and layout descriptors) and index them;
+        returns their new ids.
 
         Until a trainable index (IVF, PQ...) is trained, vectors only wait in the store.
         """
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
             self._check_writable()
-            ids = self._store.add(items, vectors)
+            ids = self._store.add(items, vectors, layouts)
             self._seq, self._dirty = self._store.last_seq(), True
             if self._vectors.is_trained:
                 self._guarded(lambda: self._vectors.add(np.asarray(ids, dtype=np.int64), vectors))
@@ -252,6 +254,20 @@ class ImageIndex:
         return [[Hit(int(i), float(s), records[int(i)])
                  for s, i in zip(row_d, row_i, strict=True) if int(i) in records]
                 for row_d, row_i in zip(distances, labels, strict=True)]
+
+    def range_search(self, xq: npt.ArrayLike, threshold: float,
+                     cap: int) -> list[tuple[I64, F32]]:
+        """Per query row, the ids scoring at least ``threshold``, best first, at most ``cap``."""
+        queries = as_matrix(xq, self.d, name="xq")
+        with self._rw.read():
+            if self._closed:
+                raise ArtifactError(f"index {self.path} is closed")
+            return self._vectors.range_search(queries, threshold, cap)
+
+    @property
+    def store(self) -> Store:
+        """The SQLite store (records, vectors, layout descriptors), for read-side modules."""
+        return self._store
 
     def get(self, image_id: int) -> ImageRecord:
         """The record of one image; :class:`NotFoundError` if there is none."""

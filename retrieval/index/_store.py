@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
+from retrieval.index._layouts import fetch_layouts, insert_layouts
 from retrieval.index._schema import SCHEMA, SCHEMA_VERSION, connect, transaction
 
 __all__ = ["STORE_NAME", "Change", "ImageRecord", "NewImage", "Store"]
@@ -157,8 +158,13 @@ class Store:
         with self._lock, transaction(self._db()) as db:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike) -> list[int]:
-        """Store records and their (n, dim) vectors in one transaction; returns the new ids."""
+    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
+            layouts: npt.ArrayLike | None = None) -> list[int]:
+        """Store records and their (n, dim) vectors in one transaction; returns the new ids.
+
+        ``layouts`` (n, D), when given, are the images' layout descriptors (:mod:`._layouts`),
+        committed in the same transaction.
+        """
         _check_items(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
         now = time.time()
@@ -170,6 +176,8 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
                 ids.append(int(cur.lastrowid or 0))
+            if layouts is not None:
+                insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
                            [(i,) for i in ids])
         return ids
@@ -222,6 +230,12 @@ class Store:
         rows = self._query("SELECT id FROM images ORDER BY id")
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def ids_after(self, cursor: int, limit: int) -> list[int]:
+        """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
+        rows = self._query("SELECT id FROM images WHERE id > ? ORDER BY id LIMIT ?",
+                           (cursor, limit))
+        return [int(r[0]) for r in rows]
+
     def last_seq(self) -> int:
         """The largest change seq ever assigned (0 for a new store); survives pruning."""
         rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
@@ -263,6 +277,14 @@ class Store:
         if not wanted:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack([found[i] for i in wanted])
+
+    def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
+        """Layout descriptors of those ``ids`` that have one (none for older indexes)."""
+        found: dict[int, F32] = {}
+        for chunk in _chunks([int(i) for i in ids]):
+            with self._lock:
+                found.update(fetch_layouts(self._db(), chunk))
+        return found
 
     def iter_all(self, batch: int = 10_000) -> Iterator[tuple[I64, F32]]:
         """Every (ids, xb) in ascending id order, ``batch`` rows at a time."""

@@ -182,3 +182,39 @@ def test_phone_layout_fits_the_screen(browser: Any, base_url: str, query_image: 
     assert problems == []
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "page-phone.png"), full_page=True)
+
+
+def test_docs_render_offline(browser: Any, base_url: str) -> None:
+    """Swagger UI and ReDoc come from the server itself: every other request is aborted."""
+    page, problems = open_page(browser, base_url)
+    page.goto(f"{base_url}/docs")
+    page.locator(".opblock").first.wait_for(state="visible")
+    operations = page.locator(".opblock").count()
+    schema = page.request.get(f"{base_url}/openapi.json").json()
+    assert operations == sum(len(ops) for ops in schema["paths"].values())
+    assert page.locator(".opblock-summary-path", has_text="/duplicates").count() == 1
+    assert problems == []
+    page.goto(f"{base_url}/redoc")
+    page.locator("[data-section-id^='operation/']").first.wait_for(state="attached")
+    assert page.locator("[data-section-id^='operation/']").count() >= operations
+    # ReDoc's sidebar credit is an <img> from its CDN: blocked, and nothing else is missing.
+    assert all("cdn.redoc.ly" in p for p in problems), problems
+
+
+def test_duplicates_view_shows_each_group_as_a_row(browser: Any, base_url: str) -> None:
+    page, problems = open_page(browser, base_url)
+    with page.expect_response(lambda r: "/duplicates?" in r.url) as info:
+        page.locator("#view-duplicates").click()
+    body = info.value.json()
+    page.locator("#dup-status").filter(has_text="group").wait_for()
+    assert page.locator("main").is_hidden() and page.locator("#duplicates").is_visible()
+    rows = page.locator("#dup-groups > li")
+    assert rows.count() == len(body["groups"])
+    for row, group in zip(rows.all(), body["groups"], strict=True):
+        srcs = [img.get_attribute("src") for img in row.locator("img").all()]
+        assert srcs == [f"{m['url']}?size=160" for m in group["members"]]
+    assert page.locator("#dup-more").is_visible() == (body["next_cursor"] is not None)
+    page.locator("#view-search").click()
+    page.locator("main").wait_for(state="visible")
+    assert page.locator("#duplicates").is_hidden()
+    assert problems == []

@@ -1,0 +1,40 @@
+"""``cbir index remove`` and ``cbir index info``: the index alone, no network (no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from retrieval.index import ImageIndex
+
+__all__ = ["run_info", "run_remove"]
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    with ImageIndex.open(Path(args.index)) as index:
+        removed = index.remove(args.ids)
+    missing = sorted(set(args.ids) - set(removed))
+    print(f"removed {len(removed)} images")
+    if missing:
+        print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    with ImageIndex.open(Path(args.index)) as index:
+        count, searchable, size = index.count, index.ntotal, index.size_on_disk()
+        m = index.manifest.to_dict()
+    if args.json:
+        print(json.dumps({"index": str(args.index), "count": count, "searchable": searchable,
+                          "size_bytes": size, "manifest": m}, indent=2))
+        return 0
+    print(f"{'index':<16}{args.index}")
+    print(f"{'images':<16}{count} ({searchable} searchable)")
+    print(f"{'size':<16}{size / 1e6:.1f} MB")
+    for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
+                "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
+        print(f"{key:<16}{m[key]}")
+    return 0
