@@ -27,7 +27,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig
-from retrieval.index import MANIFEST_NAME
+from retrieval.index import MANIFEST_NAME, UPLOADS_DIR_NAME, ImageIndex, sweep_files
 
 __all__ = ["run_add", "run_build", "run_info", "run_remove"]
 
@@ -91,6 +91,11 @@ def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection
     return collection
 
 
+def _clean(index: ImageIndex) -> None:
+    """What killed writes left: the index's own temporaries go on open, the uploads' here."""
+    sweep_files(index, index.path / UPLOADS_DIR_NAME)
+
+
 def run_build(args: argparse.Namespace) -> int:
     images = [p.resolve() for p in list_images(args.images)]
     if not images:
@@ -107,6 +112,9 @@ def run_build(args: argparse.Namespace) -> int:
     collection = (_resumed_collection(args, index_dir) if exists
                   else _new_collection(args, images, index_dir))
     try:
+        _clean(collection.index)
+        if collection.index.images_root is None:
+            collection.index.set_images_root(str(Path(args.images).resolve()))
         present = collection.index.paths_present()
         todo = [p for p in images if str(p) not in present]
         if present:
@@ -122,13 +130,13 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _ingest_with_progress(
-    collection: Collection, paths: list[Path], args: argparse.Namespace
+    collection: Collection, paths: list[Path], args: argparse.Namespace, *, atomic: bool = False
 ) -> tuple[IngestReport, float]:
     start = time.perf_counter()
     with tqdm(total=len(paths), unit="img", disable=not args.progress or None,
               dynamic_ncols=True, file=sys.stderr) as bar:
         report = ingest(collection, [(str(p), p) for p in paths], batch_size=args.batch_size,
-                        workers=args.workers, on_progress=bar.update)
+                        workers=args.workers, on_progress=bar.update, atomic=atomic)
     _log_failures(collection.path, report)
     return report, time.perf_counter() - start
 
@@ -154,6 +162,11 @@ def _summary(report: IngestReport, seconds: float, index_dir: Path) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    """Add files and folders in one transaction: all readable images become searchable together,
+    or (interrupted, killed) none does. Unreadable files are skipped and listed, as in build.
+    Identical files at different paths are separate records: a path is what a folder index
+    records, and removing one copy must not remove the other (the HTTP API dedupes by content).
+    """
     paths: list[Path] = []
     for name in args.paths:
         path = Path(name)
@@ -162,8 +175,9 @@ def run_add(args: argparse.Namespace) -> int:
                                  weights_file=args.weights_file, precision=args.precision,
                                  channels_last=args.channels_last)
     try:
+        _clean(collection.index)
         report, seconds = _ingest_with_progress(
-            collection, [p.resolve() for p in paths], args)
+            collection, [p.resolve() for p in paths], args, atomic=True)
         if not collection.index.is_trained:
             collection.index.train()
     finally:
@@ -175,9 +189,8 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from retrieval.index import ImageIndex
-
     with ImageIndex.open(Path(args.index)) as index:
+        _clean(index)
         removed = index.remove(args.ids)
     missing = sorted(set(args.ids) - set(removed))
     print(f"removed {len(removed)} images")
@@ -188,9 +201,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from retrieval.index import ImageIndex
-
-    with ImageIndex.open(Path(args.index)) as index:
+    with ImageIndex.open(Path(args.index), read_only=True) as index:
         count, searchable, size = index.count, index.ntotal, index.size_on_disk()
         m = index.manifest.to_dict()
     if args.json:

@@ -6,20 +6,28 @@ Nothing here imports torch: an index is opened, searched and changed without a n
 from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
-from retrieval.index._store import STORE_NAME, ImageRecord, NewImage, Store
+from retrieval.index._store import DEFAULT_KEY_TTL_S, STORE_NAME, ImageRecord, NewImage, Store
+from retrieval.index._sweep import UPLOADS_DIR_NAME, SweepReport, sweep_files
+from retrieval.index._unique import Added, AddOutcome
 
 __all__ = [
+    "DEFAULT_KEY_TTL_S",
     "DEFAULT_NPROBE",
     "MANIFEST_NAME",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
+    "UPLOADS_DIR_NAME",
+    "AddOutcome",
+    "Added",
     "Hit",
     "ImageIndex",
     "ImageRecord",
     "Manifest",
     "NewImage",
     "Store",
+    "SweepReport",
     "VectorIndex",
     "default_search_params",
     "library_versions",
+    "sweep_files",
 ]
