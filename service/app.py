@@ -119,5 +119,6 @@ def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAP
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
+    state.metrics.gauges(partial(status.gauges, state))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

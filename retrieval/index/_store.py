@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,9 +62,12 @@ class ImageRecord:
     added_at: float
 
 
+Op = Literal["add", "remove"]
+
+
 class Change(NamedTuple):
     seq: int
-    op: str  # "add" | "remove"
+    op: Op
     image_id: int
 
 
@@ -271,7 +274,7 @@ class Store:
         while True:
             rows = self._query("SELECT seq, op, image_id FROM changes WHERE seq > ? "
                                "ORDER BY seq LIMIT ?", (seq, batch))
-            yield from (Change(int(s), str(op), int(i)) for s, op, i in rows)
+            yield from (Change(int(s), cast(Op, op), int(i)) for s, op, i in rows)
             if len(rows) < batch:
                 return
             seq = int(rows[-1][0])
