@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from indexer.maintain import clean_leftovers
 from indexer.options import config_from_args
 from retrieval import (
     Collection,
@@ -106,6 +107,9 @@ def run_build(args: argparse.Namespace) -> int:
     collection = (_resumed_collection(args, index_dir) if exists
                   else _new_collection(args, images, index_dir))
     try:
+        clean_leftovers(collection.index)
+        if collection.index.images_root is None:
+            collection.index.set_images_root(str(Path(args.images).resolve()))
         present = collection.index.paths_present()
         todo = [p for p in images if str(p) not in present]
         if present:
@@ -121,13 +125,13 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _ingest_with_progress(
-    collection: Collection, paths: list[Path], args: argparse.Namespace
+    collection: Collection, paths: list[Path], args: argparse.Namespace, *, atomic: bool = False
 ) -> tuple[IngestReport, float]:
     start = time.perf_counter()
     with tqdm(total=len(paths), unit="img", disable=not args.progress or None,
               dynamic_ncols=True, file=sys.stderr) as bar:
         report = ingest(collection, [(str(p), p) for p in paths], batch_size=args.batch_size,
-                        workers=args.workers, on_progress=bar.update)
+                        workers=args.workers, on_progress=bar.update, atomic=atomic)
     _log_failures(collection.path, report)
     return report, time.perf_counter() - start
 
@@ -153,6 +157,11 @@ def _summary(report: IngestReport, seconds: float, index_dir: Path) -> None:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    """Add files and folders in one transaction: all readable images become searchable together,
+    or (interrupted, killed) none does. Unreadable files are skipped and listed, as in build.
+    Identical files at different paths are separate records: a path is what a folder index
+    records, and removing one copy must not remove the other (the HTTP API dedupes by content).
+    """
     paths: list[Path] = []
     for name in args.paths:
         path = Path(name)
@@ -161,8 +170,9 @@ def run_add(args: argparse.Namespace) -> int:
                                  weights_file=args.weights_file, precision=args.precision,
                                  channels_last=args.channels_last)
     try:
+        clean_leftovers(collection.index)
         report, seconds = _ingest_with_progress(
-            collection, [p.resolve() for p in paths], args)
+            collection, [p.resolve() for p in paths], args, atomic=True)
         if not collection.index.is_trained:
             collection.index.train()
     finally:

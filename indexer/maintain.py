@@ -7,13 +7,19 @@ import json
 import sys
 from pathlib import Path
 
-from retrieval.index import ImageIndex
+from retrieval.index import UPLOADS_DIR_NAME, ImageIndex, sweep_files
 
-__all__ = ["run_info", "run_remove"]
+__all__ = ["clean_leftovers", "run_info", "run_remove"]
+
+
+def clean_leftovers(index: ImageIndex) -> None:
+    """What killed writes left: the index's own temporaries go on open, the uploads' here."""
+    sweep_files(index, index.path / UPLOADS_DIR_NAME)
 
 
 def run_remove(args: argparse.Namespace) -> int:
     with ImageIndex.open(Path(args.index)) as index:
+        clean_leftovers(index)
         removed = index.remove(args.ids)
     missing = sorted(set(args.ids) - set(removed))
     print(f"removed {len(removed)} images")
@@ -24,7 +30,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    with ImageIndex.open(Path(args.index)) as index:
+    with ImageIndex.open(Path(args.index), read_only=True) as index:
         count, searchable, size = index.count, index.ntotal, index.size_on_disk()
         m = index.manifest.to_dict()
     if args.json:

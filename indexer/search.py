@@ -30,7 +30,7 @@ def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
 def run_search(args: argparse.Namespace) -> int:
     collection = open_collection(Path(args.index), device=args.device,
                                  weights_file=args.weights_file, precision=args.precision,
-                                 channels_last=args.channels_last)
+                                 channels_last=args.channels_last, read_only=True)
     try:
         collection.index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
         hits = search_image(collection, Path(args.image), args.k)

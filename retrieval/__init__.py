@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         format_suffix,
         list_images,
         load_image,
+        load_image_with_suffix,
         sha256_hex,
     )
     from retrieval.index import Hit, ImageIndex, ImageRecord, Manifest
@@ -58,7 +59,7 @@ _EXPORTS = {
                          "WeightsError"),
     "retrieval.features": ("Embedder", "EmbedderConfig"),
     "retrieval.images": ("ALLOWED_FORMATS", "MEDIA_TYPES", "format_suffix", "list_images",
-                         "load_image", "sha256_hex"),
+                         "load_image", "load_image_with_suffix", "sha256_hex"),
     "retrieval.index": ("Hit", "ImageIndex", "ImageRecord", "Manifest"),
     "retrieval._ingest": ("IngestReport", "ingest"),
 }
@@ -94,6 +95,7 @@ __all__ = [
     "ingest",
     "list_images",
     "load_image",
+    "load_image_with_suffix",
     "manifest_for",
     "open_collection",
     "sha256_hex",

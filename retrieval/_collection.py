@@ -127,8 +127,12 @@ def create_collection(
 def open_collection(
     path: Path, *, device: str = "cpu", weights_file: str | None = None,
     allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
+    read_only: bool = False,
 ) -> Collection:
     """Open an index directory and rebuild the embedder its manifest describes.
+
+    ``read_only``: without the write lock (see :meth:`ImageIndex.open`); another process may be
+    writing, and :meth:`ImageIndex.refresh` follows it.
 
     ``precision`` and ``channels_last`` are runtime options of the backbone (see
     :mod:`retrieval.features._backbone`); they do not change what the index's vectors mean.
@@ -147,6 +151,6 @@ def open_collection(
     if embedder.dim != manifest.dim:
         raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
                             f"manifest says {manifest.dim}")
-    index = ImageIndex.open(path, expect=manifest)
+    index = ImageIndex.open(path, expect=manifest, read_only=read_only)
     return Collection(path, index, embedder)
 

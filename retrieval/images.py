@@ -46,6 +46,7 @@ __all__ = [
     "format_suffix",
     "list_images",
     "load_image",
+    "load_image_with_suffix",
     "sha256_hex",
 ]
 
@@ -114,6 +115,16 @@ def load_image(
     than ``max_pixels`` pixels are refused from the header alone. PIL's global limit
     ``Image.MAX_IMAGE_PIXELS`` also applies, so the effective ceiling is the smaller of the two.
     """
+    return load_image_with_suffix(source, name=name, max_pixels=max_pixels)[0]
+
+
+def load_image_with_suffix(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    name: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[Image.Image, str]:
+    """:func:`load_image` plus the canonical suffix of the format decoded (one decode for both)."""
     label = name if name is not None else _label(source)
     data = source if isinstance(source, bytes) else _read_file(source, label)
     if not data:
@@ -121,14 +132,14 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            decoded = _decode(data, label, max_pixels)
+            decoded, pil_format = _decode(data, label, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(label, _bomb_reason(exc, max_pixels)) from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedImageError(label, _unidentified_reason(data)) from exc
     except _DECODE_FAILURES as exc:
         raise ImageDecodeError(label, f"truncated or corrupt image data: {exc}") from exc
-    return _to_rgb(decoded, label)
+    return _to_rgb(decoded, label), format_suffix(pil_format)
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -168,7 +179,7 @@ def _read_file(path: str | os.PathLike[str], label: str) -> bytes:
         raise ImageDecodeError(label, f"cannot read file: {exc.strerror or exc}") from exc
 
 
-def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, label: str, max_pixels: int) -> tuple[Image.Image, str | None]:
     """Open (allowlisted formats only), check the header's size, decode, orient, detach."""
     with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as opened:
         width, height = opened.size
@@ -176,7 +187,7 @@ def _decode(data: bytes, label: str, max_pixels: int) -> Image.Image:
             reason = f"image has {width * height} pixels, more than the limit of {max_pixels}"
             raise ImageTooLargeError(label, reason)
         opened.load()
-        return _upright(opened, label)
+        return _upright(opened, label), opened.format
 
 
 def _upright(image: Image.Image, label: str) -> Image.Image:

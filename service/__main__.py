@@ -16,6 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.connections import guarded_protocol
 from service.settings import Settings
 
 __all__ = ["main"]
@@ -70,9 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(settings, on_fatal=stopper)
     stopper.server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=args.log_level,
-        server_header=False, timeout_graceful_shutdown=10))
+        server_header=False, timeout_graceful_shutdown=10,
+        http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s),
+        timeout_keep_alive=settings.keep_alive_s, limit_concurrency=settings.max_connections))
     stopper.server.run()
     return 1 if stopper.error is not None else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,23 +7,27 @@ ever served from the path an image's record holds, never from a path the client 
 
 from __future__ import annotations
 
+import re
 import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, ImageDecodeError
-from retrieval.index import ImageRecord
+from retrieval.index import Added, ImageRecord
 from service.duplicates import reported_duplicates
 from service.engine import Upload, add_uploads, remove_image, search_upload
 from service.errors import ServiceError
+from service.paths import PathView
 from service.schemas import (
+    AddedImage,
     AddResponse,
     DeleteResponse,
     ErrorBody,
@@ -75,12 +79,35 @@ def search_k(
     return k
 
 
-ImageId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="image id", examples=[1])]
+_DECIMAL_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
-def _image_out(record: ImageRecord) -> ImageOut:
-    return ImageOut(id=record.id, path=record.path, sha256=record.sha256, width=record.width,
-                    height=record.height, added_at=record.added_at, url=file_url(record.id))
+def _strict_id(value: object) -> object:
+    """Ids are plain positive decimals: no sign, leading zero, underscore or space (422)."""
+    if isinstance(value, str) and not _DECIMAL_ID.fullmatch(value):
+        raise ValueError("an image id is a positive decimal integer without sign, leading "
+                         "zeros or separators")
+    return value
+
+
+ImageId = Annotated[int, BeforeValidator(_strict_id),
+                    PathParam(ge=1, le=2**63 - 1, description="image id", examples=[1])]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    description="any unique string (printable ASCII, no spaces): a retried request with the same "
+                "key and the same files answers with the first one's result")]
+
+
+def _image_out(record: ImageRecord, paths: PathView) -> ImageOut:
+    return ImageOut(id=record.id, path=paths.show(record.path), sha256=record.sha256,
+                    width=record.width, height=record.height, added_at=record.added_at,
+                    url=file_url(record.id))
+
+
+def _added_out(added: Added, paths: PathView) -> AddedImage:
+    return AddedImage(id=added.id, path=paths.show(added.path), sha256=added.sha256,
+                      width=added.width, height=added.height, added_at=added.added_at,
+                      url=file_url(added.id), duplicate=added.duplicate)
 
 
 async def _read(upload: StarletteUpload, fallback: str) -> Upload:
@@ -103,15 +130,15 @@ async def search(
     settings = state.settings
     hits = await state.pool.run(
         partial(search_upload, collection, upload, k, settings.max_image_pixels))
-    results = [SearchHit(id=h.id, score=h.score, path=h.record.path, url=file_url(h.id))
-               for h in hits]
+    results = [SearchHit(id=h.id, score=h.score, path=state.paths.show(h.record.path),
+                         url=file_url(h.id)) for h in hits]
     return SearchResponse(results=results, took_ms=round((time.perf_counter() - start) * 1e3, 3))
 
 
 @router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422, 503))
-def get_image(collection: CollectionDep, image_id: ImageId) -> ImageOut:
+def get_image(state: StateDep, collection: CollectionDep, image_id: ImageId) -> ImageOut:
     """The stored record of one image."""
-    return _image_out(collection.index.get(image_id))
+    return _image_out(collection.index.get(image_id), state.paths)
 
 
 @router.get("/images/{image_id}/file", response_class=Response,
@@ -168,25 +195,32 @@ async def _form_files(request: Request, field: str) -> list[Upload]:
 
 @router.post("/images", status_code=201, response_model=AddResponse,
              dependencies=[AuthorizedWriter, Multipart], openapi_extra=ADD_BODY,
-             responses=_errors(400, 401, 403, 413, 415, 422, 503))
+             responses={200: {"model": AddResponse, "description": "every file was already "
+                              "stored (each one `duplicate`)"},
+                        **_errors(400, 401, 403, 413, 415, 422, 503)})
 async def add_images(
     state: StateDep, collection: CollectionDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
     report_duplicates: Annotated[bool, Query(description="also answer, for each added image, "
                                              "its near-duplicates stored before")] = False,
-) -> AddResponse:
-    """Store and index images (all or nothing, field ``images``); durable once this answers 201.
+) -> JSONResponse:
+    """Store and index images (field ``images``) in one transaction: all of them or none.
 
-    The body is read only once the key has been checked.
+    Durable once this answers. 201 when something was added, 200 when every file's content was
+    already stored. The body is read only once the key has been checked.
     """
     uploads = await _form_files(request, "images")
     settings = state.settings
-    records = await state.pool.run(partial(add_uploads, collection, uploads,
-                                           settings.uploads_dir, settings.max_image_pixels))
-    response = AddResponse(added=[_image_out(r) for r in records], durable=True)
+    outcome = await state.pool.run(partial(
+        add_uploads, collection, uploads, settings.uploads_dir, settings.max_image_pixels,
+        request_key=idempotency_key, key_ttl_s=settings.idempotency_ttl_s))
+    body = AddResponse(added=[_added_out(a, state.paths) for a in outcome.added], durable=True)
     if report_duplicates:
-        response.duplicates = await state.pool.run(
-            partial(reported_duplicates, collection, [r.id for r in records]))
-    return response
+        body.duplicates = await state.pool.run(
+            partial(reported_duplicates, collection, [a.id for a in outcome.added]))
+    status = 200 if all(a.duplicate for a in outcome.added) else 201
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 @router.delete("/images/{image_id}", response_model=DeleteResponse,

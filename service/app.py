@@ -3,7 +3,8 @@
 ``create_app(settings)`` builds an app holding everything on ``app.state.service`` (no module
 globals): the settings, the bounded inference pool, metrics, the thumbnail cache and, once the
 lifespan's loader thread has opened it, the collection. The lifespan waits for admitted jobs and
-closes the index (writing its snapshot) on shutdown.
+closes the index (writing its snapshot) on shutdown. A read-only server (no API key) also runs a
+follower task that replays what other processes commit to the store every ``follow_interval_s``.
 
 Middleware, outermost first: metrics, CORS (only with ``cors_origins``), the body-size limit.
 """
@@ -11,6 +12,7 @@ Middleware, outermost first: metrics, CORS (only with ``cors_origins``), the bod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -51,7 +53,7 @@ def _version() -> str:
 
 async def _load(state: ServiceState, on_fatal: OnFatal | None) -> None:
     try:
-        state.collection = await asyncio.to_thread(load_collection, state.settings)
+        state.loaded(await asyncio.to_thread(load_collection, state.settings))
     except Exception as exc:
         state.load_error = f"{type(exc).__name__}: {exc}"
         log.error("cannot serve %s: %s", state.settings.index_dir, state.load_error)
@@ -59,7 +61,29 @@ async def _load(state: ServiceState, on_fatal: OnFatal | None) -> None:
             on_fatal(exc)
 
 
-async def _stop(state: ServiceState, loader: asyncio.Task[None]) -> None:
+async def _follow(state: ServiceState, loader: asyncio.Task[None]) -> None:
+    """Replay what ``cbir index`` commands commit, until cancelled (read-only servers)."""
+    await asyncio.shield(loader)
+    if state.collection is None or not state.collection.index.read_only:
+        return
+    while True:
+        await asyncio.sleep(state.settings.follow_interval_s)
+        collection = state.collection
+        if collection is None:
+            return
+        try:
+            if await asyncio.to_thread(collection.index.refresh):
+                state.loaded(collection)  # a first build may have set the images folder
+        except Exception as exc:  # keep serving what is loaded; the next round retries
+            log.warning("cannot follow the store of %s: %s: %s", state.settings.index_dir,
+                        type(exc).__name__, exc)
+
+
+async def _stop(state: ServiceState, loader: asyncio.Task[None],
+                follower: asyncio.Task[None]) -> None:
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
     await loader
     await asyncio.to_thread(state.pool.shutdown)
     if state.collection is not None:
@@ -72,10 +96,11 @@ async def _stop(state: ServiceState, loader: asyncio.Task[None]) -> None:
 async def _lifespan(app: FastAPI, *, on_fatal: OnFatal | None) -> AsyncIterator[None]:
     state: ServiceState = app.state.service
     loader = asyncio.create_task(_load(state, on_fatal))
+    follower = asyncio.create_task(_follow(state, loader))
     try:
         yield
     finally:
-        await _stop(state, loader)
+        await _stop(state, loader, follower)
 
 
 def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAPI:
@@ -96,5 +121,6 @@ def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAP
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
+    state.metrics.gauges(partial(status.gauges, state))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

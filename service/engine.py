@@ -1,7 +1,10 @@
 """The blocking work behind the API, run in the inference pool: search, add, remove.
 
-Adds embed outside any lock; only :meth:`ImageIndex.add` takes the index's writer lock, so
-searches keep running while images are being embedded. The store is committed (SQLite,
+Each upload is decoded once (pixels and format together); adds embed outside any lock and commit
+in *one* transaction per request (:meth:`ImageIndex.add_unique`), so a request's files become
+searchable and durable together or not at all, and searches keep running while images are being
+embedded. Content already stored is not added again (its record comes back flagged
+``duplicate``), and a request key replays the first answer. The store is committed (SQLite,
 ``synchronous=FULL``) before any of these return, so an acknowledged change survives a crash.
 """
 
@@ -10,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval import Collection, NotFoundError, ingest, load_image, sha256_hex
-from retrieval.index import Hit, ImageRecord
-from service.storage import image_suffix, store_file
+import numpy as np
+
+from retrieval import Collection, NotFoundError, load_image, load_image_with_suffix, sha256_hex
+from retrieval.features import layout_descriptors
+from retrieval.index import DEFAULT_KEY_TTL_S, AddOutcome, Hit, NewImage
+from service.storage import store_file
 
 __all__ = ["Upload", "add_uploads", "remove_image", "search_upload"]
-
-ADD_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,16 @@ class Upload:
     data: bytes
 
 
+@dataclass(frozen=True)
+class _Embedded:
+    sha256: str
+    suffix: str
+    width: int
+    height: int
+    vector: np.ndarray
+    layout: np.ndarray
+
+
 def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int) -> list[Hit]:
     """The ``k`` nearest stored images of an uploaded query image, best first."""
     image = load_image(upload.data, name=upload.name, max_pixels=max_pixels)
@@ -34,26 +48,41 @@ def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: in
     return collection.index.search_records(xq, k)[0]
 
 
-def add_uploads(collection: Collection, uploads: list[Upload], folder: Path,
-                max_pixels: int) -> list[ImageRecord]:
-    """Check every upload decodes, store the files, then embed and add them (all or nothing).
+def _embed(collection: Collection, upload: Upload, sha: str, max_pixels: int) -> _Embedded:
+    image, suffix = load_image_with_suffix(upload.data, name=upload.name, max_pixels=max_pixels)
+    width, height = image.size
+    fmap = collection.embedder.feature_maps([image])[0][None]
+    return _Embedded(sha, suffix, width, height, collection.embedder.describe(fmap)[0],
+                     layout_descriptors(fmap)[0])
 
-    Returns one record per upload, in order; identical files in one request are added once.
+
+def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max_pixels: int, *,
+                request_key: str | None = None,
+                key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+    """Decode and embed every upload (one bad file adds none), store the files, commit once.
+
+    Returns one entry per upload, in order. A file whose content is already stored is not stored
+    again: it points at the existing record. A ``request_key`` already answered replays that
+    answer before anything is decoded.
     """
+    index = collection.index
     shas = [sha256_hex(upload.data) for upload in uploads]
-    unique: dict[str, Upload] = {}
-    for sha, upload in zip(shas, uploads, strict=True):
-        load_image(upload.data, name=upload.name, max_pixels=max_pixels)
-        unique.setdefault(sha, upload)
-    paths = {sha: str(store_file(folder, u.data, image_suffix(u.data)))
-             for sha, u in unique.items()}
-    report = ingest(collection, [(paths[sha], u.data) for sha, u in unique.items()],
-                    batch_size=ADD_BATCH, workers=1, max_pixels=max_pixels)
-    if report.failures:  # cannot happen: each upload decoded above
-        raise report.failures[0].error
-    ids = dict(zip(report.added_keys, report.added, strict=True))
-    records = {r.id: r for r in collection.index.records(list(ids.values()))}
-    return [records[ids[paths[sha]]] for sha in shas]
+    fingerprint = sha256_hex("\n".join(shas).encode())
+    if request_key is not None:
+        saved = index.saved_outcome(request_key, fingerprint, key_ttl_s)
+        if saved is not None:
+            return saved
+    done = [_embed(collection, u, sha, max_pixels) for u, sha in zip(uploads, shas, strict=True)]
+    paths: dict[str, str] = {}
+    for item, upload in zip(done, uploads, strict=True):
+        if item.sha256 not in paths:
+            known = index.find_sha256(item.sha256)
+            paths[item.sha256] = (known[0].path if known else
+                                  str(store_file(folder, upload.data, item.sha256, item.suffix)))
+    news = [NewImage(paths[d.sha256], d.sha256, d.width, d.height) for d in done]
+    return index.add_unique(news, np.stack([d.vector for d in done]),
+                            layouts=np.stack([d.layout for d in done]), request_key=request_key,
+                            fingerprint=fingerprint, key_ttl_s=key_ttl_s)
 
 
 def remove_image(collection: Collection, image_id: int) -> None:

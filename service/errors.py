@@ -34,6 +34,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from retrieval import (
@@ -129,6 +130,12 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", jsonable_encoder(errors))
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away (or was cut off for sending too slowly) mid-request: not an error."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(400, "bad_request", "the client disconnected")
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
@@ -141,4 +148,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QueueFullError, _queue_full)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

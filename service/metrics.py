@@ -1,26 +1,40 @@
-"""Prometheus metrics, written by hand in the text exposition format (version 0.0.4).
+"""Prometheus metrics through the official client, ``prometheus_client``.
 
-:class:`Metrics` counts requests by method, route template and status and keeps a latency
-histogram per route; :class:`MetricsMiddleware` (pure ASGI, outermost) feeds it. Gauges (queue
-depth, index size) are read when ``/metrics`` is scraped and passed to :meth:`Metrics.render`.
-Routes are labelled by their template (``/images/{image_id}``), unmatched paths as ``unmatched``,
-so the label set stays bounded.
+:class:`Metrics` holds one registry per app (no global state, so several apps can live in one
+process): requests by method, route template and status (``cbir_http_requests_total``), a latency
+histogram per route (``cbir_http_request_duration_seconds``), the process's own metrics (CPU,
+memory, open files) and gauges read when ``/metrics`` is scraped (queue depth, index size...).
+:class:`MetricsMiddleware` (pure ASGI, outermost) feeds it. Routes are labelled by their template
+(``/images/{image_id}``), unmatched paths as ``unmatched``, so the label set stays bounded.
+
+Multiprocess-ready: when ``PROMETHEUS_MULTIPROC_DIR`` is set (prometheus_client's own variable),
+counters and histograms are written there by every worker process and a scrape aggregates them.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
+import os
 import time
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CONTENT_TYPE", "Gauge", "Metrics", "MetricsMiddleware"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PREFIX = "cbir_"
 
@@ -32,69 +46,50 @@ class Gauge:
     value: float
 
 
-@dataclass
-class _Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    total: float = 0.0
-    n: int = 0
+class _Gauges(Collector):
+    """Gauges computed at scrape time by ``read``."""
 
-    def observe(self, seconds: float) -> None:
-        i = bisect.bisect_left(BUCKETS, seconds)
-        if i < len(BUCKETS):
-            self.counts[i] += 1
-        self.total += seconds
-        self.n += 1
+    def __init__(self, read: Callable[[], Iterable[Gauge]]) -> None:
+        self.read = read
 
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    return repr(float(value)) if value != int(value) else str(int(value))
+    def collect(self) -> Iterable[Metric]:
+        for gauge in self.read():
+            yield GaugeMetricFamily(f"{PREFIX}{gauge.name}", gauge.help, value=gauge.value)
 
 
 class Metrics:
-    """Thread-safe request counters and latency histograms."""
+    """Request counters, latency histograms, process metrics and scrape-time gauges."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[tuple[str, str, str]] = Counter()
-        self._latency: dict[str, _Histogram] = {}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(f"{PREFIX}http_requests_total",
+                                 "HTTP requests by method, route, status.",
+                                 ("method", "route", "status"), registry=self.registry)
+        self._latency = Histogram(f"{PREFIX}http_request_duration_seconds",
+                                  "HTTP request latency by route.", ("route",), buckets=BUCKETS,
+                                  registry=self.registry)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self._gauges: _Gauges | None = None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self._requests[(method, route, str(status))] += 1
-            self._latency.setdefault(route, _Histogram()).observe(seconds)
+        self._requests.labels(method, route, str(status)).inc()
+        self._latency.labels(route).observe(seconds)
 
-    def render(self, gauges: Iterable[Gauge] = ()) -> str:
-        """The exposition text: counters, histograms, then ``gauges``."""
-        lines = [f"# HELP {PREFIX}http_requests_total HTTP requests by method, route, status.",
-                 f"# TYPE {PREFIX}http_requests_total counter"]
-        with self._lock:
-            for (method, route, status), n in sorted(self._requests.items()):
-                lines.append(f'{PREFIX}http_requests_total{{method="{method}",'
-                             f'route="{_escape(route)}",status="{status}"}} {n}')
-            lines += self._histogram_lines()
-        for gauge in gauges:
-            lines += [f"# HELP {PREFIX}{gauge.name} {gauge.help}",
-                      f"# TYPE {PREFIX}{gauge.name} gauge",
-                      f"{PREFIX}{gauge.name} {_number(gauge.value)}"]
-        return "\n".join(lines) + "\n"
+    def gauges(self, read: Callable[[], Iterable[Gauge]]) -> None:
+        """Report what ``read`` returns at every scrape."""
+        self._gauges = _Gauges(read)
+        self.registry.register(self._gauges)
 
-    def _histogram_lines(self) -> list[str]:
-        name = f"{PREFIX}http_request_duration_seconds"
-        lines = [f"# HELP {name} HTTP request latency by route.", f"# TYPE {name} histogram"]
-        for route, h in sorted(self._latency.items()):
-            label = f'route="{_escape(route)}"'
-            cumulative = 0
-            for bound, count in zip(BUCKETS, h.counts, strict=True):
-                cumulative += count
-                lines.append(f'{name}_bucket{{{label},le="{bound}"}} {cumulative}')
-            lines.append(f'{name}_bucket{{{label},le="+Inf"}} {h.n}')
-            lines.append(f"{name}_sum{{{label}}} {h.total!r}")
-            lines.append(f"{name}_count{{{label}}} {h.n}")
-        return lines
+    def render(self) -> bytes:
+        """The exposition text of everything registered (aggregated across processes)."""
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        if self._gauges is not None:
+            merged.register(self._gauges)
+        return generate_latest(merged)
 
 
 def _route_of(scope: Scope) -> str:

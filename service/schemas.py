@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "AddResponse",
+    "AddedImage",
     "DeleteResponse",
     "ErrorBody",
     "Health",
@@ -19,6 +20,10 @@ __all__ = [
     "Stats",
     "file_url",
 ]
+
+
+PATH_HELP = ("relative to the indexed folder, or to the uploads folder for uploaded images "
+             "(the file name alone for anything else); absolute with CBIR_ABSOLUTE_PATHS")
 
 
 def file_url(image_id: int) -> str:
@@ -36,7 +41,7 @@ class ErrorBody(BaseModel):
 class SearchHit(BaseModel):
     id: int
     score: float = Field(description="similarity (inner product of unit vectors): higher is closer")
-    path: str
+    path: str = Field(description=PATH_HELP)
     url: str = Field(description="the image itself: /images/{id}/file")
 
 
@@ -49,7 +54,7 @@ class ImageOut(BaseModel):
     """A stored image record."""
 
     id: int
-    path: str
+    path: str = Field(description=PATH_HELP)
     sha256: str
     width: int
     height: int
@@ -57,8 +62,13 @@ class ImageOut(BaseModel):
     url: str
 
 
+class AddedImage(ImageOut):
+    duplicate: bool = Field(description="true: this content was already stored, and this is the "
+                            "existing record (nothing was added for this file)")
+
+
 class AddResponse(BaseModel):
-    added: list[ImageOut] = Field(description="one per uploaded file, in upload order")
+    added: list[AddedImage] = Field(description="one per uploaded file, in upload order")
     durable: bool = Field(description="true: committed to disk before this response was sent")
     duplicates: list[list[Any]] | None = Field(
         default=None, description="with ?report_duplicates=true: for each added image (in "

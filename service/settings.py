@@ -18,7 +18,17 @@ cors_origins                      none                   allowed origins: JSON l
 data_dir (CBIR_DATA_DIR)          <index_dir>/data       where uploaded images are stored
 thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG thumbnails
 nprobe / ef_search                the index's            IVF lists probed, HNSW candidate list size
+header_timeout_s                  10                     seconds to send a request's headers
+body_timeout_s                    30                     longest pause between body bytes
+keep_alive_s                      5                      idle keep-alive connections closed after
+max_connections                   256                    open connections; requests beyond get 503
+idempotency_ttl_s                 86400                  how long Idempotency-Key answers are kept
+absolute_paths                    false                  show absolute server paths in answers
+follow_interval_s                 1                      read-only server: store polled this often
 ================================  =====================  ==========================================
+
+Without ``api_key`` the server opens the index read-only (no write lock) and follows what
+``cbir index`` commands commit; with it the server owns the index and is its only writer.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from retrieval.index import UPLOADS_DIR_NAME
 
 __all__ = ["Settings"]
 
@@ -57,6 +69,13 @@ class Settings(BaseSettings):
     thumbnail_cache_bytes: int = Field(default=32 * MIB, ge=0)
     nprobe: int | None = Field(default=None, ge=1)
     ef_search: int | None = Field(default=None, ge=1)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=256, ge=1)
+    idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    absolute_paths: bool = False
+    follow_interval_s: float = Field(default=1.0, gt=0)
 
     @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", mode="before")
     @classmethod
@@ -78,7 +97,7 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         """Where uploaded images are written (``data_dir``, default ``<index_dir>/data``)."""
-        return self.data_dir if self.data_dir is not None else self.index_dir / "data"
+        return self.data_dir if self.data_dir is not None else self.index_dir / UPLOADS_DIR_NAME
 
     @property
     def writes_enabled(self) -> bool:

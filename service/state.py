@@ -2,7 +2,8 @@
 
 The collection (index + backbone) is opened by :func:`load_collection` in a thread started by the
 lifespan, so ``/healthz`` answers while the weights and the index load and ``/readyz`` says 503
-until they are there.
+until they are there. With writes enabled the server opens the index for writing (it then owns it)
+and first removes what killed writes left in the uploads folder; without, it opens it read-only.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from retrieval import Collection, open_collection
+from retrieval.index import sweep_files
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.inference import InferencePool
 from service.metrics import Metrics
+from service.paths import PathView
 from service.settings import Settings
 from service.thumbnails import ThumbnailCache
 
@@ -35,24 +38,35 @@ class ServiceState:
     thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
     collection: Collection | None = None
     load_error: str | None = None
+    paths: PathView = field(default_factory=lambda: PathView(""))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceState:
         return cls(settings, InferencePool(settings.workers, settings.queue_depth),
                    thumbnails=ThumbnailCache(settings.thumbnail_cache_bytes))
 
+    def loaded(self, collection: Collection) -> None:
+        """Serve ``collection`` (and show paths relative to its folders)."""
+        self.paths = PathView(str(self.settings.uploads_dir.resolve()),
+                              collection.index.images_root, self.settings.absolute_paths)
+        self.collection = collection
+
 
 def load_collection(settings: Settings) -> Collection:
     """Open the index and rebuild its embedder (blocking: torch, weights, FAISS)."""
     weights = str(settings.weights) if settings.weights is not None else None
     collection = open_collection(settings.index_dir, device=settings.device, weights_file=weights,
-                                 allow_download=settings.allow_download)
+                                 allow_download=settings.allow_download,
+                                 read_only=not settings.writes_enabled)
     try:
         collection.index.set_search_params(nprobe=settings.nprobe, ef_search=settings.ef_search)
+        if settings.writes_enabled:
+            sweep_files(collection.index, settings.uploads_dir)
     except BaseException:
         collection.close()
         raise
-    log.info("serving %s: %d images, d=%d, search params %s", settings.index_dir,
+    log.info("serving %s (%s): %d images, d=%d, search params %s", settings.index_dir,
+             "writable" if settings.writes_enabled else "read-only, following the store",
              collection.index.count, collection.manifest.dim,
              collection.index.search_params or "faiss defaults")
     return collection

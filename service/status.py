@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, Response
 
 from service.errors import ServiceError
 from service.metrics import CONTENT_TYPE, Gauge
 from service.schemas import ErrorBody, Health, ManifestSummary, Ready, Stats
 from service.state import CollectionDep, ServiceState, StateDep
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "gauges", "router"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -60,7 +60,8 @@ def stats(state: StateDep, collection: CollectionDep) -> Stats:
                  max_upload_bytes=settings.max_upload_bytes, manifest=manifest)
 
 
-def _gauges(state: ServiceState) -> list[Gauge]:
+def gauges(state: ServiceState) -> list[Gauge]:
+    """What ``/metrics`` reads at every scrape."""
     pool, collection = state.pool, state.collection
     index = collection.index if collection is not None else None
     return [
@@ -78,9 +79,10 @@ def _gauges(state: ServiceState) -> list[Gauge]:
     ]
 
 
-@router.get("/metrics", response_class=PlainTextResponse,
+@router.get("/metrics", response_class=Response,
             responses={200: {"content": {CONTENT_TYPE: {}},
                              "description": "Prometheus text exposition"}})
-def metrics(state: StateDep) -> PlainTextResponse:
-    """Prometheus metrics: requests by route and status, latency, queue depth, index size."""
-    return PlainTextResponse(state.metrics.render(_gauges(state)), media_type=CONTENT_TYPE)
+def metrics(state: StateDep) -> Response:
+    """Prometheus metrics: requests by route and status, latency, queue depth, index size,
+    and the process's CPU, memory and open files."""
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)

@@ -18,9 +18,12 @@ from retrieval.index._duplicates import (
 from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
-from retrieval.index._store import STORE_NAME, ImageRecord, NewImage, Store
+from retrieval.index._store import DEFAULT_KEY_TTL_S, STORE_NAME, ImageRecord, NewImage, Store
+from retrieval.index._sweep import UPLOADS_DIR_NAME, SweepReport, sweep_files
+from retrieval.index._unique import Added, AddOutcome
 
 __all__ = [
+    "DEFAULT_KEY_TTL_S",
     "DEFAULT_LAYOUT_THRESHOLD",
     "DEFAULT_NPROBE",
     "DEFAULT_THRESHOLD",
@@ -28,6 +31,9 @@ __all__ = [
     "MANIFEST_NAME",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
+    "UPLOADS_DIR_NAME",
+    "AddOutcome",
+    "Added",
     "DuplicateGroup",
     "DuplicatePage",
     "DuplicatePair",
@@ -38,10 +44,12 @@ __all__ = [
     "Manifest",
     "NewImage",
     "Store",
+    "SweepReport",
     "VectorIndex",
     "default_search_params",
     "duplicate_page",
     "duplicates_of",
     "group_pairs",
     "library_versions",
+    "sweep_files",
 ]

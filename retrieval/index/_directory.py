@@ -63,10 +63,11 @@ def open_directory(path: Path, *, expect: Manifest | None, read_only: bool) -> O
         manifest.check_matches(expect)
     lock = None if read_only else DirectoryLock.acquire(path)
     try:
-        store = Store.open(path / STORE_NAME, dim=manifest.dim)
+        store = Store.open(path / STORE_NAME, dim=manifest.dim, writable=lock is not None)
         try:
             if lock is not None:
                 remove_stale_temporaries(path / SNAPSHOT_NAME)
+                remove_stale_temporaries(path / MANIFEST_NAME)
             recovered = recover(path / SNAPSHOT_NAME, store, manifest)
         except BaseException:
             store.close()

@@ -12,7 +12,8 @@ snapshot is written atomically by :meth:`ImageIndex.snapshot` and :meth:`ImageIn
 open it is caught up by replaying newer store changes or rebuilt from the store
 (:mod:`retrieval.index._recovery`). FAISS offers no crash safety and no concurrent writes, so: one
 writing process per directory, and within it a readers/writer lock (searches run concurrently,
-changes one at a time). Ids are the store's, stable and never reused.
+changes one at a time). Ids are the store's, stable and never reused. Other processes may open
+the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings them up to date.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from retrieval.index._directory import Opened, create_directory, holds_index, op
 from retrieval.index._faiss import VectorIndex
 from retrieval.index._locks import DirectoryLock, ReadWriteLock
 from retrieval.index._manifest import MANIFEST_NAME, Manifest
-from retrieval.index._recovery import fill_from_store, trained_from_store
+from retrieval.index._recovery import catch_up, fill_from_store, recover, trained_from_store
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
-from retrieval.index._store import ImageRecord, NewImage, Store
+from retrieval.index._store import DEFAULT_KEY_TTL_S, ImageRecord, NewImage, Store
+from retrieval.index._unique import AddOutcome
 
 __all__ = ["Hit", "ImageIndex"]
 
@@ -110,7 +112,8 @@ class ImageIndex:
         """Open an index; :class:`ManifestMismatchError` if ``expect``'s embedding differs.
 
         ``read_only`` takes no directory lock (another process may be writing), refuses changes
-        and never writes the snapshot; it sees the index as it was when opened.
+        and never writes the snapshot; it sees the index as it was when opened, until
+        :meth:`refresh`.
         """
         path = Path(path)
         return cls._from(path, open_directory(path, expect=expect, read_only=read_only))
@@ -163,6 +166,63 @@ class ImageIndex:
             if self._vectors.is_trained:
                 self._guarded(lambda: self._vectors.add(np.asarray(ids, dtype=np.int64), vectors))
         return ids
+
+    def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
+                   layouts: npt.ArrayLike | None = None, request_key: str | None = None,
+                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+        """:meth:`add` in one transaction, skipping content (sha256) already stored and replaying
+        the answer of an earlier call with the same ``request_key`` (see
+        :mod:`retrieval.index._unique`)."""
+        vectors = as_matrix(xb, self.d, n=len(items))
+        with self._rw.write():
+            self._check_writable()
+            outcome = self._store.add_unique(items, vectors, layouts=layouts,
+                                             request_key=request_key, fingerprint=fingerprint,
+                                             key_ttl_s=key_ttl_s)
+            if outcome.new_ids:
+                self._seq, self._dirty = self._store.last_seq(), True
+                rows = [i for i, a in enumerate(outcome.added) if not a.duplicate]
+                if self._vectors.is_trained:
+                    self._guarded(lambda: self._vectors.add(
+                        np.asarray(outcome.new_ids, dtype=np.int64), vectors[rows]))
+        return outcome
+
+    def saved_outcome(self, request_key: str, fingerprint: str,
+                      key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
+        """The answer of an earlier :meth:`add_unique` with ``request_key``, if one committed."""
+        return self._store.saved_outcome(request_key, fingerprint, key_ttl_s)
+
+    def refresh(self) -> bool:
+        """Catch up with changes another process committed since (read-only indexes only).
+
+        Replays the store's change log as recovery does on open, or reloads the snapshot and
+        replays when the writer has pruned the log past this index. Returns whether anything
+        changed. Searches wait while the changes are applied.
+        """
+        if self._lock is not None or self._closed or self._store.last_seq() == self._seq:
+            return False
+        with self._rw.write():
+            done = None if self._closed else catch_up(self._vectors, self._store, self._seq)
+            if done is not None:
+                self._seq = done[0]
+                log.info("followed the store to seq %d: %d adds, %d removes", *done)
+                return True
+        fresh = recover(self.path / SNAPSHOT_NAME, self._store, self.manifest)
+        fresh.vectors.set_search_params(self._search_params)
+        with self._rw.write():
+            if not self._closed:
+                self._vectors, self._seq = fresh.vectors, fresh.seq
+        log.info("reloaded the index at seq %d (%d vectors)", fresh.seq, fresh.vectors.ntotal)
+        return True
+
+    @property
+    def images_root(self) -> str | None:
+        """The folder the index was built from (paths under it are shown relative to it)."""
+        return self._store.get_meta("images_root")
+
+    def set_images_root(self, folder: str) -> None:
+        self._check_writable()
+        self._store.set_meta("images_root", folder)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns the ids that existed and were removed (others ignored)."""
@@ -276,6 +336,10 @@ class ImageIndex:
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         return self._store.get(ids)
+
+    def find_sha256(self, sha256: str) -> list[ImageRecord]:
+        """Records of the images with this content, oldest first."""
+        return self._store.find_by_sha256(sha256)
 
     def paths_present(self) -> set[str]:
         """Paths of every stored image (to resume an indexing run)."""

@@ -86,8 +86,11 @@ class DirectoryLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            raise ArtifactError(f"{directory} is already open for writing (by this or another "
-                                "process); open it read-only or close the other one") from exc
+            raise ArtifactError(
+                f"{directory} is already open for writing (by this or another process): a cbir "
+                "server with CBIR_API_KEY set owns it, so add or remove images through its HTTP "
+                "API (POST /images, DELETE /images/{id}), or wait for the other cbir index "
+                "command to finish") from exc
         return cls(fd, path)
 
     def release(self) -> None:

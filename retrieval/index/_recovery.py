@@ -28,7 +28,7 @@ from retrieval.index._manifest import Manifest
 from retrieval.index._snapshot import Snapshot, read_snapshot
 from retrieval.index._store import Store
 
-__all__ = ["Recovered", "fill_from_store", "rebuild", "recover", "train_from_store",
+__all__ = ["Recovered", "catch_up", "fill_from_store", "rebuild", "recover", "train_from_store",
            "trained_from_store"]
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,21 @@ def _replay_snapshot(snapshot: Snapshot, store: Store, manifest: Manifest) -> Re
     log.info("loaded snapshot at seq %d and replayed %d adds, %d removes up to seq %d",
              snapshot.seq, added, removed, seq)
     return Recovered(vectors, seq, dirty=bool(added or removed))
+
+
+def catch_up(vectors: VectorIndex, store: Store, since: int) -> tuple[int, int, int] | None:
+    """Replay, in place, what another process committed after ``since`` (a reader following a
+    writer); None when that is impossible (the log was pruned past ``since``, or a replayed id was
+    removed meanwhile): the caller then reloads as on open, with :func:`recover`.
+    """
+    if store.pruned_through() > since:
+        return None
+    try:
+        done = replay(vectors, store, since)
+    except (NotFoundError, RuntimeError) as exc:
+        log.info("cannot replay the change log (%s); reloading", exc)
+        return None
+    return None if store.pruned_through() > since else done
 
 
 def replay(vectors: VectorIndex, store: Store, since: int) -> tuple[int, int, int]:

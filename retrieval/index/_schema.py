@@ -16,7 +16,7 @@ from pathlib import Path
 
 from retrieval.errors import ArtifactError
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "connect", "transaction"]
+__all__ = ["REQUEST_KEYS", "SCHEMA", "SCHEMA_VERSION", "connect", "transaction"]
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -39,6 +39,18 @@ CREATE TABLE changes (
     image_id INTEGER NOT NULL
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: Answers of keyed add requests (see :mod:`retrieval.index._unique`); created on a writable open
+#: of a store made before the table existed (an added table needs no new schema version).
+REQUEST_KEYS = """
+CREATE TABLE IF NOT EXISTS request_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS request_keys_created ON request_keys(created_at);
 """
 
 

@@ -27,12 +27,14 @@ import numpy.typing as npt
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._layouts import fetch_layouts, insert_layouts
-from retrieval.index._schema import SCHEMA, SCHEMA_VERSION, connect, transaction
+from retrieval.index._schema import REQUEST_KEYS, SCHEMA, SCHEMA_VERSION, connect, transaction
+from retrieval.index._unique import AddOutcome, insert_unique, save_outcome, saved_outcome
 
-__all__ = ["STORE_NAME", "Change", "ImageRecord", "NewImage", "Store"]
+__all__ = ["DEFAULT_KEY_TTL_S", "STORE_NAME", "Change", "ImageRecord", "NewImage", "Store"]
 
 STORE_NAME = "store.sqlite"
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
+DEFAULT_KEY_TTL_S = 24 * 3600.0  # how long a request key's answer is kept
 _RECORD_COLUMNS = "id, path, sha256, width, height, added_at"
 
 F32 = npt.NDArray[np.float32]
@@ -114,7 +116,7 @@ class Store:
         if path.exists():
             raise ArtifactError(f"{path} already exists")
         conn = connect(path)
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + REQUEST_KEYS)
         with transaction(conn):
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
                              [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim)),
@@ -122,8 +124,11 @@ class Store:
         return cls(conn, path)
 
     @classmethod
-    def open(cls, path: Path, *, dim: int | None = None) -> Store:
-        """Open an existing store; :class:`ArtifactError` if missing, corrupt or of another dim."""
+    def open(cls, path: Path, *, dim: int | None = None, writable: bool = True) -> Store:
+        """Open an existing store; :class:`ArtifactError` if missing, corrupt or of another dim.
+
+        ``writable`` opens add the tables newer versions brought (``request_keys``).
+        """
         if not path.is_file():
             raise ArtifactError(f"{path} is missing")
         conn = connect(path)
@@ -139,6 +144,9 @@ class Store:
         if dim is not None and dim != store.dim:
             store.close()
             raise ArtifactError(f"{path} holds {store.dim}-d vectors, expected {dim}")
+        if writable:
+            with store._lock:
+                store._db().executescript(REQUEST_KEYS)
         return store
 
     def _db(self) -> sqlite3.Connection:
@@ -181,6 +189,37 @@ class Store:
             db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
                            [(i,) for i in ids])
         return ids
+
+    def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
+                   layouts: npt.ArrayLike | None = None, request_key: str | None = None,
+                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+        """Add in one transaction what is not stored yet (by sha256), remembering ``request_key``.
+
+        See :mod:`retrieval.index._unique`: content already stored answers with its record
+        (``duplicate``); a key already answered replays that answer and changes nothing.
+        """
+        _check_items(items)
+        vectors = as_matrix(xb, self.dim, n=len(items))
+        now = time.time()
+        with self._lock, transaction(self._db()) as db:
+            if request_key is not None:
+                saved = saved_outcome(db, request_key, fingerprint, now - key_ttl_s)
+                if saved is not None:
+                    return saved
+            outcome = insert_unique(db, [(i.path, i.sha256, i.width, i.height) for i in items],
+                                    vectors, now)
+            if layouts is not None and outcome.new_ids:
+                fresh = [r for r, a in enumerate(outcome.added) if not a.duplicate]
+                insert_layouts(db, outcome.new_ids, np.asarray(layouts)[fresh])
+            if request_key is not None:
+                save_outcome(db, request_key, fingerprint, outcome, now, now - key_ttl_s)
+        return outcome
+
+    def saved_outcome(self, request_key: str, fingerprint: str,
+                      key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
+        """The answer an earlier :meth:`add_unique` saved under ``request_key``, if any."""
+        with self._lock:
+            return saved_outcome(self._db(), request_key, fingerprint, time.time() - key_ttl_s)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Delete images in one transaction; returns the ids that existed (unknown ids ignored)."""

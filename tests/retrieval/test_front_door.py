@@ -24,7 +24,8 @@ PINNED = {
         "ManifestMismatchError", "NotFoundError", "RetrievalError", "UnknownNameError",
         "UnsupportedImageError", "WeightsError", "config_from_manifest", "create_collection",
         "fit_embedder", "format_suffix", "fsync_directory", "ingest", "list_images",
-        "load_image", "manifest_for", "open_collection", "sha256_hex", "write_atomic",
+        "load_image", "load_image_with_suffix", "manifest_for", "open_collection", "sha256_hex",
+        "write_atomic",
     ],
     "retrieval.pooling": [
         "POOLINGS", "MapPooling", "Param", "ParamValue", "Pooling", "make_pooling",

@@ -180,8 +180,12 @@ def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
     assert (options.status_code, options.headers["allow"]) == (405, "DELETE, GET")
 
 
-@pytest.mark.parametrize("image_id", ["0", "-1", "abc", str(2**63), "99999"])
+@pytest.mark.parametrize("image_id", ["0", "-1", "abc", str(2**63), "99999", "+1", "01", "1_0",
+                                      "%201", "1%20", "1.0", "0x1", "\u0661"])
 def test_bad_image_ids(client: httpx.Client, image_id: str) -> None:
-    response = client.get(f"/images/{image_id}")
     expected = (404, "not_found") if image_id == "99999" else (422, "validation_error")
-    assert (response.status_code, response.json()["error"]) == expected
+    for path in (f"/images/{image_id}", f"/images/{image_id}/file"):
+        response = client.get(path)
+        assert (response.status_code, response.json()["error"]) == expected, path
+    deleted = client.delete(f"/images/{image_id}", headers=AUTH)
+    assert (deleted.status_code, deleted.json()["error"]) == expected

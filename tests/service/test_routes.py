@@ -26,7 +26,7 @@ def test_search_finds_the_query_itself_first(client: httpx.Client, image_folder:
         assert response.status_code == 200
         body = response.json()
         top = body["results"][0]
-        assert top["path"] == str(path)
+        assert top["path"] == path.relative_to(image_folder).as_posix()
         assert top["score"] == pytest.approx(1.0, abs=1e-4)
         assert top["url"] == f"/images/{top['id']}/file"
         assert len(body["results"]) == 5
@@ -38,7 +38,7 @@ def test_record_and_file_are_served_from_the_index(client: httpx.Client,
     path = indexed_files(image_folder)[0]
     hit = client.post("/search", files={"image": ("q", path.read_bytes())}).json()["results"][0]
     record = client.get(f"/images/{hit['id']}").json()
-    assert record["path"] == str(path)
+    assert record["path"] == path.relative_to(image_folder).as_posix()
     assert (record["width"], record["height"]) == Image.open(path).size
     served = client.get(hit["url"])
     assert served.status_code == 200
@@ -126,12 +126,14 @@ def test_add_get_delete(client: httpx.Client, live: Server) -> None:
     body = response.json()
     assert body["durable"] is True
     a, b, again = body["added"]
-    assert again == a and a["id"] != b["id"]
-    assert Path(b["path"]).parent == live.index / "data"
-    assert Path(b["path"]).name == f"{b['sha256']}.png"
+    assert again == {**a, "duplicate": True} and a["id"] != b["id"]
+    assert (a["duplicate"], b["duplicate"]) == (False, False)
+    assert b["path"] == f"{b['sha256']}.png"  # relative to the uploads folder
+    assert (live.index / "data" / b["path"]).read_bytes() == png(61)
     assert client.get("/stats").json()["count"] == before + 2
     assert client.get(b["url"]).content == png(61)
-    assert client.get(f"/images/{a['id']}").json() == a
+    assert client.get(f"/images/{a['id']}").json() == {k: v for k, v in a.items()
+                                                        if k != "duplicate"}
     deleted = client.delete(f"/images/{a['id']}", headers=AUTH)
     assert deleted.json() == {"id": a["id"], "deleted": True, "durable": True}
     assert client.get(f"/images/{a['id']}").status_code == 404

@@ -1,0 +1,104 @@
+"""Idempotent adds: one transaction that skips content already stored and remembers request keys.
+
+:func:`insert_unique` runs inside the caller's ``BEGIN IMMEDIATE`` transaction (the store's write
+lock is held, so no other process can insert the same content meanwhile):
+
+* an item whose ``sha256`` is already stored is not inserted again: the existing record is
+  returned, flagged ``duplicate`` (two equal items in one call: the second is the duplicate);
+* with a ``request_key``, the answer (every record and flag, in order) is saved in
+  ``request_keys`` in the *same* transaction, so a retried request finds either nothing (the first
+  one never committed: it is applied now) or exactly the first answer; never half of one.
+  Keys older than ``key_ttl_s`` are forgotten; a key sent again with other content (another
+  ``fingerprint``) is refused with :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval.errors import ConfigError
+
+__all__ = ["AddOutcome", "Added", "insert_unique", "saved_outcome"]
+
+F32 = npt.NDArray[np.float32]
+
+_COLUMNS = "id, path, sha256, width, height, added_at"
+
+
+@dataclass(frozen=True)
+class Added:
+    """One item of an idempotent add: its record and whether that record existed before."""
+
+    id: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+    added_at: float
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    """What an idempotent add did, one :class:`Added` per item in order.
+
+    ``replayed``: the answer saved by an earlier call with the same request key (nothing was
+    changed by this one).
+    """
+
+    added: list[Added]
+    replayed: bool = False
+
+    @property
+    def new_ids(self) -> list[int]:
+        return [] if self.replayed else [a.id for a in self.added if not a.duplicate]
+
+
+def saved_outcome(db: sqlite3.Connection, key: str, fingerprint: str,
+                  oldest: float) -> AddOutcome | None:
+    """The answer saved under ``key`` (if younger than ``oldest``), or None."""
+    row = db.execute("SELECT fingerprint, result FROM request_keys WHERE key = ? "
+                     "AND created_at >= ?", (key, oldest)).fetchone()
+    if row is None:
+        return None
+    if row[0] != fingerprint:
+        raise ConfigError("this Idempotency-Key was already used for a request with other "
+                          "content; use a new key for a new request")
+    return AddOutcome([Added(**item) for item in json.loads(row[1])], replayed=True)
+
+
+def insert_unique(db: sqlite3.Connection, items: Sequence[tuple[str, str, int, int]],
+                  vectors: F32, now: float) -> AddOutcome:
+    """Insert ``(path, sha256, width, height)`` items not stored yet (module docstring)."""
+    added: list[Added] = []
+    for (path, sha, width, height), vector in zip(items, vectors, strict=True):
+        row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id LIMIT 1",
+                         (sha,)).fetchone()
+        if row is not None:
+            image_id, stored_path, stored_sha, w, h, added_at = row
+            added.append(Added(int(image_id), str(stored_path), str(stored_sha), int(w), int(h),
+                               float(added_at), duplicate=True))
+            continue
+        cur = db.execute("INSERT INTO images(path, sha256, width, height, added_at, vector) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (path, sha, width, height, now, vector.tobytes()))
+        added.append(Added(int(cur.lastrowid or 0), path, sha, width, height, now, False))
+    outcome = AddOutcome(added)
+    db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
+                   [(i,) for i in outcome.new_ids])
+    return outcome
+
+
+def save_outcome(db: sqlite3.Connection, key: str, fingerprint: str, outcome: AddOutcome,
+                 now: float, oldest: float) -> None:
+    """Remember ``outcome`` under ``key``; forget keys older than ``oldest``."""
+    db.execute("DELETE FROM request_keys WHERE created_at < ?", (oldest,))
+    result = json.dumps([asdict(a) for a in outcome.added], separators=(",", ":"))
+    db.execute("INSERT OR REPLACE INTO request_keys(key, fingerprint, created_at, result) "
+               "VALUES (?, ?, ?, ?)", (key, fingerprint, now, result))

@@ -1,0 +1,88 @@
+"""Slow clients are bounded: half-open connections are closed within the header and body
+timeouts while searches keep answering, and a client that keeps sending after an error response
+leaves no traceback in the log."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.service.conftest import AUTH, MAX_UPLOAD, Server, ServerFactory, jpeg
+
+HEADER_TIMEOUT_S = 2.0
+BODY_TIMEOUT_S = 2.0
+SLACK_S = 1.5
+HALF_OPEN = 50
+
+
+@pytest.fixture(scope="module")
+def guarded(module_server: ServerFactory) -> Server:
+    return module_server(header_timeout_s=str(HEADER_TIMEOUT_S),
+                         body_timeout_s=str(BODY_TIMEOUT_S))
+
+
+def connect(server: Server) -> socket.socket:
+    url = urlsplit(server.url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    return sock
+
+
+def closed_after(sock: socket.socket, start: float) -> float:
+    """Seconds from ``start`` until the server closes ``sock`` (reads until EOF)."""
+    with sock:
+        while sock.recv(4096):
+            pass
+    return time.monotonic() - start
+
+
+def test_half_open_connections_are_closed_in_time(guarded: Server) -> None:
+    start = time.monotonic()
+    partial_headers = [connect(guarded) for _ in range(HALF_OPEN)]
+    for sock in partial_headers:
+        sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: multip")
+    stalled_body = connect(guarded)
+    stalled_body.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+    body_start = time.monotonic()
+    with ThreadPoolExecutor(HALF_OPEN + 1) as pool:
+        waits = [pool.submit(closed_after, s, start) for s in partial_headers]
+        body_wait = pool.submit(closed_after, stalled_body, body_start)
+        with guarded.client() as client:
+            searched = 0
+            while not all(w.done() for w in waits) and time.monotonic() - start < 30:
+                response = client.post("/search", files={"image": ("q.jpg", jpeg(7))})
+                assert response.status_code == 200, response.text
+                searched += 1
+        closed = [w.result() for w in waits]
+        body_closed = body_wait.result()
+    print(f"{HALF_OPEN} partial-header connections closed after {min(closed):.2f}-"
+          f"{max(closed):.2f} s (timeout {HEADER_TIMEOUT_S} s); a stalled body after "
+          f"{body_closed:.2f} s (timeout {BODY_TIMEOUT_S} s); {searched} searches meanwhile")
+    assert searched >= 1
+    assert min(closed) >= HEADER_TIMEOUT_S - 0.2 and max(closed) <= HEADER_TIMEOUT_S + SLACK_S
+    assert BODY_TIMEOUT_S - 0.2 <= body_closed <= BODY_TIMEOUT_S + SLACK_S
+
+
+def test_sending_after_an_error_logs_no_traceback(guarded: Server) -> None:
+    good = f"Authorization: {AUTH['Authorization']}\r\n".encode()
+    for headers in (b"Authorization: Bearer wrong\r\n", good):  # 401, then 413
+        sock = connect(guarded)
+        sock.sendall(b"POST /images HTTP/1.1\r\nHost: x\r\n" + headers
+                     + b"Content-Type: multipart/form-data; boundary=b\r\n"
+                     + f"Content-Length: {MAX_UPLOAD * 4}\r\n\r\n".encode())
+        try:
+            for _ in range(200):
+                sock.sendall(b"x" * 16384)
+        except OSError:
+            pass  # the server answered and closed: exactly what should happen
+        finally:
+            sock.close()
+    time.sleep(0.5)
+    with guarded.client() as client:
+        assert client.get("/healthz").status_code == 200
+    log = guarded.log.read_text()
+    assert "Traceback" not in log and "Fatal error" not in log, log[-3000:]
