@@ -27,7 +27,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig
-from retrieval.index import MANIFEST_NAME, StoreSpec, open_index
+from retrieval.index import MANIFEST_NAME, StoreSpec, open_index, store_spec
 
 __all__ = ["run_add", "run_build", "run_info", "run_remove"]
 
@@ -207,12 +207,15 @@ def run_info(args: argparse.Namespace) -> int:
     with open_index(Path(args.index)) as index:
         count, searchable, size = index.count, index.ntotal, index.size_on_disk()
         m = index.manifest.to_dict()
+    store = store_spec(Path(args.index))
     if args.json:
         print(json.dumps({"index": str(args.index), "count": count, "searchable": searchable,
-                          "size_bytes": size, "manifest": m}, indent=2))
+                          "size_bytes": size, "manifest": m, "store": store.to_dict()}, indent=2))
         return 0
     print(f"{'index':<16}{args.index}")
     print(f"{'images':<16}{count} ({searchable} searchable)")
+    if store.kind != "faiss":
+        print(f"{'store':<16}{store.kind} {store.uri} collection {store.collection}")
     print(f"{'size':<16}{size / 1e6:.1f} MB")
     for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
                 "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):

@@ -121,7 +121,7 @@ def _pool_size(requested: int | None) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor) from the cluster's resources."""
     import ray
 
-    resources = ray.cluster_resources()
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     gpus = int(resources.get("GPU", 0))
     if requested is None:
         requested = gpus or max(1, int(resources.get("CPU", 1)))
@@ -161,9 +161,9 @@ def ingest_on_ray(collection: Collection, paths: list[Path], args: argparse.Name
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = True
         weights = getattr(args, "weights_file", None) or collection.manifest.weights_file
-        ds = ray.data.from_items([{"path": str(p)} for p in paths],
-                                 override_num_blocks=max(1, -(-len(paths) // BLOCK_ROWS)))
-        ds = ds.map_batches(
+        items = ray.data.from_items([{"path": str(p)} for p in paths],
+                                    override_num_blocks=max(1, -(-len(paths) // BLOCK_ROWS)))
+        ds = items.map_batches(
             EmbedActor, batch_size=ACTOR_BATCH, batch_format="numpy",
             fn_constructor_kwargs={"manifest": collection.manifest.to_dict(),
                                    "state": ray.put(collection.index.load_state_blobs()),

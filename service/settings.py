@@ -18,16 +18,20 @@ cors_origins                      none                   allowed origins: JSON l
 data_dir (CBIR_DATA_DIR)          <index_dir>/data       where uploaded images are stored
 thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG thumbnails
 nprobe / ef_search                the index's            IVF lists probed, HNSW candidate list size
+store_uri (CBIR_STORE_URI)        none                   with collection: start from a Milvus store
+collection (CBIR_COLLECTION)      none                   (manifest + state copied into index_dir,
+                                                         default <tmp>/cbir-<collection>)
 ================================  =====================  ==========================================
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -57,6 +61,23 @@ class Settings(BaseSettings):
     thumbnail_cache_bytes: int = Field(default=32 * MIB, ge=0)
     nprobe: int | None = Field(default=None, ge=1)
     ef_search: int | None = Field(default=None, ge=1)
+    store_uri: str | None = None
+    collection: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replica_dir(cls, data: Any) -> Any:
+        """A replica started from CBIR_STORE_URI + CBIR_COLLECTION needs no index directory."""
+        if (isinstance(data, dict) and data.get("store_uri") and data.get("collection")
+                and not data.get("index_dir")):
+            return {**data, "index_dir": Path(tempfile.gettempdir()) / f"cbir-{data['collection']}"}
+        return data
+
+    @model_validator(mode="after")
+    def _store_pair(self) -> Settings:
+        if bool(self.store_uri) != bool(self.collection):
+            raise ValueError("CBIR_STORE_URI and CBIR_COLLECTION go together")
+        return self
 
     @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", mode="before")
     @classmethod

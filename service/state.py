@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from retrieval import Collection, open_collection
+from retrieval.index import materialise_index
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.inference import InferencePool
 from service.metrics import Metrics
@@ -45,6 +46,8 @@ class ServiceState:
 def load_collection(settings: Settings) -> Collection:
     """Open the index and rebuild its embedder (blocking: torch, weights, FAISS)."""
     weights = str(settings.weights) if settings.weights is not None else None
+    if settings.store_uri and settings.collection:
+        materialise_index(settings.store_uri, settings.collection, settings.index_dir)
     collection = open_collection(settings.index_dir, device=settings.device, weights_file=weights,
                                  allow_download=settings.allow_download)
     try:
