@@ -16,7 +16,6 @@ pymilvus's "Open local milvus failed" — two app instances in one process share
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._index import Hit
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._milvus_client import absolute, connect, fetch_published, id_lock, record
 from retrieval.index._milvus_schema import (
     MilvusSpec,
     create_collections,
@@ -54,49 +54,6 @@ INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is
 GET_IDS = 1000                # ids per get()
 PATH_PAGE = 10_000            # ids per query of paths_present()
 RECORD_FIELDS = ["id", "path", "sha256", "width", "height", "added_at"]
-_ID_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_ID_LOCKS_GUARD = threading.Lock()
-
-
-def _id_lock(uri: str, collection: str) -> threading.Lock:
-    with _ID_LOCKS_GUARD:
-        return _ID_LOCKS.setdefault((uri, collection), threading.Lock())
-
-
-def connect(uri: str) -> Any:
-    """A pymilvus client; :class:`ArtifactError` with a readable reason when it cannot connect."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
-
-    try:
-        return MilvusClient(uri=uri)
-    except MilvusException as exc:
-        hint = (" (Milvus Lite admits one process per database: is another process using it?)"
-                if is_lite(uri) else "")
-        raise ArtifactError(f"cannot open Milvus at {uri}: {exc.message}{hint}") from exc
-
-
-def _record(row: Mapping[str, Any]) -> ImageRecord:
-    return ImageRecord(int(row["id"]), str(row["path"]), str(row["sha256"]), int(row["width"]),
-                       int(row["height"]), float(row["added_at"]))
-
-
-def fetch_published(spec: StoreSpec) -> tuple[Manifest, dict[str, bytes]]:
-    """The manifest and fitted state published in a collection's meta collection."""
-    client = connect(spec.uri)
-    try:
-        meta = f"{spec.collection}_meta"
-        text = get_text(client, meta, "manifest") if client.has_collection(meta) else None
-        if text is None:
-            raise ArtifactError(f"no cbir index in collection {spec.collection!r} at {spec.uri}")
-        manifest = Manifest.from_dict(json.loads(text))
-        names = json.loads(get_text(client, meta, "state") or "[]")
-        blobs = {n: load_blob(client, meta, f"state:{n}") or b"" for n in names}
-        return manifest, blobs
-    finally:
-        client.close()
-
-
 class MilvusIndex:
     """An index directory whose vectors and records are in Milvus; see the module docstring."""
 
@@ -118,7 +75,7 @@ class MilvusIndex:
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
                exist_ok: bool = False) -> MilvusIndex:
         """New collections for ``manifest`` and a directory naming them (neither may exist)."""
-        store = _absolute(store)
+        store = absolute(store)
         milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
         if (path / MANIFEST_NAME).exists():
             if not exist_ok:
@@ -210,7 +167,7 @@ class MilvusIndex:
             raise ConfigError(f"index {self.path} was opened read-only")
 
     def _allocate(self, n: int) -> list[int]:
-        with _id_lock(self.store.uri, self._name):
+        with id_lock(self.store.uri, self._name):
             start = int(get_text(self._client, self._meta, "next_id") or 1)
             put_text(self._client, self._meta, "next_id", str(start + n))
         return list(range(start, start + n))
@@ -276,7 +233,7 @@ class MilvusIndex:
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record, fetched in the same request."""
         distances, _, entities = self._search(xq, k, ids=None, fields=RECORD_FIELDS[1:])
-        return [[Hit(int(e["id"]), float(distances[q, j]), _record(e))
+        return [[Hit(int(e["id"]), float(distances[q, j]), record(e))
                  for j, e in enumerate(row)] for q, row in enumerate(entities)]
 
     def get(self, image_id: int) -> ImageRecord:
@@ -293,7 +250,7 @@ class MilvusIndex:
         for start in range(0, len(wanted), GET_IDS):
             rows = self._client.get(self._name, ids=wanted[start:start + GET_IDS],
                                     output_fields=RECORD_FIELDS)
-            found.update((int(r["id"]), _record(r)) for r in rows)
+            found.update((int(r["id"]), record(r)) for r in rows)
         return [found[i] for i in wanted if i in found]
 
     def paths_present(self) -> set[str]:
@@ -307,6 +264,16 @@ class MilvusIndex:
                                       consistency_level="Strong")
             out.update(str(r["path"]) for r in rows)
         return out
+
+    def flush(self, timeout_s: float = 3600.0) -> None:
+        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench)."""
+        self._client.flush(self._name)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = self._client.describe_index(self._name, index_name="vector")
+            if not int(info.get("pending_index_rows", 0)):
+                return
+            time.sleep(0.5)
 
     def train(self, sample: int = 100_000, seed: int = 0) -> None:
         """Nothing to do: Milvus trains IVF indexes itself when it seals a segment."""
@@ -353,10 +320,3 @@ class MilvusIndex:
     def __repr__(self) -> str:
         return (f"MilvusIndex({str(self.path)!r}, uri={self.store.uri!r}, "
                 f"collection={self._name!r}, factory={self.manifest.faiss_factory!r})")
-
-
-def _absolute(store: StoreSpec) -> StoreSpec:
-    """A Milvus Lite path made absolute, so the directory opens from any working directory."""
-    if is_lite(store.uri):
-        return StoreSpec(store.kind, str(Path(store.uri).resolve()), store.collection)
-    return store
