@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import gpu, indexing, latency, peer, scale
+from bench import gpu, indexing, latency, peer, scale, scaleout
 from bench.machine import describe, load_average
 from bench.plan import MODES, Plan
 from bench.report import PartResult, summary_lines, write_result
@@ -20,6 +20,8 @@ PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "latency": latency.run,
     "scale": scale.run,
     "peer": peer.run,
+    "ray": scaleout.run_ray,
+    "milvus": scaleout.run_milvus,
 }
 
 

@@ -27,7 +27,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig
-from retrieval.index import MANIFEST_NAME
+from retrieval.index import MANIFEST_NAME, StoreSpec
 
 __all__ = ["run_add", "run_build"]
 
@@ -71,7 +71,17 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
     wanted = {"nprobe": args.nprobe, "ef_search": args.ef_search}
     return create_collection(index_dir, embedder, factory=args.faiss,
                              weights_file=_weights_file(args.weights),
-                             search_params={k: v for k, v in wanted.items() if v is not None})
+                             search_params={k: v for k, v in wanted.items() if v is not None},
+                             store=_store(args))
+
+
+def _store(args: argparse.Namespace) -> StoreSpec:
+    """``--store milvus --milvus-uri URI --collection NAME`` (checked before anything is done)."""
+    if args.store == "faiss":
+        if args.milvus_uri or args.collection:
+            raise ConfigError("--milvus-uri and --collection need --store milvus")
+        return StoreSpec()
+    return StoreSpec("milvus", args.milvus_uri or "", args.collection or "")
 
 
 def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
@@ -104,6 +114,8 @@ def run_build(args: argparse.Namespace) -> int:
                           "`cbir index add` to add images, or choose a new directory")
     if index_dir.exists() and not exists and any(index_dir.iterdir()):
         raise ConfigError(f"{index_dir} exists, is not empty and is not an index directory")
+    if not exists:
+        _store(args)
     collection = (_resumed_collection(args, index_dir) if exists
                   else _new_collection(args, images, index_dir))
     try:
@@ -115,7 +127,13 @@ def run_build(args: argparse.Namespace) -> int:
         if present:
             log.info("%d of %d images already indexed; embedding the other %d",
                      len(images) - len(todo), len(images), len(todo))
-        report, seconds = _ingest_with_progress(collection, todo, args)
+        if args.engine == "ray":
+            from indexer import ray_build
+
+            report, seconds = ray_build.ingest_on_ray(collection, todo, args)
+            _log_failures(collection.path, report)
+        else:
+            report, seconds = _ingest_with_progress(collection, todo, args)
         if not collection.index.is_trained:
             collection.index.train()
     finally:

@@ -72,8 +72,30 @@ def _add_build(sub: Sub, argv: Sequence[str] | None) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_scale_out(p)
     _add_runtime(p)
     p.set_defaults(handler=build.run_build)
+
+
+def _add_scale_out(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("scale-out engines (README \"Scale-out\")")
+    group.add_argument("--store", default="faiss", choices=["faiss", "milvus"],
+                       help="where vectors and records live: faiss (FAISS + SQLite in --index, "
+                            "the default) or milvus (a Milvus collection; pip install "
+                            "'cbir[milvus]')")
+    group.add_argument("--milvus-uri", dest="milvus_uri", default=None,
+                       help="with --store milvus: ./file.db (Milvus Lite) or http://host:19530")
+    group.add_argument("--collection", default=None,
+                       help="with --store milvus: the collection name")
+    group.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="embed here (local, the default) or on Ray Data (pip install "
+                            "'cbir[ray]')")
+    group.add_argument("--ray-address", dest="ray_address", default=None,
+                       help="with --engine ray: auto or ray://HOST:10001 (default: a local Ray "
+                            "started for this run)")
+    group.add_argument("--ray-actors", dest="ray_actors", type=positive, default=None,
+                       help="with --engine ray: embedding actors (default: one per GPU, else "
+                            "one per 1 CPU of the cluster)")
 
 
 def _add_add(sub: Sub, argv: Sequence[str] | None) -> None:

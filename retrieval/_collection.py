@@ -19,8 +19,14 @@ import torch
 from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.features import Embedder, EmbedderConfig, Failure, Source, extract_batches
 from retrieval.index._faiss import default_search_params
-from retrieval.index._index import ImageIndex
 from retrieval.index._manifest import Manifest, library_versions
+from retrieval.index._seam import (
+    IndexStore,
+    StoreSpec,
+    create_index,
+    open_index,
+    read_state_files,
+)
 
 __all__ = [
     "Collection",
@@ -41,7 +47,7 @@ class Collection:
     """An open index and the embedder that makes queries comparable to it."""
 
     path: Path
-    index: ImageIndex
+    index: IndexStore
     embedder: Embedder
 
     @property
@@ -112,15 +118,20 @@ def fit_embedder(
 
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
-    search_params: Mapping[str, int] | None = None,
+    search_params: Mapping[str, int] | None = None, store: StoreSpec | None = None,
 ) -> Collection:
-    """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`)."""
+    """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`).
+
+    ``store`` says where the vectors live (default: FAISS+SQLite in the directory; or a Milvus
+    collection, which also receives the manifest and the fitted state).
+    """
     if not embedder.is_fitted:
         raise ConfigError("the embedder must be fitted before an index is created")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
                             search_params=search_params)
-    index = ImageIndex.create(path, manifest)
+    index = create_index(path, manifest, store)
     embedder.save_state(path)
+    index.save_state_blobs(read_state_files(path))
     return Collection(path, index, embedder)
 
 
@@ -151,6 +162,6 @@ def open_collection(
     if embedder.dim != manifest.dim:
         raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
                             f"manifest says {manifest.dim}")
-    index = ImageIndex.open(path, expect=manifest, read_only=read_only)
+    index = open_index(path, expect=manifest, read_only=read_only)
     return Collection(path, index, embedder)
 

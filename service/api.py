@@ -21,7 +21,7 @@ from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, ImageDecodeError
-from retrieval.index import Added, ImageRecord
+from retrieval.index import Added, ImageRecord, supports_duplicates
 from service.duplicates import reported_duplicates
 from service.engine import Upload, add_uploads, remove_image, search_upload
 from service.errors import ServiceError
@@ -209,6 +209,9 @@ async def add_images(
     Durable once this answers. 201 when something was added, 200 when every file's content was
     already stored. The body is read only once the key has been checked.
     """
+    if report_duplicates and not supports_duplicates(collection.index):
+        raise ServiceError(422, "invalid_request", "report_duplicates needs the FAISS+SQLite "
+                           "store; this index keeps its vectors in Milvus")
     uploads = await _form_files(request, "images")
     settings = state.settings
     outcome = await state.pool.run(partial(

@@ -25,6 +25,9 @@ max_connections                   256                    open connections; reque
 idempotency_ttl_s                 86400                  how long Idempotency-Key answers are kept
 absolute_paths                    false                  show absolute server paths in answers
 follow_interval_s                 1                      read-only server: store polled this often
+store_uri (CBIR_STORE_URI)        none                   with collection: start from a Milvus store
+collection (CBIR_COLLECTION)      none                   (manifest + state copied into index_dir,
+                                                         default <tmp>/cbir-<collection>)
 ================================  =====================  ==========================================
 
 Without ``api_key`` the server opens the index read-only (no write lock) and follows what
@@ -34,10 +37,11 @@ Without ``api_key`` the server opens the index read-only (no write lock) and fol
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from retrieval.index import UPLOADS_DIR_NAME
@@ -76,6 +80,23 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     absolute_paths: bool = False
     follow_interval_s: float = Field(default=1.0, gt=0)
+    store_uri: str | None = None
+    collection: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replica_dir(cls, data: Any) -> Any:
+        """A replica started from CBIR_STORE_URI + CBIR_COLLECTION needs no index directory."""
+        if (isinstance(data, dict) and data.get("store_uri") and data.get("collection")
+                and not data.get("index_dir")):
+            return {**data, "index_dir": Path(tempfile.gettempdir()) / f"cbir-{data['collection']}"}
+        return data
+
+    @model_validator(mode="after")
+    def _store_pair(self) -> Settings:
+        if bool(self.store_uri) != bool(self.collection):
+            raise ValueError("CBIR_STORE_URI and CBIR_COLLECTION go together")
+        return self
 
     @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from retrieval import Collection, open_collection
-from retrieval.index import sweep_files
+from retrieval.index import ImageIndex, materialise_index, sweep_files
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.inference import InferencePool
 from service.metrics import Metrics
@@ -55,13 +55,15 @@ class ServiceState:
 def load_collection(settings: Settings) -> Collection:
     """Open the index and rebuild its embedder (blocking: torch, weights, FAISS)."""
     weights = str(settings.weights) if settings.weights is not None else None
+    if settings.store_uri and settings.collection:
+        materialise_index(settings.store_uri, settings.collection, settings.index_dir)
     collection = open_collection(settings.index_dir, device=settings.device, weights_file=weights,
                                  allow_download=settings.allow_download,
                                  read_only=not settings.writes_enabled)
     try:
         collection.index.set_search_params(nprobe=settings.nprobe, ef_search=settings.ef_search)
-        if settings.writes_enabled:
-            sweep_files(collection.index, settings.uploads_dir)
+        if settings.writes_enabled and isinstance(collection.index, ImageIndex):
+            sweep_files(collection.index, settings.uploads_dir)  # Milvus keeps no uploads index
     except BaseException:
         collection.close()
         raise

@@ -14,10 +14,19 @@ from retrieval.index._duplicates import (
     duplicate_page,
     duplicates_of,
     group_pairs,
+    supports_duplicates,
 )
 from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
+from retrieval.index._seam import (
+    IndexStore,
+    StoreSpec,
+    create_index,
+    materialise_index,
+    open_index,
+    store_spec,
+)
 from retrieval.index._store import DEFAULT_KEY_TTL_S, STORE_NAME, ImageRecord, NewImage, Store
 from retrieval.index._sweep import UPLOADS_DIR_NAME, SweepReport, sweep_files
 from retrieval.index._unique import Added, AddOutcome
@@ -41,15 +50,22 @@ __all__ = [
     "Hit",
     "ImageIndex",
     "ImageRecord",
+    "IndexStore",
     "Manifest",
     "NewImage",
     "Store",
+    "StoreSpec",
     "SweepReport",
     "VectorIndex",
+    "create_index",
     "default_search_params",
     "duplicate_page",
     "duplicates_of",
     "group_pairs",
     "library_versions",
+    "materialise_index",
+    "open_index",
+    "store_spec",
+    "supports_duplicates",
     "sweep_files",
 ]

@@ -28,6 +28,7 @@ import numpy as np
 
 from retrieval.errors import ConfigError
 from retrieval.index._index import ImageIndex
+from retrieval.index._seam import IndexStore
 
 __all__ = [
     "DEFAULT_LAYOUT_THRESHOLD",
@@ -40,6 +41,7 @@ __all__ = [
     "duplicate_page",
     "duplicates_of",
     "group_pairs",
+    "supports_duplicates",
 ]
 
 DEFAULT_THRESHOLD = 0.80
@@ -194,7 +196,19 @@ def group_pairs(pairs: Iterable[DuplicatePair]) -> list[DuplicateGroup]:
     return sorted(groups.values(), key=lambda g: (-g.score, min(g.members)))
 
 
-def duplicate_page(index: ImageIndex, rule: DuplicateRule | None = None, *, cursor: int = 0,
+def supports_duplicates(index: object) -> bool:
+    """Whether ``index`` can find near-duplicates (the FAISS+SQLite store keeps layouts)."""
+    return isinstance(index, ImageIndex)
+
+
+def _faiss_store(index: object) -> ImageIndex:
+    if not isinstance(index, ImageIndex):
+        raise ConfigError("near-duplicate search needs the FAISS+SQLite store (it keeps the "
+                          "layout descriptors); this index keeps its vectors elsewhere")
+    return index
+
+
+def duplicate_page(index: IndexStore, rule: DuplicateRule | None = None, *, cursor: int = 0,
                    limit: int = 20, scan: int = 2000) -> DuplicatePage:
     """Up to ``limit`` groups whose smallest id is after ``cursor``, looking at no more than
     ``scan`` images in id order (so a page may hold fewer groups and still have a next cursor).
@@ -202,8 +216,9 @@ def duplicate_page(index: ImageIndex, rule: DuplicateRule | None = None, *, curs
     if limit < 1 or scan < 1 or cursor < 0:
         raise ConfigError(f"limit and scan must be positive and cursor >= 0, got "
                           f"{limit}, {scan}, {cursor}")
-    nbrs = _Neighbours(index, rule or DuplicateRule())
-    anchors = index.store.ids_after(cursor, scan + 1)
+    faiss_index = _faiss_store(index)
+    nbrs = _Neighbours(faiss_index, rule or DuplicateRule())
+    anchors = faiss_index.store.ids_after(cursor, scan + 1)
     more = len(anchors) > scan
     anchors = anchors[:scan]
     nbrs.of(anchors)
@@ -225,10 +240,10 @@ def duplicate_page(index: ImageIndex, rule: DuplicateRule | None = None, *, curs
     return DuplicatePage(groups, anchors[-1] if more and anchors else None, len(anchors))
 
 
-def duplicates_of(index: ImageIndex, ids: Sequence[int], rule: DuplicateRule | None = None, *,
+def duplicates_of(index: IndexStore, ids: Sequence[int], rule: DuplicateRule | None = None, *,
                   exclude: Iterable[int] = ()) -> dict[int, list[DuplicatePair]]:
     """The confirmed near-duplicates of each of ``ids`` (pairs best-first), ``exclude`` left out."""
     skip = {int(i) for i in exclude}
-    found = _Neighbours(index, rule or DuplicateRule()).of(ids)
+    found = _Neighbours(_faiss_store(index), rule or DuplicateRule()).of(ids)
     return {i: [p for p in pairs if (p.b if p.a == i else p.a) not in skip]
             for i, pairs in found.items()}

@@ -19,7 +19,7 @@ the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings them up
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ from retrieval.index._faiss import VectorIndex
 from retrieval.index._locks import DirectoryLock, ReadWriteLock
 from retrieval.index._manifest import MANIFEST_NAME, Manifest
 from retrieval.index._recovery import catch_up, fill_from_store, recover, trained_from_store
+from retrieval.index._seam import exact_among, read_state_files, write_state_files
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
 from retrieval.index._store import DEFAULT_KEY_TTL_S, ImageRecord, NewImage, Store
 from retrieval.index._unique import AddOutcome
@@ -289,17 +290,23 @@ class ImageIndex:
         with self._rw.read():
             return {name: int(value) for name, value in self._search_params.items()}
 
-    def search(self, xq: npt.ArrayLike, k: int) -> tuple[F32, I64]:
+    def search(self, xq: npt.ArrayLike, k: int, *,
+               ids: Sequence[int] | None = None) -> tuple[F32, I64]:
         """The ``k`` nearest images of each query row: D (nq, k) float32, I (nq, k) int64.
 
         ``xq`` must be (nq, d); it is converted to C-contiguous float32 here, once. Missing
-        results (k > ntotal) have id -1 and score -inf (+inf for the l2 metric).
+        results (k > ntotal) have id -1 and score -inf (+inf for the l2 metric). ``ids``
+        restricts the candidates to those images (searched exactly; unknown ids ignored).
         """
         queries = as_matrix(xq, self.d, name="xq")
         k = as_k(k)
         with self._rw.read():
             if self._closed:
                 raise ArtifactError(f"index {self.path} is closed")
+            if ids is not None:
+                present = [r.id for r in self._store.get(list(ids))]
+                return exact_among(queries, k, present, self._store.vectors(present),
+                                   self.manifest.metric)
             if not self._vectors.is_trained and self._store.count():
                 raise ArtifactError(f"index {self.path} holds {self._store.count()} images but "
                                     f"its {self.manifest.faiss_factory!r} index is not trained; "
@@ -362,6 +369,14 @@ class ImageIndex:
         self._store.prune_changes(self._seq)
         self._dirty = False
         log.info("snapshot of %d vectors at seq %d written", self._vectors.ntotal, self._seq)
+
+    def save_state_blobs(self, blobs: Mapping[str, bytes]) -> None:
+        """Write fitted state (``<step>.npz`` by name) into the directory, atomically."""
+        write_state_files(self.path, blobs)
+
+    def load_state_blobs(self) -> dict[str, bytes]:
+        """The fitted state the directory holds, by file name."""
+        return read_state_files(self.path)
 
     def size_on_disk(self) -> int:
         """Bytes used by the directory's files."""

@@ -1,0 +1,181 @@
+"""``cbir index build --engine ray``: embed on a Ray Data actor pool, write on the driver.
+
+The driver creates (or resumes) the collection exactly as the local build does — learned state
+(MOP/VLAD, whitening) is fitted there once — filters out the paths already stored (Ray has no
+notion of progress, so ``--resume`` embeds nothing twice only because the list is filtered
+*before* the dataset exists), and hands the rest to Ray Data as a list of paths. Each actor builds
+the embedder the manifest describes, loads the fitted state shipped from the driver
+(``ray.put`` once; the actor resolves the reference itself: Ray Data passes it unresolved), and
+runs the same decode + forward + pooling code as the local build
+(:func:`retrieval.features.extract_batches`, :meth:`Embedder.describe`), so vectors are identical.
+Rows come back in input order (``preserve_order``: reproducible ids) and the driver, the only
+writer, adds them batch by batch: Ctrl-C leaves every committed batch, unreadable files come back
+as rows with an error and are skipped and listed.
+
+CPU budget: an actor claims ``ACTOR_CPUS`` (half a CPU) per torch thread, so on a small machine
+the actors never hold every CPU and Ray's own tasks still run (whole-CPU actors on 2 cores hang).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+import retrieval
+from retrieval import (
+    Collection,
+    Embedder,
+    ImageDecodeError,
+    IngestReport,
+    Manifest,
+    config_from_manifest,
+)
+from retrieval.features import Failure, extract_batches
+from retrieval.index import NewImage
+
+__all__ = ["EmbedActor", "ingest_on_ray", "ray_runtime_env"]
+
+log = logging.getLogger("cbir")
+
+ACTOR_CPUS = 0.5        # Ray CPUs an actor claims per torch thread (fractional: see docstring)
+ACTOR_BATCH = 8         # paths per actor call
+BLOCK_ROWS = 4          # paths per Ray block (small blocks keep every actor busy)
+
+
+def ray_runtime_env() -> dict[str, Any]:
+    """Workers import this very checkout (not another install) and use one thread per op."""
+    root = str(Path(retrieval.__file__).resolve().parents[1])
+    return {"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
+
+
+class EmbedActor:
+    """One embedder per actor; ``__call__`` turns a batch of paths into vectors or errors."""
+
+    def __init__(self, manifest: dict[str, Any], state: Any, weights_file: str | None,
+                 device: str = "cpu", threads: int = 1) -> None:
+        import ray
+        import torch
+
+        torch.set_num_threads(threads)
+        blobs = ray.get(state) if isinstance(state, ray.ObjectRef) else state
+        m = Manifest.from_dict(manifest)
+        self.embedder = Embedder.create(config_from_manifest(m), device=device,
+                                        weights_file=weights_file, allow_download=False)
+        with tempfile.TemporaryDirectory(prefix="cbir-state-") as tmp:
+            for name, data in blobs.items():
+                (Path(tmp) / name).write_bytes(bytes(data))
+            self.embedder.load_state(Path(tmp))
+        self.dim = m.dim
+
+    def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        paths = [str(p) for p in batch["path"]]
+        rows: dict[str, dict[str, Any]] = {}
+        for item in extract_batches(self.embedder.backbone, [(p, Path(p)) for p in paths],
+                                    max_side=self.embedder.config.image_side, workers=1):
+            if isinstance(item, Failure):
+                rows[item.key] = {"error": item.error.reason}
+                continue
+            xb = self.embedder.describe(item.fmaps)
+            for d, vector in zip(item.items, xb, strict=True):
+                rows[d.key] = {"vector": vector, "sha256": d.sha256, "width": d.width,
+                               "height": d.height, "error": ""}
+        return _columns(paths, rows, self.dim)
+
+
+def _columns(paths: list[str], rows: dict[str, dict[str, Any]], dim: int
+             ) -> dict[str, npt.NDArray[Any]]:
+    """Rows in input order as numpy columns (failed rows: zero vector, their error)."""
+    zero = np.zeros(dim, np.float32)
+    got = [rows.get(p, {"error": "not returned by the decoder"}) for p in paths]
+    return {
+        "path": np.array(paths, dtype=object),
+        "vector": np.stack([r.get("vector", zero) for r in got]).astype(np.float32),
+        "sha256": np.array([r.get("sha256", "") for r in got], dtype=object),
+        "width": np.array([r.get("width", 0) for r in got], dtype=np.int64),
+        "height": np.array([r.get("height", 0) for r in got], dtype=np.int64),
+        "error": np.array([r["error"] for r in got], dtype=object),
+    }
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    kwargs: dict[str, Any] = {"runtime_env": ray_runtime_env(), "log_to_driver": False}
+    if address is None:
+        kwargs.update(include_dashboard=False, object_store_memory=512 * 2**20)
+    else:
+        kwargs["address"] = address
+    ray.init(**kwargs)
+
+
+def _pool_size(requested: int | None) -> tuple[int, float, float]:
+    """(actors, CPUs per actor, GPUs per actor) from the cluster's resources."""
+    import ray
+
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    gpus = int(resources.get("GPU", 0))
+    if requested is None:
+        requested = gpus or max(1, int(resources.get("CPU", 1)))
+    return requested, ACTOR_CPUS, 1.0 if gpus else 0.0
+
+
+def _store(collection: Collection, batch: dict[str, npt.NDArray[Any]],
+           report: IngestReport) -> None:
+    ok = np.array([not e for e in batch["error"]], dtype=bool)
+    for path, error in zip(batch["path"][~ok], batch["error"][~ok], strict=True):
+        log.warning("skipped %s: %s", path, error)
+        report.failures.append(Failure(str(path), ImageDecodeError(str(path), str(error))))
+    if not ok.any():
+        return
+    news = [NewImage(path=str(p), sha256=str(s), width=int(w), height=int(h))
+            for p, s, w, h in zip(batch["path"][ok], batch["sha256"][ok], batch["width"][ok],
+                                  batch["height"][ok], strict=True)]
+    report.added.extend(collection.index.add(news, batch["vector"][ok]))
+    report.added_keys.extend(n.path for n in news)
+
+
+def ingest_on_ray(collection: Collection, paths: list[Path], args: argparse.Namespace
+                  ) -> tuple[IngestReport, float]:
+    """Embed ``paths`` on Ray and add them to ``collection``; returns the report and seconds."""
+    report = IngestReport()
+    start = time.perf_counter()
+    if not paths:
+        return report, 0.0
+    import ray
+
+    _init_ray(args.ray_address)
+    try:
+        actors, cpus, gpus = _pool_size(args.ray_actors)
+        log.info("embedding %d images on Ray: %d actors × %.2g CPU%s", len(paths), actors, cpus,
+                 f" + {gpus:g} GPU" if gpus else "")
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True
+        weights = getattr(args, "weights_file", None) or collection.manifest.weights_file
+        items = ray.data.from_items([{"path": str(p)} for p in paths],
+                                    override_num_blocks=max(1, -(-len(paths) // BLOCK_ROWS)))
+        ds = items.map_batches(
+            EmbedActor, batch_size=ACTOR_BATCH, batch_format="numpy",
+            fn_constructor_kwargs={"manifest": collection.manifest.to_dict(),
+                                   "state": ray.put(collection.index.load_state_blobs()),
+                                   "weights_file": weights,
+                                   "device": "cuda" if gpus else "cpu"},
+            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
+        with tqdm(total=len(paths), unit="img", disable=not args.progress or None,
+                  dynamic_ncols=True, file=sys.stderr) as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
+                                         prefetch_batches=1):
+                _store(collection, batch, report)
+                bar.update(len(batch["path"]))
+    finally:
+        ray.shutdown()
+    return report, time.perf_counter() - start

@@ -1,0 +1,331 @@
+"""An index whose vectors *and* records live in a Milvus collection (:class:`IndexStore`).
+
+The index directory keeps ``manifest.json`` (naming the store's URI and collection) and the fitted
+state; both are also published in the ``<collection>_meta`` collection, so an API replica can start
+from the URI and collection alone (:func:`~retrieval.index._seam.materialise_index`) and every
+open checks the directory's manifest against the published one. Milvus holds no state in the API
+process: any number of processes may search one collection, and a change made through one is seen
+by the others at once (every read uses Strong consistency).
+
+Ids are cbir's (``auto_id`` off, JSON-safe integers) from a counter row in the meta collection;
+like the FAISS+SQLite index, one writer at a time is expected (see README "Scale-out"). Milvus Lite
+(a local ``./file.db`` URI) admits one process per database file; a second one is refused with
+pymilvus's "Open local milvus failed" — two app instances in one process share it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval._arrays import as_k, as_matrix
+from retrieval.errors import ArtifactError, ConfigError, NotFoundError
+from retrieval.index._index import Hit
+from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._milvus_client import absolute, connect, fetch_published, id_lock, record
+from retrieval.index._milvus_schema import (
+    RECORD_FIELDS,
+    MilvusSpec,
+    create_collections,
+    get_text,
+    is_lite,
+    lite_size,
+    load_blob,
+    milvus_index,
+    put_text,
+    save_blob,
+    search_params,
+)
+from retrieval.index._milvus_unique import MilvusExtras
+from retrieval.index._seam import StoreSpec, save_manifest
+from retrieval.index._store import ImageRecord, NewImage, _check_items
+
+__all__ = ["MilvusIndex", "fetch_published"]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
+GET_IDS = 1000                # ids per get()
+PATH_PAGE = 10_000            # ids per query of paths_present()
+class MilvusIndex(MilvusExtras):
+    """An index directory whose vectors and records are in Milvus; see the module docstring."""
+
+    def __init__(self, path: Path, manifest: Manifest, store: StoreSpec, client: Any,
+                 *, read_only: bool) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self._client = client
+        self._name = store.collection
+        self._meta = f"{store.collection}_meta"
+        self._spec: MilvusSpec = milvus_index(manifest.faiss_factory, manifest.metric,
+                                              lite=is_lite(store.uri))
+        self._read_only = read_only
+        self._knobs: dict[str, int] = dict(manifest.search_params)
+        self._closed = False
+
+    @classmethod
+    def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
+               exist_ok: bool = False) -> MilvusIndex:
+        """New collections for ``manifest`` and a directory naming them (neither may exist)."""
+        store = absolute(store)
+        milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
+        if (path / MANIFEST_NAME).exists():
+            if not exist_ok:
+                raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
+            index = cls.open(path, store, expect=manifest)
+            try:
+                index.manifest.check_matches(manifest, fields=("metric", "faiss_factory"))
+            except ArtifactError:
+                index.close()
+                raise
+            return index
+        if path.exists() and any(path.iterdir()):
+            raise ArtifactError(f"{path} is not empty and holds no {MANIFEST_NAME}")
+        client = connect(store.uri)
+        try:
+            if client.has_collection(store.collection):
+                raise ArtifactError(f"collection {store.collection!r} already exists at "
+                                    f"{store.uri}; choose another --collection")
+            create_collections(client, store.collection, manifest.dim,
+                               milvus_index(manifest.faiss_factory, manifest.metric,
+                                            lite=is_lite(store.uri)))
+            put_text(client, f"{store.collection}_meta", "manifest",
+                     json.dumps(manifest.to_dict(), sort_keys=True))
+            path.mkdir(parents=True, exist_ok=True)
+            save_manifest(path, manifest, store)
+        except BaseException:
+            client.close()
+            raise
+        return cls(path, manifest, store, client, read_only=False)
+
+    @classmethod
+    def open(cls, path: Path, store: StoreSpec, *, expect: Manifest | None = None,
+             read_only: bool = False) -> MilvusIndex:
+        """Open ``path``; its manifest must match ``expect`` and the one Milvus publishes."""
+        manifest = Manifest.load(path)
+        if expect is not None:
+            manifest.check_matches(expect)
+        client = connect(store.uri)
+        try:
+            text = (get_text(client, f"{store.collection}_meta", "manifest")
+                    if client.has_collection(store.collection) else None)
+            if text is None:
+                raise ArtifactError(f"{path}: collection {store.collection!r} is missing at "
+                                    f"{store.uri}")
+            published = Manifest.from_dict(json.loads(text))
+            published.check_matches(manifest, fields=(*EMBEDDING_FIELDS, "metric",
+                                                      "faiss_factory"))
+            client.load_collection(store.collection)
+        except BaseException:
+            client.close()
+            raise
+        return cls(path, manifest, store, client, read_only=read_only)
+
+    @property
+    def d(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def count(self) -> int:
+        """Live images (deletes applied, Strong consistency: every acknowledged change)."""
+        self._check_open()
+        rows = self._client.query(self._name, filter="", output_fields=["count(*)"],
+                                  consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+    @property
+    def ntotal(self) -> int:
+        return self.count
+
+    @property
+    def is_trained(self) -> bool:
+        return True  # Milvus trains its IVF lists itself, per sealed segment
+
+    @property
+    def search_params(self) -> dict[str, int]:
+        return dict(self._knobs)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArtifactError(f"index {self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._read_only:
+            raise ConfigError(f"index {self.path} was opened read-only")
+
+    def _allocate(self, n: int) -> list[int]:
+        with id_lock(self.store.uri, self._name):
+            start = int(get_text(self._client, self._meta, "next_id") or 1)
+            put_text(self._client, self._meta, "next_id", str(start + n))
+        return list(range(start, start + n))
+
+    def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
+            layouts: npt.ArrayLike | None = None) -> list[int]:
+        """Store ``items`` with their vectors (upserts bounded by bytes); returns their ids.
+
+        ``layouts`` (near-duplicate descriptors) are not kept: near-duplicate search needs the
+        FAISS+SQLite store.
+        """
+        vectors = as_matrix(xb, self.d, n=len(items))
+        _check_items(items)
+        self._check_writable()
+        ids = self._allocate(len(items))
+        now = time.time()
+        rows: list[dict[str, Any]] = []
+        size = 0
+        for image_id, item, vector in zip(ids, items, vectors, strict=True):
+            rows.append({"id": image_id, "vector": vector, "path": item.path,
+                         "sha256": item.sha256, "width": item.width, "height": item.height,
+                         "added_at": now})
+            size += vector.nbytes + len(item.path.encode()) + 128
+            if size >= INSERT_BYTES:
+                self._client.upsert(self._name, rows)
+                rows, size = [], 0
+        if rows:
+            self._client.upsert(self._name, rows)
+        return ids
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Remove images by id; returns those that existed (Milvus counts every id asked)."""
+        self._check_writable()
+        present = [r.id for r in self.records(list(dict.fromkeys(int(i) for i in ids)))]
+        if present:
+            self._client.delete(self._name, ids=present)
+        return present
+
+    def search(self, xq: npt.ArrayLike, k: int, *,
+               ids: Sequence[int] | None = None) -> tuple[F32, I64]:
+        """D, I (nq, k) as FAISS gives them, -1 / worst padded; ``ids`` restricts candidates."""
+        distances, labels, _ = self._search(xq, k, ids=ids, fields=[])
+        return distances, labels
+
+    def _search(self, xq: npt.ArrayLike, k: int, *, ids: Sequence[int] | None,
+                fields: list[str]) -> tuple[F32, I64, list[list[dict[str, Any]]]]:
+        queries = as_matrix(xq, self.d, name="xq")
+        k = as_k(k)
+        self._check_open()
+        worst = -np.inf if self.manifest.metric == "inner_product" else np.inf
+        distances = np.full((len(queries), k), worst, np.float32)
+        labels = np.full((len(queries), k), -1, np.int64)
+        if ids is not None and not len(ids):
+            return distances, labels, [[] for _ in queries]
+        flt = f"id in {[int(i) for i in ids]}" if ids is not None else ""
+        res = self._client.search(self._name, data=[q.tolist() for q in queries], limit=k,
+                                  filter=flt, output_fields=fields, anns_field="vector",
+                                  search_params=search_params(self._spec, self._knobs, k),
+                                  consistency_level="Strong")
+        entities: list[list[dict[str, Any]]] = []
+        for q, hits in enumerate(res):
+            for j, hit in enumerate(list(hits)[:k]):
+                labels[q, j], distances[q, j] = int(hit["id"]), float(hit["distance"])
+            entities.append([{**hit.get("entity", {}), "id": hit["id"]} for hit in
+                             list(hits)[:k]])
+        return distances, labels, entities
+
+    def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
+        """:meth:`search` with each hit's record, fetched in the same request."""
+        distances, _, entities = self._search(xq, k, ids=None, fields=RECORD_FIELDS[1:])
+        return [[Hit(int(e["id"]), float(distances[q, j]), record(e))
+                 for j, e in enumerate(row)] for q, row in enumerate(entities)]
+
+    def get(self, image_id: int) -> ImageRecord:
+        found = self.records([image_id])
+        if not found:
+            raise NotFoundError(f"no image with id {image_id}")
+        return found[0]
+
+    def _records(self, ids: Sequence[int]) -> list[ImageRecord]:
+        return self.records(ids)
+
+    def records(self, ids: Sequence[int]) -> list[ImageRecord]:
+        """Records of ``ids`` in the order asked, unknown ids left out."""
+        self._check_open()
+        wanted = [int(i) for i in ids]
+        found: dict[int, ImageRecord] = {}
+        for start in range(0, len(wanted), GET_IDS):
+            rows = self._client.get(self._name, ids=wanted[start:start + GET_IDS],
+                                    output_fields=RECORD_FIELDS)
+            found.update((int(r["id"]), record(r)) for r in rows)
+        return [found[i] for i in wanted if i in found]
+
+    def paths_present(self) -> set[str]:
+        """Every stored path, read in id ranges (Milvus Lite has no query iterator)."""
+        self._check_open()
+        out: set[str] = set()
+        end = int(get_text(self._client, self._meta, "next_id") or 1)
+        for low in range(0, end, PATH_PAGE):
+            rows = self._client.query(self._name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
+                                      output_fields=["path"], limit=PATH_PAGE,
+                                      consistency_level="Strong")
+            out.update(str(r["path"]) for r in rows)
+        return out
+
+    def flush(self, timeout_s: float = 3600.0) -> None:
+        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench)."""
+        self._client.flush(self._name)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = self._client.describe_index(self._name, index_name="vector")
+            if not int(info.get("pending_index_rows", 0)):
+                return
+            time.sleep(0.5)
+
+    def train(self, sample: int = 100_000, seed: int = 0) -> None:
+        """Nothing to do: Milvus trains IVF indexes itself when it seals a segment."""
+
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
+        if any(v < 1 for v in wanted.values()):
+            raise ConfigError(f"search parameters must be positive, got {wanted}")
+        kind = self._spec.index_type
+        for name in wanted:
+            if (name == "nprobe") != kind.startswith("IVF") or (kind == "FLAT"):
+                raise ConfigError(f"{name} does not apply to a Milvus {kind} index")
+        self._knobs.update(wanted)
+
+    def size_on_disk(self) -> int:
+        """Bytes of the directory's files, plus a Milvus Lite database's (a server's: unknown)."""
+        local = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return local + lite_size(self.store.uri)
+
+    def save_state_blobs(self, blobs: Mapping[str, bytes]) -> None:
+        """Publish fitted state in the meta collection (each blob, then the list of names)."""
+        self._check_writable()
+        for name, data in blobs.items():
+            save_blob(self._client, self._meta, f"state:{name}", data)
+        put_text(self._client, self._meta, "state", json.dumps(sorted(blobs)))
+
+    def load_state_blobs(self) -> dict[str, bytes]:
+        self._check_open()
+        names = json.loads(get_text(self._client, self._meta, "state") or "[]")
+        return {n: load_blob(self._client, self._meta, f"state:{n}") or b"" for n in names}
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    def __enter__(self) -> MilvusIndex:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"MilvusIndex({str(self.path)!r}, uri={self.store.uri!r}, "
+                f"collection={self._name!r}, factory={self.manifest.faiss_factory!r})")

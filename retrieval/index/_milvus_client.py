@@ -1,0 +1,67 @@
+"""Connecting to Milvus, and what is read before an index is open (see :mod:`._milvus`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import ArtifactError
+from retrieval.index._manifest import Manifest
+from retrieval.index._milvus_schema import get_text, is_lite, load_blob
+from retrieval.index._seam import StoreSpec
+from retrieval.index._store import ImageRecord
+
+__all__ = ["absolute", "connect", "fetch_published", "id_lock", "record"]
+
+_ID_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_ID_LOCKS_GUARD = threading.Lock()
+
+
+def id_lock(uri: str, collection: str) -> threading.Lock:
+    with _ID_LOCKS_GUARD:
+        return _ID_LOCKS.setdefault((uri, collection), threading.Lock())
+
+
+def connect(uri: str) -> Any:
+    """A pymilvus client; :class:`ArtifactError` with a readable reason when it cannot connect."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        return MilvusClient(uri=uri)
+    except MilvusException as exc:
+        hint = (" (Milvus Lite admits one process per database: is another process using it?)"
+                if is_lite(uri) else "")
+        raise ArtifactError(f"cannot open Milvus at {uri}: {exc.message}{hint}") from exc
+
+
+def record(row: Mapping[str, Any]) -> ImageRecord:
+    return ImageRecord(int(row["id"]), str(row["path"]), str(row["sha256"]), int(row["width"]),
+                       int(row["height"]), float(row["added_at"]))
+
+
+def fetch_published(spec: StoreSpec) -> tuple[Manifest, dict[str, bytes]]:
+    """The manifest and fitted state published in a collection's meta collection."""
+    client = connect(spec.uri)
+    try:
+        meta = f"{spec.collection}_meta"
+        text = get_text(client, meta, "manifest") if client.has_collection(meta) else None
+        if text is None:
+            raise ArtifactError(f"no cbir index in collection {spec.collection!r} at {spec.uri}")
+        manifest = Manifest.from_dict(json.loads(text))
+        names = json.loads(get_text(client, meta, "state") or "[]")
+        blobs = {n: load_blob(client, meta, f"state:{n}") or b"" for n in names}
+        return manifest, blobs
+    finally:
+        client.close()
+
+
+
+def absolute(store: StoreSpec) -> StoreSpec:
+    """A Milvus Lite path made absolute, so the directory opens from any working directory."""
+    if is_lite(store.uri):
+        return StoreSpec(store.kind, str(Path(store.uri).resolve()), store.collection)
+    return store

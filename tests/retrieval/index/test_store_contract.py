@@ -1,0 +1,167 @@
+"""The store seam's contract, run against every engine: FAISS+SQLite and Milvus (Lite).
+
+Each test gets a fresh index through :func:`create_index` and checks it against numpy: add,
+remove, search (brute force), search filtered by ids, records, reopen, fitted state, manifest
+mismatch refused, concurrent searches while adding.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.errors import ArtifactError, ManifestMismatchError, NotFoundError
+from retrieval.index import IndexStore, StoreSpec, create_index, open_index, store_spec
+from tests.retrieval.index.test_index import brute_force, images, manifest, unit_vectors
+
+ENGINES = ["faiss", "milvus"]
+
+
+@pytest.fixture(scope="module")
+def milvus_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
+    pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
+    return str(tmp_path_factory.mktemp("milvus") / "contract.db")
+
+
+def spec_for(engine: str, request: pytest.FixtureRequest) -> StoreSpec:
+    if engine == "faiss":
+        return StoreSpec()
+    db: str = request.getfixturevalue("milvus_db")
+    return StoreSpec("milvus", db, f"c_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def made(engine: str, request: pytest.FixtureRequest,
+         tmp_path: Path) -> Iterator[tuple[IndexStore, Path, StoreSpec]]:
+    spec = spec_for(engine, request)
+    index = create_index(tmp_path / "idx", manifest(), spec)
+    try:
+        yield index, tmp_path / "idx", spec
+    finally:
+        index.close()
+
+
+def test_add_search_equals_brute_force(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    xb, xq = unit_vectors(200, 0), unit_vectors(8, 1)
+    ids = np.asarray(index.add(images(200), xb), dtype=np.int64)
+    assert len(set(ids.tolist())) == 200 and index.count == 200 and index.ntotal == 200
+    distances, labels = index.search(xq, 5)
+    expected_d, expected_i = brute_force(ids, xb, xq, 5)
+    assert np.array_equal(labels, expected_i)
+    np.testing.assert_allclose(distances, expected_d, rtol=1e-5, atol=1e-5)
+    hits = index.search_records(xq[:1], 3)[0]
+    assert [h.id for h in hits] == expected_i[0, :3].tolist()
+    assert hits[0].record.path == f"img/{int(np.flatnonzero(ids == hits[0].id)[0]):05d}.jpg"
+
+
+def test_filter_by_ids_and_padding(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    xb = unit_vectors(50, 2)
+    ids = index.add(images(50), xb)
+    chosen = [ids[7], ids[3], ids[40]]
+    distances, labels = index.search(xb[3:4], 5, ids=chosen)
+    sub = np.asarray(chosen, dtype=np.int64)
+    expected_d, expected_i = brute_force(sub, xb[[7, 3, 40]], xb[3:4], 3)
+    assert labels[0, :3].tolist() == expected_i[0].tolist() and labels[0, 0] == ids[3]
+    np.testing.assert_allclose(distances[0, :3], expected_d[0], rtol=1e-5, atol=1e-5)
+    assert labels[0, 3:].tolist() == [-1, -1] and np.all(np.isneginf(distances[0, 3:]))
+    assert index.search(xb[:1], 2, ids=[])[1].tolist() == [[-1, -1]]
+
+
+def test_remove_get_records(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    xb = unit_vectors(30, 3)
+    ids = index.add(images(30), xb)
+    assert index.get(ids[4]).path == "img/00004.jpg" and index.get(ids[4]).width == 64
+    assert sorted(index.remove([ids[0], ids[1], 999_999])) == sorted([ids[0], ids[1]])
+    assert index.count == 28
+    with pytest.raises(NotFoundError):
+        index.get(ids[0])
+    assert [r.id for r in index.records([ids[5], ids[0], ids[2]])] == [ids[5], ids[2]]
+    assert ids[0] not in index.search(xb[:1], 10)[1][0].tolist()
+    assert index.paths_present() == {f"img/{i:05d}.jpg" for i in range(2, 30)}
+    more = index.add(images(2, start=100), unit_vectors(2, 4))
+    assert min(more) > max(ids)  # ids are never reused
+
+
+def test_reopen_state_and_mismatch(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index, path, spec = made
+    xb = unit_vectors(20, 5)
+    ids = index.add(images(20), xb)
+    blob = np.random.default_rng(0).bytes(120_000)  # three Milvus chunks
+    index.save_state_blobs({"gem.npz": blob})
+    index.close()
+    assert store_spec(path) == spec
+    with open_index(path, expect=manifest()) as again:
+        assert again.count == 20
+        assert again.search(xb[:2], 1)[1][:, 0].tolist() == ids[:2]
+        assert again.load_state_blobs() == {"gem.npz": blob}
+    with pytest.raises(ManifestMismatchError, match="whiten"):
+        open_index(path, expect=manifest(whiten=True))
+    with pytest.raises(ArtifactError, match="already holds"):
+        create_index(path, manifest(), spec)
+
+
+def test_concurrent_searches_while_adding(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    xb = unit_vectors(120, 6)
+    first = index.add(images(40), xb[:40])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not done.is_set():
+                labels = index.search(xb[:2], 1)[1]
+                assert labels[:, 0].tolist() == first[:2]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for start in range(40, 120, 20):
+            index.add(images(20, start=start), xb[start:start + 20])
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
+    assert index.count == 120
+
+
+def test_milvus_published_manifest_checked(request: pytest.FixtureRequest,
+                                           tmp_path: Path) -> None:
+    """A directory whose manifest disagrees with what Milvus publishes is refused."""
+    spec = spec_for("milvus", request)
+    create_index(tmp_path / "a", manifest(), spec).close()
+    from retrieval.index._seam import save_manifest
+
+    save_manifest(tmp_path / "a", manifest(whiten=True), spec)
+    with pytest.raises(ManifestMismatchError, match="whiten"):
+        open_index(tmp_path / "a")
+
+
+def test_milvus_refuses_what_it_cannot_do(request: pytest.FixtureRequest,
+                                          tmp_path: Path) -> None:
+    spec = spec_for("milvus", request)
+    from retrieval.errors import ConfigError
+
+    for factory, words in [("IVF64,PQ8", "Milvus Lite has no IVF_PQ"),
+                           ("PCA64,Flat", "no Milvus equivalent")]:
+        with pytest.raises(ConfigError, match=words):
+            create_index(tmp_path / factory, manifest(factory), spec)
+        assert not (tmp_path / factory).exists()
