@@ -55,7 +55,8 @@ Region = tuple[int, int, int, int]  # (row start i, column start j, height hh, w
 
 def l2n(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Rows of (N, C) scaled to unit L2 norm, cirtorch style: x / (||x|| + eps)."""
-    return x / (x.norm(p=2, dim=-1, keepdim=True) + eps)
+    norm: torch.Tensor = x.norm(p=2, dim=-1, keepdim=True)
+    return x / (norm + eps)
 
 
 def spoc_sum(x: torch.Tensor) -> torch.Tensor:
