@@ -27,7 +27,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig
-from retrieval.index import MANIFEST_NAME
+from retrieval.index import MANIFEST_NAME, Rerank
 
 __all__ = ["run_add", "run_build", "run_info", "run_remove"]
 
@@ -69,9 +69,12 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
         log.info("learned the fitted state of %s%s on %d images", config.pooling,
                  " + whitening" if config.whiten else "", n)
     wanted = {"nprobe": args.nprobe, "ef_search": args.ef_search}
+    rerank = Rerank(qe_k=args.qe, qe_alpha=args.qe_alpha, dba_k=args.dba,
+                    dba_alpha=args.dba_alpha)
     return create_collection(index_dir, embedder, factory=args.faiss,
                              weights_file=_weights_file(args.weights),
-                             search_params={k: v for k, v in wanted.items() if v is not None})
+                             search_params={k: v for k, v in wanted.items() if v is not None},
+                             rerank=rerank)
 
 
 def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
@@ -200,7 +203,8 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"{'index':<16}{args.index}")
     print(f"{'images':<16}{count} ({searchable} searchable)")
     print(f"{'size':<16}{size / 1e6:.1f} MB")
-    for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
-                "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
+    for key in ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
+                "whiten", "whiten_dim", "dim", "faiss_factory", "search_params", "qe_k",
+                "qe_alpha", "dba_k", "dba_alpha", "created_at", "versions"):
         print(f"{key:<16}{m[key]}")
     return 0

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval import Collection, NotFoundError, ingest, load_image, sha256_hex
-from retrieval.index import Hit, ImageRecord
+from retrieval.index import Hit, ImageRecord, search_hits, similar_hits
 from service.storage import image_suffix, store_file
 
-__all__ = ["Upload", "add_uploads", "remove_image", "search_upload"]
+__all__ = ["Upload", "add_uploads", "remove_image", "search_upload", "similar_to"]
 
 ADD_BATCH = 8
 
@@ -27,11 +27,19 @@ class Upload:
     data: bytes
 
 
-def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int) -> list[Hit]:
-    """The ``k`` nearest stored images of an uploaded query image, best first."""
+def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int,
+                  qe_k: int | None = None) -> list[Hit]:
+    """The ``k`` nearest stored images of an uploaded query image, best first (αQE with
+    ``qe_k`` neighbours; None: the index's default)."""
     image = load_image(upload.data, name=upload.name, max_pixels=max_pixels)
     xq = collection.embedder.embed([image])
-    return collection.index.search_records(xq, k)[0]
+    return search_hits(collection.index, xq, k, qe_k=qe_k)[0]
+
+
+def similar_to(collection: Collection, image_id: int, k: int,
+               qe_k: int | None = None) -> list[Hit]:
+    """The ``k`` stored images most like stored image ``image_id`` (itself left out)."""
+    return similar_hits(collection.index, image_id, k, qe_k=qe_k)
 
 
 def add_uploads(collection: Collection, uploads: list[Upload], folder: Path,
