@@ -37,7 +37,7 @@ from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._directory import Opened, create_directory, holds_index, open_directory
 from retrieval.index._faiss import VectorIndex
 from retrieval.index._locks import DirectoryLock, ReadWriteLock
-from retrieval.index._manifest import MANIFEST_NAME, Manifest
+from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._recovery import fill_from_store, trained_from_store
 from retrieval.index._rerank import DbaState
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
@@ -168,7 +168,7 @@ class ImageIndex:
             raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
         index = cls.open(path, expect=manifest)
         try:
-            index.manifest.check_matches(manifest, fields=("metric", "faiss_factory"))
+            index.manifest.check_matches(manifest, fields=INDEX_FIELDS)
         except ArtifactError:
             index.close()
             raise
