@@ -27,7 +27,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig
-from retrieval.index import MANIFEST_NAME, StoreSpec
+from retrieval.index import MANIFEST_NAME, Rerank, StoreSpec
 
 __all__ = ["run_add", "run_build"]
 
@@ -69,10 +69,12 @@ def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Pat
         log.info("learned the fitted state of %s%s on %d images", config.pooling,
                  " + whitening" if config.whiten else "", n)
     wanted = {"nprobe": args.nprobe, "ef_search": args.ef_search}
+    rerank = Rerank(qe_k=args.qe, qe_alpha=args.qe_alpha, dba_k=args.dba,
+                    dba_alpha=args.dba_alpha)
     return create_collection(index_dir, embedder, factory=args.faiss,
                              weights_file=_weights_file(args.weights),
                              search_params={k: v for k, v in wanted.items() if v is not None},
-                             store=_store(args))
+                             rerank=rerank, store=_store(args))
 
 
 def _store(args: argparse.Namespace) -> StoreSpec:

@@ -63,6 +63,7 @@ def _add_build(sub: Sub, argv: Sequence[str] | None) -> None:
     p.add_argument("--faiss", default="Flat",
                    help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
     _add_search_params(p, "stored in the index (default for IVF: nprobe 16)")
+    _add_rerank(p, build=True)
     p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
@@ -144,12 +145,40 @@ def _add_search(sub: Sub, argv: Sequence[str] | None) -> None:
 
     p = sub.add_parser("search", help=COMMANDS["search"])
     p.add_argument("--index", required=True)
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", nargs="?")
+    p.add_argument("--id", dest="image_id", type=int, default=None,
+                   help="search with stored image N's vector (nothing decoded; N left out)")
+    _add_rerank(p, build=False)
     p.add_argument("-k", type=positive, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_search_params(p, "for this search (default: the index's)")
     _add_runtime(p)
     p.set_defaults(handler=search.run_search)
+
+
+def _add_rerank(p: argparse.ArgumentParser, *, build: bool) -> None:
+    from retrieval.index import MAX_RERANK_K
+
+    def k(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= MAX_RERANK_K:
+            raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_RERANK_K}, "
+                                             f"got {text!r}")
+        return value
+
+    scope = "stored as the index's default" if build else "for this search (default: the index's)"
+    p.add_argument("--qe", type=k, default=0 if build else None,
+                   help=f"αQE: expand the query with its K nearest (0: off), {scope}")
+    p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0 if build else None,
+                   help="αQE weight exponent (default 3)")
+    if build:
+        p.add_argument("--dba", type=k, default=0,
+                       help="DBA: index each vector averaged with its K nearest (0: off)")
+        p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
+                       help="DBA weight exponent (default 3)")
 
 
 def _add_search_params(p: argparse.ArgumentParser, scope: str) -> None:
@@ -198,7 +227,7 @@ def _add_evaluate(sub: Sub, argv: Sequence[str] | None) -> None:
 
 COMMANDS = {
     "index": "build and maintain an index directory",
-    "search": "find the images most like IMAGE",
+    "search": "find the images most like IMAGE (or stored image --id)",
     "duplicates": "groups of near-duplicate images in an index",
     "serve": "serve an index over HTTP (FastAPI)",
     "demo": "index sample photos and serve them (make run)",

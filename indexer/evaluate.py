@@ -6,7 +6,11 @@ poolings — forwards nothing. With ``--whiten`` every pooling is evaluated twic
 PCA-whitening, so the table compares them. Whitening and the MOP/VLAD codebooks are learned on
 ``--train DIR``, which should be another dataset (Paris6k for Oxford5k and back); learning them on
 the evaluated images (``--train-on-test``) is allowed only on purpose and said loudly, because it
-inflates mAP. Search is exact inner product of L2-normalised descriptors.
+inflates mAP; with ``--queries`` the database itself may be ``--train`` (it is not what is
+queried: only an overlap with the queries is refused). Search is exact inner product of
+L2-normalised descriptors. ``--scales`` forwards each image at each scale (cached per scale, so
+adding a scale forwards only that one); ``--qe K`` adds a +αQE row per pooling and ``--dba K`` a
++αQE+DBA row, under the strict protocol of :mod:`retrieval.evaluation._reranked`.
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ from retrieval.evaluation import (
     FeatureMaps,
     MapRequest,
     ResultRow,
+    Variant,
     Variants,
+    combine_scales,
     evaluate_benchmark,
     inner_product_scores,
     load_benchmark,
     markdown_table,
+    reranked_scores,
     sort_best_first,
     write_results,
 )
@@ -80,6 +87,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--workers", type=positive, default=2, help="image decoding threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=positive, default=None, help="torch intra-op threads")
+    p.add_argument("--qe", type=int, default=0, help="also report each pooling + αQE(K)")
+    p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0)
+    p.add_argument("--dba", type=int, default=0, help="also report + αQE + DBA(K) (needs --qe)")
+    p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0)
+    p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
+                   help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(handler=run_evaluate)
 
@@ -110,7 +123,10 @@ def _train_paths(args: argparse.Namespace, bench: Benchmark, needs: bool) -> lis
         pool = list(bench.database)
     else:
         pool = list_images(args.train)
-        shared = {p.resolve() for p in pool} & {p.resolve() for p in bench.database}
+        against = [q.path for q in bench.queries] if args.queries else bench.database
+        shared = {p.resolve() for p in pool} & {p.resolve() for p in against}
+        if shared and args.queries:
+            raise ConfigError(f"--train {args.train} holds {len(shared)} of the query images")
         if shared:
             raise ConfigError(f"--train {args.train} holds {len(shared)} of the evaluated images; "
                               "pass --train-on-test to learn on them on purpose")
@@ -147,24 +163,52 @@ def _extract(maps: FeatureMaps, requests: list[MapRequest], progress: bool) -> f
     return time.perf_counter() - start
 
 
-def _score(bench: Benchmark, variants: Variants, maps: FeatureMaps,
-           queries: dict[int, MapRequest], progress: bool) -> list[ResultRow]:
-    database = tqdm((maps.get(MapRequest(p)) for p in bench.database), total=len(bench.database),
-                    unit="img", desc="pooling", disable=not progress or None, dynamic_ncols=True,
-                    file=sys.stderr)
-    xb = variants.describe_all(database, len(bench.database))
-    own = variants.describe_all((maps.get(r) for r in queries.values()), len(queries))
+def _describe(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
+              queries: dict[int, MapRequest], progress: bool) -> tuple[dict[Variant, F32], ...]:
+    """Database and own-query descriptors of every variant, scales combined."""
+    per_scale = []
+    for maps in scale_maps:
+        database = tqdm((maps.get(MapRequest(p)) for p in bench.database),
+                        total=len(bench.database), unit="img", desc="pooling",
+                        disable=not progress or None, dynamic_ncols=True, file=sys.stderr)
+        per_scale.append((variants.describe_all(database, len(bench.database)),
+                          variants.describe_all((maps.get(r) for r in queries.values()),
+                                                len(queries))))
+    return tuple({v: combine_scales([s[part][v] for s in per_scale]) for v in variants.variants}
+                 for part in (0, 1))
+
+
+def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
+           queries: dict[int, MapRequest], args: argparse.Namespace) -> list[ResultRow]:
+    xb, own = _describe(bench, variants, scale_maps, queries, args.progress)
     dims = variants.dims()
+    where = [q.database_index if i not in queries else None for i, q in enumerate(bench.queries)]
+    tag = "" if len(args.scales) == 1 else "@" + ",".join(f"{s:g}" for s in args.scales)
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
-        results = evaluate_benchmark(bench, scores=inner_product_scores(xq, xb[v]))
-        rows.append(ResultRow.of(v.pooling, v.whiten, dims[v], results))
+        runs = [("", inner_product_scores(xq, xb[v]))]
+        if args.qe:
+            runs.append((f"+qe{args.qe}", reranked_scores(xq, xb[v], where, qe_k=args.qe,
+                                                          qe_alpha=args.qe_alpha)))
+        if args.qe and args.dba:
+            runs.append((f"+qe{args.qe}+dba{args.dba}", reranked_scores(
+                xq, xb[v], where, qe_k=args.qe, qe_alpha=args.qe_alpha, dba_k=args.dba,
+                dba_alpha=args.dba_alpha)))
+        for suffix, scores in runs:
+            results = evaluate_benchmark(bench, scores=scores, method=args.ap)
+            rows.append(ResultRow.of(v.pooling + tag + suffix, v.whiten, dims[v], results))
     return rows
 
 
 def _setup(args: argparse.Namespace) -> tuple[Benchmark, Variants, list[Path]]:
     poolings = _poolings(args.pooling)
+    if args.whiten and len(args.scales) > 1:
+        raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
+    if args.dba and not args.qe:
+        raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
+    if not 0 <= args.qe <= 50 or not 0 <= args.dba <= 50:
+        raise ConfigError("--qe and --dba must be from 0 to 50")
     opts = {"rotated": True} if args.rotated else {}
     bench = load_benchmark(args.dataset, args.root, queries=args.queries, **opts)
     configs = [config_from_args(args, name, whiten=args.whiten) for name in poolings]
@@ -182,22 +226,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if train and args.train_on_test:
         print(f"WARNING: {INFLATED}", file=sys.stderr)
     backbone = next(iter(variants.embedders.values())).backbone
-    side = next(iter(variants.embedders.values())).config.image_side
+    config = next(iter(variants.embedders.values())).config
+    side = config.image_side
     out = Path(args.out or Path("results") / bench.name)
-    cache = FeatureCache(Path(args.cache) if args.cache else out / "cache",
-                         backbone=backbone.name, weights_id=backbone.weights_id, max_side=side,
-                         dtype=args.cache_dtype)
-    maps = FeatureMaps(backbone, cache, max_side=side, batch_size=args.batch_size,
-                       workers=args.workers)
+    caches = [FeatureCache(Path(args.cache) if args.cache else out / "cache",
+                           backbone=backbone.name, weights_id=backbone.weights_id, max_side=s,
+                           dtype=args.cache_dtype) for s in config.image_sides]
+    scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=args.batch_size,
+                              workers=args.workers)
+                  for c, s in zip(caches, config.image_sides, strict=True)]
+    cache, maps = caches[0], scale_maps[0]
     queries = _query_requests(bench)
     requests = [MapRequest(p) for p in bench.database] + list(queries.values())
     extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], args.progress)
+    for more in scale_maps[1:]:
+        extraction_s += _extract(more, requests, args.progress)
     fit_start = time.perf_counter()
     if train:
         fitted = [m for m in (maps.get(MapRequest(p)) for p in train) if m is not None]
         variants.fit(fitted)
     score_start = time.perf_counter()
-    rows = _score(bench, variants, maps, queries, args.progress)
+    rows = _score(bench, variants, scale_maps, queries, args)
     end = time.perf_counter()
     timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
               "fit_s": round(score_start - fit_start, 2),
@@ -205,6 +254,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     summary = _summary(args, bench, variants, backbone.weights_id, side, cache, maps, train,
                        timing)
     title = (f"{bench.name}: {backbone.name} ({Path(args.weights).name}), max side {side}"
+             f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and args.train_on_test else ''}")
     paths = write_results(out, summary, rows, title)
     _print(rows, paths["json"].parent, maps, timing, bool(train and args.train_on_test))

@@ -54,7 +54,8 @@ def run_info(args: argparse.Namespace) -> int:
     if store.kind != "faiss":
         print(f"{'store':<16}{store.kind} {store.uri} collection {store.collection}")
     print(f"{'size':<16}{size / 1e6:.1f} MB")
-    for key in ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
-                "whiten_dim", "dim", "faiss_factory", "search_params", "created_at", "versions"):
+    for key in ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
+                "whiten", "whiten_dim", "dim", "faiss_factory", "search_params", "qe_k",
+                "qe_alpha", "dba_k", "dba_alpha", "created_at", "versions"):
         print(f"{key:<16}{m[key]}")
     return 0

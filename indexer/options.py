@@ -11,10 +11,19 @@ from collections.abc import Callable
 
 from indexer.argtypes import positive
 from retrieval import ConfigError
-from retrieval.features import BACKBONES, EmbedderConfig
+from retrieval.features import BACKBONES, EmbedderConfig, check_scales
 from retrieval.pooling import POOLINGS, Param, ParamValue, Pooling, pooling_class
 
-__all__ = ["add_embedding_flags", "config_from_args", "pooling_params", "positive"]
+__all__ = ["add_embedding_flags", "config_from_args", "pooling_params", "positive", "scales"]
+
+
+def scales(text: str) -> tuple[float, ...]:
+    """argparse type: comma-separated scales relative to --max-side, e.g. ``1,0.707,0.5``."""
+    try:
+        return check_scales([float(s) for s in text.split(",") if s.strip()])
+    except (ValueError, ConfigError) as exc:
+        raise argparse.ArgumentTypeError(f"scales must be numbers in (0, 2] separated by "
+                                         f"commas, got {text!r} ({exc})") from None
 
 
 def _dest(pooling: str, param: str) -> str:
@@ -58,6 +67,9 @@ def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
     p.add_argument("--pooling", default=pooling_default, choices=choices, help=pooling_help)
     p.add_argument("--max-side", dest="max_side", type=positive, default=None,
                    help="longer image side fed to the network (default: the backbone's, 1024)")
+    p.add_argument("--scales", type=scales, default=(1.0,),
+                   help="image scales relative to --max-side, comma-separated (e.g. 1,0.5): the "
+                        "network runs at each, the L2-normalised vectors are summed (default 1)")
     p.add_argument("--whiten-dim", dest="whiten_dim", type=positive, default=None)
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
     _add_pooling_params(p)
@@ -75,5 +87,5 @@ def config_from_args(args: argparse.Namespace, pooling: str, *, whiten: bool) ->
     return EmbedderConfig(
         backbone=args.backbone, weights=args.weights, max_side=args.max_side, pooling=pooling,
         pooling_params=pooling_params(args, pooling), whiten=whiten,
-        whiten_dim=args.whiten_dim, seed=args.seed,
+        whiten_dim=args.whiten_dim, seed=args.seed, scales=args.scales,
     )

@@ -6,15 +6,18 @@ import argparse
 import json
 from pathlib import Path
 
-from retrieval import Collection, Hit, load_image, open_collection
+from retrieval import Collection, ConfigError, Hit, load_image, open_collection
+from retrieval.index import search_hits, similar_hits
 
 __all__ = ["print_hits", "run_search", "search_image"]
 
 
-def search_image(collection: Collection, image_path: Path, k: int) -> list[Hit]:
-    """The ``k`` stored images nearest to the image at ``image_path``, best first."""
+def search_image(collection: Collection, image_path: Path, k: int, *, qe_k: int | None = None,
+                 qe_alpha: float | None = None) -> list[Hit]:
+    """The ``k`` stored images nearest to the image at ``image_path``, best first (αQE as the
+    index's manifest says unless ``qe_k`` / ``qe_alpha`` are given)."""
     xq = collection.embedder.embed([load_image(image_path)])
-    return collection.index.search_records(xq, k)[0]
+    return search_hits(collection.index, xq, k, qe_k=qe_k, qe_alpha=qe_alpha)[0]
 
 
 def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
@@ -28,13 +31,21 @@ def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    if (args.image is None) == (args.image_id is None):
+        raise ConfigError("give either an IMAGE or --id N")
     collection = open_collection(Path(args.index), device=args.device,
                                  weights_file=args.weights_file, precision=args.precision,
                                  channels_last=args.channels_last, read_only=True)
     try:
         collection.index.set_search_params(nprobe=args.nprobe, ef_search=args.ef_search)
-        hits = search_image(collection, Path(args.image), args.k)
+        if args.image_id is not None:
+            hits = similar_hits(collection.index, args.image_id, args.k, qe_k=args.qe,
+                                qe_alpha=args.qe_alpha)
+        else:
+            hits = search_image(collection, Path(args.image), args.k, qe_k=args.qe,
+                                qe_alpha=args.qe_alpha)
     finally:
         collection.close()
-    print_hits(str(args.image), hits, as_json=args.json)
+    query = str(args.image) if args.image is not None else f"id:{args.image_id}"
+    print_hits(query, hits, as_json=args.json)
     return 0

@@ -20,6 +20,7 @@ from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.features import Embedder, EmbedderConfig, Failure, Source, extract_batches
 from retrieval.index._faiss import default_search_params
 from retrieval.index._manifest import Manifest, library_versions
+from retrieval.index._rerank import Rerank
 from retrieval.index._seam import (
     IndexStore,
     StoreSpec,
@@ -60,9 +61,11 @@ class Collection:
 
 def manifest_for(
     embedder: Embedder, *, factory: str, weights_file: str | None,
-    search_params: Mapping[str, int] | None = None,
+    search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
 ) -> Manifest:
     """The manifest describing vectors made by a fitted ``embedder``.
+
+    ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors.
 
     ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
     opened; by default an IVF index probes :data:`~retrieval.index._faiss.DEFAULT_NPROBE` lists.
@@ -70,11 +73,13 @@ def manifest_for(
     c = embedder.config
     wanted = {**default_search_params(embedder.dim, factory, "inner_product"),
               **(search_params or {})}
+    rr = rerank or Rerank()
     return Manifest(
         backbone=c.backbone,
         weights=embedder.backbone.weights_id,
         weights_file=weights_file,
         max_side=c.image_side,
+        scales=c.scales,
         pooling=c.pooling,
         pooling_params=dict(c.pooling_params),
         whiten=c.whiten,
@@ -82,6 +87,7 @@ def manifest_for(
         dim=embedder.dim,
         faiss_factory=factory,
         search_params=wanted,
+        qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
         versions=library_versions(),
     )
 
@@ -97,6 +103,7 @@ def config_from_manifest(m: Manifest) -> EmbedderConfig:
     return EmbedderConfig(
         backbone=m.backbone, weights=weights, max_side=m.max_side, pooling=m.pooling,
         pooling_params=m.pooling_params, whiten=m.whiten, whiten_dim=m.whiten_dim, seed=seed,
+        scales=m.scales,
     )
 
 
@@ -106,19 +113,23 @@ def fit_embedder(
 ) -> int:
     """Extract feature maps of the training ``sources`` and fit the embedder; returns how many."""
     maps: list[torch.Tensor] = []
+    scaled: list[list[torch.Tensor]] = []
     for item in extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
-                                batch_size=batch_size, workers=workers):
+                                batch_size=batch_size, workers=workers,
+                                scales=embedder.config.scales):
         if isinstance(item, Failure):
             log.warning("training image skipped: %s", item.error)
         else:
             maps.extend(item.fmaps)
-    embedder.fit(maps)
+            scaled.extend(item.per_image())
+    embedder.fit(maps, scaled)
     return len(maps)
 
 
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
-    search_params: Mapping[str, int] | None = None, store: StoreSpec | None = None,
+    search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
+    store: StoreSpec | None = None,
 ) -> Collection:
     """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`).
 
@@ -128,7 +139,7 @@ def create_collection(
     if not embedder.is_fitted:
         raise ConfigError("the embedder must be fitted before an index is created")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
-                            search_params=search_params)
+                            search_params=search_params, rerank=rerank)
     index = create_index(path, manifest, store)
     embedder.save_state(path)
     index.save_state_blobs(read_state_files(path))

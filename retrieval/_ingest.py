@@ -66,7 +66,8 @@ def ingest(
     report = IngestReport()
     embedder = collection.embedder
     batches = extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
-                              batch_size=batch_size, workers=workers, max_pixels=max_pixels)
+                              batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                              scales=embedder.config.scales)
     with closing(batches), _StoreWriter(collection, report, on_progress, atomic) as writer:
         for item in batches:
             if isinstance(item, Failure):
@@ -106,7 +107,9 @@ class _StoreWriter:
                 self.on_progress(done)
 
     def _store(self, batch: Batch[str]) -> int:
-        xb = self.collection.embedder.describe(batch.fmaps)
+        embedder = self.collection.embedder
+        xb = (embedder.describe_images(batch.per_image()) if batch.extra
+              else embedder.describe(batch.fmaps))
         news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
                 for d in batch.items]
         layouts = layout_descriptors(batch.fmaps)  # for near-duplicates: same maps, no forward

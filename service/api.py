@@ -21,9 +21,9 @@ from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, ImageDecodeError
-from retrieval.index import Added, ImageRecord, supports_duplicates
+from retrieval.index import MAX_RERANK_K, Added, Hit, ImageRecord, supports_duplicates
 from service.duplicates import reported_duplicates
-from service.engine import Upload, add_uploads, remove_image, search_upload
+from service.engine import Upload, add_uploads, remove_image, search_upload, similar_to
 from service.errors import ServiceError
 from service.paths import PathView
 from service.schemas import (
@@ -36,7 +36,7 @@ from service.schemas import (
     SearchResponse,
     file_url,
 )
-from service.state import AuthorizedWriter, CollectionDep, StateDep
+from service.state import AuthorizedWriter, CollectionDep, ServiceState, StateDep
 from service.thumbnails import make_thumbnail
 
 __all__ = ["router"]
@@ -70,9 +70,19 @@ def search_k(
                                        "(the query string wins)")] = None,
 ) -> int:
     k = k_query if k_query is not None else k_form if k_form is not None else 10
+    return _bounded_k(state, k, "query" if k_query is not None else "body")
+
+
+def query_k(
+    state: StateDep,
+    k: Annotated[int, Query(ge=1, description="results wanted (at most the server's max_k)")] = 10,
+) -> int:
+    return _bounded_k(state, k, "query")
+
+
+def _bounded_k(state: ServiceState, k: int, where: str) -> int:
     limit = state.settings.max_k
     if k > limit:
-        where = "query" if k_query is not None else "body"
         raise RequestValidationError([{
             "type": "less_than_equal", "loc": (where, "k"), "ctx": {"le": limit},
             "msg": f"Input should be less than or equal to {limit}"}])
@@ -80,6 +90,10 @@ def search_k(
 
 
 _DECIMAL_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+#: ``?qe=K``: αQE with the K nearest (0: off; default: the index's), bounded like the index's.
+QeK = Annotated[int | None, Query(alias="qe", ge=0, le=MAX_RERANK_K,
+                                  description="αQE neighbours (0: off; default: the index's)")]
 
 
 def _strict_id(value: object) -> object:
@@ -123,16 +137,32 @@ async def search(
     k: Annotated[int, Depends(search_k)],
     image: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, "
                                       "BMP or TIFF)")],
+    qe: QeK = None,
 ) -> SearchResponse:
     """The ``k`` stored images most like the uploaded one, best first."""
     start = time.perf_counter()
     upload = await _read(image, "image")
     settings = state.settings
     hits = await state.pool.run(
-        partial(search_upload, collection, upload, k, settings.max_image_pixels))
-    results = [SearchHit(id=h.id, score=h.score, path=state.paths.show(h.record.path),
+        partial(search_upload, collection, upload, k, settings.max_image_pixels, qe))
+    return _search_response(hits, start, state.paths)
+
+
+def _search_response(hits: list[Hit], start: float, paths: PathView) -> SearchResponse:
+    results = [SearchHit(id=h.id, score=h.score, path=paths.show(h.record.path),
                          url=file_url(h.id)) for h in hits]
     return SearchResponse(results=results, took_ms=round((time.perf_counter() - start) * 1e3, 3))
+
+
+@router.get("/images/{image_id}/similar", response_model=SearchResponse,
+            responses=_errors(404, 422, 503))
+async def similar(state: StateDep, collection: CollectionDep, image_id: ImageId,
+                  k: Annotated[int, Depends(query_k)], qe: QeK = None) -> SearchResponse:
+    """The ``k`` stored images most like stored image ``image_id`` (itself left out), from its
+    stored vector: nothing is decoded or embedded."""
+    start = time.perf_counter()
+    hits = await state.pool.run(partial(similar_to, collection, image_id, k, qe))
+    return _search_response(hits, start, state.paths)
 
 
 @router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422, 503))

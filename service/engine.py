@@ -17,10 +17,17 @@ import numpy as np
 
 from retrieval import Collection, NotFoundError, load_image, load_image_with_suffix, sha256_hex
 from retrieval.features import layout_descriptors
-from retrieval.index import DEFAULT_KEY_TTL_S, AddOutcome, Hit, NewImage
+from retrieval.index import (
+    DEFAULT_KEY_TTL_S,
+    AddOutcome,
+    Hit,
+    NewImage,
+    search_hits,
+    similar_hits,
+)
 from service.storage import store_file
 
-__all__ = ["Upload", "add_uploads", "remove_image", "search_upload"]
+__all__ = ["Upload", "add_uploads", "remove_image", "search_upload", "similar_to"]
 
 
 @dataclass(frozen=True)
@@ -41,19 +48,27 @@ class _Embedded:
     layout: np.ndarray
 
 
-def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int) -> list[Hit]:
-    """The ``k`` nearest stored images of an uploaded query image, best first."""
+def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int,
+                  qe_k: int | None = None) -> list[Hit]:
+    """The ``k`` nearest stored images of an uploaded query image, best first (αQE with
+    ``qe_k`` neighbours; None: the index's default)."""
     image = load_image(upload.data, name=upload.name, max_pixels=max_pixels)
     xq = collection.embedder.embed([image])
-    return collection.index.search_records(xq, k)[0]
+    return search_hits(collection.index, xq, k, qe_k=qe_k)[0]
+
+
+def similar_to(collection: Collection, image_id: int, k: int,
+               qe_k: int | None = None) -> list[Hit]:
+    """The ``k`` stored images most like stored image ``image_id`` (itself left out)."""
+    return similar_hits(collection.index, image_id, k, qe_k=qe_k)
 
 
 def _embed(collection: Collection, upload: Upload, sha: str, max_pixels: int) -> _Embedded:
     image, suffix = load_image_with_suffix(upload.data, name=upload.name, max_pixels=max_pixels)
     width, height = image.size
-    fmap = collection.embedder.feature_maps([image])[0][None]
-    return _Embedded(sha, suffix, width, height, collection.embedder.describe(fmap)[0],
-                     layout_descriptors(fmap)[0])
+    per_scale = collection.embedder.feature_maps([image])[0]  # first scale first
+    vector = collection.embedder.describe_images([per_scale])[0]
+    return _Embedded(sha, suffix, width, height, vector, layout_descriptors(per_scale[0][None])[0])
 
 
 def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max_pixels: int, *,

@@ -95,6 +95,11 @@ class ManifestSummary(BaseModel):
     created_at: str
     search_params: dict[str, int] = Field(
         description="search-time knobs in force (nprobe, ef_search): the index's, or the server's")
+    scales: list[float] = Field(default=[1.0], description="image scales relative to max_side")
+    qe_k: int = Field(default=0, description="default αQE neighbours of a search (0: off)")
+    qe_alpha: float = 3.0
+    dba_k: int = Field(default=0, description="DBA neighbours of the indexed vectors (0: off)")
+    dba_alpha: float = 3.0
 
 
 class Stats(BaseModel):

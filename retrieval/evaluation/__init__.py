@@ -20,6 +20,7 @@ from retrieval.evaluation._metrics import (
     mean_average_precision,
 )
 from retrieval.evaluation._report import ResultRow, markdown_table, sort_best_first, write_results
+from retrieval.evaluation._reranked import combine_scales, reranked_scores
 from retrieval.evaluation._variants import Variant, Variants, inner_product_scores
 
 __all__ = [
@@ -34,12 +35,14 @@ __all__ = [
     "Variant",
     "Variants",
     "average_precision",
+    "combine_scales",
     "evaluate",
     "evaluate_benchmark",
     "inner_product_scores",
     "load_benchmark",
     "markdown_table",
     "mean_average_precision",
+    "reranked_scores",
     "sort_best_first",
     "write_results",
 ]

@@ -9,7 +9,7 @@ from retrieval.features._backbone import (
     load_backbone,
     resized_shape,
 )
-from retrieval.features._config import EmbedderConfig
+from retrieval.features._config import EmbedderConfig, check_scales
 from retrieval.features._embedder import Embedder
 from retrieval.features._extraction import (
     Batch,
@@ -35,6 +35,7 @@ __all__ = [
     "Failure",
     "Source",
     "Whitening",
+    "check_scales",
     "default_batch_size",
     "default_workers",
     "extract_batches",

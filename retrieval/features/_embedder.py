@@ -5,6 +5,7 @@ the optional :class:`Whitening`. The descriptor of a feature map F is::
 
     v = pooling.encode(F)            # any registered pooling
     v = v / ||v||
+    v = Σ_s v_s / ||Σ_s v_s||        # only with several scales: F_s at each image side
     v = W (v - m); v = v / ||v||     # only with whitening
 
 The embedder never looks at a pooling's name: what is fitted, saved and loaded is whatever the
@@ -85,28 +86,56 @@ class Embedder:
             v = self.whitening.apply(v)
         return np.ascontiguousarray(v, dtype=np.float32)
 
+    def pooled_scales(self, per_scale: Sequence[torch.Tensor]) -> F32:
+        """Maps of the same images at each scale [(N, C, h_s, w_s)] -> l2n(Σ_s l2n(encode))."""
+        if len(per_scale) == 1:
+            return self.pooled(per_scale[0])
+        total = sum((self.pooled(f).astype(np.float64) for f in per_scale),
+                    np.zeros((per_scale[0].shape[0], self.pooled_dim)))
+        return l2_normalize_rows(total.astype(np.float32))
+
+    def describe_scales(self, per_scale: Sequence[torch.Tensor]) -> F32:
+        """Like :meth:`describe` for one map per configured scale (see :meth:`pooled_scales`)."""
+        v = self.pooled_scales(per_scale)
+        if self.whitening is not None:
+            v = self.whitening.apply(v)
+        return np.ascontiguousarray(v, dtype=np.float32)
+
+    def describe_images(self, per_image: Sequence[Sequence[torch.Tensor]]) -> F32:
+        """Descriptors (n, d) of images given as their maps (C, h, w) at every scale."""
+        if not per_image:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([self.describe_scales([f[None] for f in maps])
+                               for maps in per_image])
+
     def describe_maps(self, fmaps: Sequence[torch.Tensor]) -> F32:
         """Like :meth:`describe` for maps (C, h, w) of possibly different sizes."""
         if not fmaps:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate([self.describe(f[None]) for f in fmaps])
 
-    def fit(self, fmaps: Sequence[torch.Tensor]) -> None:
-        """Learn what the pooling and the whitening learn, from training maps (C, h, w)."""
+    def fit(self, fmaps: Sequence[torch.Tensor],
+            scaled: Sequence[Sequence[torch.Tensor]] | None = None) -> None:
+        """Learn what the pooling and the whitening learn, from training maps (C, h, w).
+
+        ``scaled`` (optional) holds each image's maps at every configured scale: the pooling
+        learns from ``fmaps`` (the first scale), the whitening from the combined vectors.
+        """
         self.pooling.fit(fmaps)
         if self.whitening is not None:
-            self.whitening.fit(np.concatenate([self.pooled(f[None]) for f in fmaps]))
+            per_image = scaled if scaled is not None else [[f] for f in fmaps]
+            self.whitening.fit(np.concatenate([self.pooled_scales([f[None] for f in maps])
+                                               for maps in per_image]))
         log.info("fitted on %d training images; descriptor dimension %d", len(fmaps), self.dim)
 
-    def feature_maps(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
-        """Forward each image (one pass per image) -> maps (C, h, w)."""
-        side = self.config.image_side
-        return [self.backbone.forward(self.backbone.preprocess(im, side)[None])[0].cpu()
-                for im in images]
+    def feature_maps(self, images: Sequence[Image.Image]) -> list[list[torch.Tensor]]:
+        """Forward each image at each scale (one pass per image and scale) -> maps (C, h, w)."""
+        return [[self.backbone.forward(self.backbone.preprocess(im, side)[None])[0].cpu()
+                 for side in self.config.image_sides] for im in images]
 
     def embed(self, images: Sequence[Image.Image]) -> F32:
-        """RGB images -> descriptors (n, d); the query path."""
-        return self.describe_maps(self.feature_maps(images))
+        """RGB images -> descriptors (n, d); the query path (every configured scale)."""
+        return self.describe_images(self.feature_maps(images))
 
     def _fitted_steps(self) -> list[tuple[str, Pooling | Whitening]]:
         steps: list[tuple[str, Pooling | Whitening]] = []

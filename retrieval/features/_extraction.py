@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,7 @@ class Decoded(Generic[K]):
     height: int
     sha256: str
     pixels: torch.Tensor  # uint8 (3, H, W)
+    extra: tuple[torch.Tensor, ...] = ()  # the same image at the further scales
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,24 @@ class Failure(Generic[K]):
 
 @dataclass(frozen=True)
 class Batch(Generic[K]):
-    """Images of one size and their feature maps (N, C, h, w), on the CPU."""
+    """Images of one size and their feature maps (N, C, h, w), on the CPU.
+
+    ``extra`` holds, for each further scale, every image's map (C, h_s, w_s) in ``items`` order.
+    """
 
     items: list[Decoded[K]]
     fmaps: torch.Tensor
+    extra: tuple[list[torch.Tensor], ...] = ()
+
+    def per_image(self) -> list[list[torch.Tensor]]:
+        """Each image's maps (C, h, w) at every scale, the first scale first."""
+        return [[self.fmaps[i], *(scale[i] for scale in self.extra)]
+                for i in range(len(self.items))]
 
 
 def decode(
-    key: K, source: Source, preprocess: Callable[[Image.Image], torch.Tensor], max_pixels: int
+    key: K, source: Source,
+    preprocess: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]], max_pixels: int
 ) -> Decoded[K] | Failure[K]:
     """Read, hash, decode and preprocess one input; a bad input becomes a Failure."""
     name = str(key)
@@ -96,7 +107,10 @@ def decode(
         image = load_image(data, name=name, max_pixels=max_pixels)
     except ImageDecodeError as exc:
         return Failure(key, exc)
-    return Decoded(key, image.width, image.height, sha256_hex(data), preprocess(image))
+    pixels = preprocess(image)
+    if isinstance(pixels, tuple):
+        return Decoded(key, image.width, image.height, sha256_hex(data), pixels[0], pixels[1:])
+    return Decoded(key, image.width, image.height, sha256_hex(data), pixels)
 
 
 def _read(path: Path, name: str) -> bytes:
@@ -127,16 +141,22 @@ def extract_batches(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     overlap: bool | None = None,
+    scales: Sequence[float] = (1.0,),
 ) -> Generator[Batch[K] | Failure[K], None, None]:
     """Feature maps for every source, in batches of equal-size images; failures as they occur.
 
     ``overlap`` chooses the schedule described in the module docstring (None: overlapped on an
     accelerator, phased on the CPU); ``workers`` the decode threads (None: :func:`default_workers`);
-    ``batch_size`` the most images per forward pass (None: :func:`default_batch_size`).
+    ``batch_size`` the most images per forward pass (None: :func:`default_batch_size`);
+    ``scales`` the image sides ``round(max_side · s)`` each image is forwarded at (decoded once;
+    batches are bucketed by the first scale's size).
     """
+    sides = [round(max_side * s) for s in scales]
 
-    def prep(image: Image.Image) -> torch.Tensor:
-        return backbone.preprocess(image, max_side)
+    def prep(image: Image.Image) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if len(sides) == 1:
+            return backbone.preprocess(image, sides[0])
+        return tuple(backbone.preprocess(image, side) for side in sides)
 
     overlapped = backbone.device.type != "cpu" if overlap is None else overlap
     n_workers = workers if workers is not None else default_workers(overlapped)
@@ -161,13 +181,29 @@ def _forward(backbone: Backbone, items: list[Decoded[K]]) -> Batch[K]:
     batch = torch.stack([d.pixels for d in items])
     if backbone.device.type == "cuda":
         batch = batch.pin_memory()  # lets the copy to the device run asynchronously
-    return Batch(items, backbone.forward(batch).cpu())
+    fmaps = backbone.forward(batch).cpu()
+    extra = tuple(_forward_scale(backbone, [d.extra[s] for d in items])
+                  for s in range(len(items[0].extra)))
+    return Batch(items, fmaps, extra)
+
+
+def _forward_scale(backbone: Backbone, pixels: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Maps (C, h, w) of images at a further scale, forwarded in groups of equal size."""
+    out: list[torch.Tensor | None] = [None] * len(pixels)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(pixels):
+        groups.setdefault(tuple(p.shape), []).append(i)
+    for rows in groups.values():
+        maps = backbone.forward(torch.stack([pixels[i] for i in rows])).cpu()
+        for i, m in zip(rows, maps, strict=True):
+            out[i] = m
+    return [m for m in out if m is not None]
 
 
 def _bounded_map(
     pool: ThreadPoolExecutor,
     sources: Iterable[tuple[K, Source]],
-    prep: Callable[[Image.Image], torch.Tensor],
+    prep: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]],
     max_pixels: int,
     depth: int,
 ) -> Iterator[Decoded[K] | Failure[K]]:
@@ -184,7 +220,7 @@ def _bounded_map(
 def _phased_map(
     pool: ThreadPoolExecutor,
     sources: Iterable[tuple[K, Source]],
-    prep: Callable[[Image.Image], torch.Tensor],
+    prep: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]],
     max_pixels: int,
     chunk: int,
 ) -> Iterator[Decoded[K] | Failure[K]]:

@@ -19,6 +19,8 @@ from retrieval.index._duplicates import (
 from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
+from retrieval.index._query import search_hits, similar_hits
+from retrieval.index._rerank import MAX_RERANK_K, Rerank
 from retrieval.index._seam import (
     IndexStore,
     StoreSpec,
@@ -38,6 +40,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "GLOBAL_ONLY_THRESHOLD",
     "MANIFEST_NAME",
+    "MAX_RERANK_K",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
     "UPLOADS_DIR_NAME",
@@ -53,6 +56,7 @@ __all__ = [
     "IndexStore",
     "Manifest",
     "NewImage",
+    "Rerank",
     "Store",
     "StoreSpec",
     "SweepReport",
@@ -65,6 +69,8 @@ __all__ = [
     "library_versions",
     "materialise_index",
     "open_index",
+    "search_hits",
+    "similar_hits",
     "store_spec",
     "supports_duplicates",
     "sweep_files",

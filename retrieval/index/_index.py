@@ -14,6 +14,12 @@ open it is caught up by replaying newer store changes or rebuilt from the store
 writing process per directory, and within it a readers/writer lock (searches run concurrently,
 changes one at a time). Ids are the store's, stable and never reused. Other processes may open
 the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings them up to date.
+
+With DBA (``manifest.dba_k > 0``) FAISS holds the augmented vectors and the store the raw ones:
+on open every augmented vector is computed from the store, and each add or remove recomputes
+exactly the vectors whose raw top-k neighbourhood changed (:class:`~._rerank.DbaState`), so the
+index always equals a fresh build of the same images. It needs a FAISS type that removes
+(Flat, IVF), not a graph (HNSW).
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._directory import Opened, create_directory, holds_index, open_directory
 from retrieval.index._faiss import VectorIndex
 from retrieval.index._locks import DirectoryLock, ReadWriteLock
-from retrieval.index._manifest import MANIFEST_NAME, Manifest
+from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._recovery import catch_up, fill_from_store, recover, trained_from_store
+from retrieval.index._rerank import DbaState
 from retrieval.index._seam import exact_among, read_state_files, write_state_files
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
 from retrieval.index._store import DEFAULT_KEY_TTL_S, ImageRecord, NewImage, Store
@@ -72,6 +79,7 @@ class ImageIndex:
         self._search_params: dict[str, float] = {}
         self._poisoned = False
         self._closed = False
+        self._dba: DbaState | None = None
 
     @classmethod
     def _from(cls, path: Path, opened: Opened) -> ImageIndex:
@@ -83,7 +91,69 @@ class ImageIndex:
         except ConfigError as exc:
             index.close()
             raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
+        try:
+            index._start_dba()
+        except BaseException:
+            index.close()
+            raise
         return index
+
+    def _start_dba(self) -> None:
+        """Compute every augmented vector from the store (DBA only)."""
+        m = self.manifest
+        if m.dba_k <= 0:
+            return
+        if not self._vectors.removable:
+            raise ConfigError(f"DBA needs a FAISS index that removes vectors (Flat, IVF), "
+                              f"not {m.faiss_factory!r}")
+        self._dba = DbaState(m.dba_k, m.dba_alpha)
+        for ids, xb in self._store.iter_all():
+            self._dba.add(ids, xb)
+        self._fill_augmented()
+
+    def _fill_augmented(self) -> None:
+        if self._dba is not None and self._vectors.is_trained:
+            self._vectors.reset()
+            if len(self._dba):
+                self._vectors.add(self._dba.ids.copy(), self._dba.augmented(self._dba.ids))
+
+    def _index_new(self, ids: I64, vectors: F32) -> None:
+        if self._dba is None:
+            if self._vectors.is_trained:
+                self._vectors.add(ids, vectors)
+            return
+        affected = self._dba.add(ids, vectors)
+        if self._vectors.is_trained:
+            self._reindex(affected - set(ids.tolist()), affected)
+
+    def _unindex(self, removed: list[int]) -> None:
+        if self._dba is None:
+            self._vectors.remove(removed)
+            return
+        affected = self._dba.remove(removed)
+        if self._vectors.is_trained:
+            self._vectors.remove(removed)
+            self._reindex(affected, affected)
+
+    def _reindex(self, present: set[int], changed: set[int]) -> None:
+        """Replace the augmented vectors of ``changed`` (``present`` are in FAISS already)."""
+        assert self._dba is not None
+        if present:
+            self._vectors.remove(sorted(present))
+        if changed:
+            ids = np.asarray(sorted(changed), dtype=np.int64)
+            self._vectors.add(ids, self._dba.augmented(ids))
+
+    def indexed_vectors(self, ids: Sequence[int]) -> F32:
+        """The vectors FAISS searches for ``ids``: DBA-augmented with DBA, else the stored ones."""
+        if self._dba is not None:
+            with self._rw.read():
+                return self._dba.augmented(ids)
+        return self._store.vectors(ids)
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
+        return self._store.vectors(ids)
 
     @classmethod
     def create(cls, path: str | Path, manifest: Manifest, *, exist_ok: bool = False) -> ImageIndex:
@@ -101,7 +171,7 @@ class ImageIndex:
             raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
         index = cls.open(path, expect=manifest)
         try:
-            index.manifest.check_matches(manifest, fields=("metric", "faiss_factory"))
+            index.manifest.check_matches(manifest, fields=INDEX_FIELDS)
         except ArtifactError:
             index.close()
             raise
@@ -164,8 +234,7 @@ class ImageIndex:
             self._check_writable()
             ids = self._store.add(items, vectors, layouts)
             self._seq, self._dirty = self._store.last_seq(), True
-            if self._vectors.is_trained:
-                self._guarded(lambda: self._vectors.add(np.asarray(ids, dtype=np.int64), vectors))
+            self._guarded(lambda: self._index_new(np.asarray(ids, dtype=np.int64), vectors))
         return ids
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
@@ -183,9 +252,8 @@ class ImageIndex:
             if outcome.new_ids:
                 self._seq, self._dirty = self._store.last_seq(), True
                 rows = [i for i, a in enumerate(outcome.added) if not a.duplicate]
-                if self._vectors.is_trained:
-                    self._guarded(lambda: self._vectors.add(
-                        np.asarray(outcome.new_ids, dtype=np.int64), vectors[rows]))
+                self._guarded(lambda: self._index_new(
+                    np.asarray(outcome.new_ids, dtype=np.int64), vectors[rows]))
         return outcome
 
     def saved_outcome(self, request_key: str, fingerprint: str,
@@ -202,6 +270,15 @@ class ImageIndex:
         """
         if self._lock is not None or self._closed or self._store.last_seq() == self._seq:
             return False
+        if self._dba is not None:  # augmented vectors depend on neighbours: recompute them all
+            with self._rw.write():
+                if self._closed:
+                    return False
+                seq = self._store.last_seq()
+                self._start_dba()
+                self._seq = seq
+            log.info("followed the store to seq %d (DBA recomputed)", seq)
+            return True
         with self._rw.write():
             done = None if self._closed else catch_up(self._vectors, self._store, self._seq)
             if done is not None:
@@ -231,7 +308,7 @@ class ImageIndex:
             self._check_writable()
             removed = self._store.remove(ids)
             self._seq, self._dirty = self._store.last_seq(), True
-            self._guarded(lambda: self._vectors.remove(removed))
+            self._guarded(lambda: self._unindex(removed))
         log.info("removed %d images", len(removed))
         return removed
 
@@ -273,9 +350,10 @@ class ImageIndex:
         fill_from_store(vectors, self._store)
         vectors.set_search_params(self._search_params)
         self._vectors, self._seq, self._dirty = vectors, self._store.last_seq(), True
+        self._fill_augmented()
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Search-time knobs: IVF lists probed (default 1), HNSW candidate list size."""
+        """Search-time knobs: IVF lists probed, HNSW candidate list size (over the manifest's)."""
         wanted = {k: float(v) for k, v in (("nprobe", nprobe), ("ef_search", ef_search))
                   if v is not None}
         if any(v < 1 for v in wanted.values()):

@@ -23,8 +23,8 @@ from typing import Any, Literal, get_args
 from retrieval._atomic import write_atomic
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES", "Manifest", "Metric",
-           "ParamValue", "library_versions"]
+__all__ = ["FORMAT_VERSION", "INDEX_FIELDS", "MANIFEST_NAME", "METRICS", "SEARCH_PARAM_NAMES",
+           "Manifest", "Metric", "ParamValue", "library_versions"]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -32,8 +32,10 @@ Metric = Literal["inner_product", "l2"]
 METRICS: frozenset[str] = frozenset(get_args(Metric))
 #: Search-time knobs an index may carry (IVF lists probed, HNSW candidate list size).
 SEARCH_PARAM_NAMES = frozenset({"nprobe", "ef_search"})
-EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "pooling", "pooling_params", "whiten",
-                    "whiten_dim", "dim")
+EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
+                    "whiten", "whiten_dim", "dim")
+#: What the FAISS vectors are made of beyond the embedding (database-side augmentation).
+INDEX_FIELDS = ("metric", "faiss_factory", "dba_k", "dba_alpha")
 
 ParamValue = bool | int | float | str
 
@@ -72,9 +74,13 @@ class Manifest:
     ``"sha256:<hex>"``, ``"random:seed=0"``); ``weights_file`` is where they were read from, for
     information only. ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
     whenever it is opened; they change speed and recall, not what a vector means, so they are not
-    embedding fields. ``pooling_params``, ``search_params`` and ``versions`` are copied into
-    read-only mappings, so a manifest is immutable and hashable (they take no part in the hash,
-    only in equality).
+    embedding fields. ``scales`` are the image scales (relative to ``max_side``) whose vectors
+    are combined; manifests written before multi-scale lack it and mean ``(1.0,)``. ``qe_k`` /
+    ``qe_alpha`` are the default αQE of a search (0: none; a query-time knob like
+    ``search_params``); ``dba_k`` / ``dba_alpha`` the database-side augmentation of the vectors
+    FAISS holds (0: none; the store keeps the raw vectors). ``pooling_params``,
+    ``search_params`` and ``versions`` are copied into read-only mappings, so a manifest is
+    immutable and hashable (they take no part in the hash, only in equality).
     """
 
     backbone: str
@@ -89,6 +95,11 @@ class Manifest:
     metric: Metric = "inner_product"
     faiss_factory: str = "Flat"
     search_params: Mapping[str, int] = field(default_factory=dict, hash=False)
+    scales: tuple[float, ...] = (1.0,)
+    qe_k: int = 0
+    qe_alpha: float = 3.0
+    dba_k: int = 0
+    dba_alpha: float = 3.0
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -97,11 +108,21 @@ class Manifest:
         object.__setattr__(self, "pooling_params", _frozen(self.pooling_params))
         object.__setattr__(self, "versions", _frozen(self.versions))
         object.__setattr__(self, "search_params", _frozen(self.search_params))
+        if isinstance(self.scales, list | tuple):
+            object.__setattr__(self, "scales", tuple(
+                float(s) if _is_number(s) else s for s in self.scales))
+        for name in ("qe_alpha", "dba_alpha"):
+            if _is_number(getattr(self, name)):
+                object.__setattr__(self, name, float(getattr(self, name)))
         problems = _type_problems({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         if problems:
             raise ConfigError("invalid manifest: " + "; ".join(problems))
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
+        for name in ("qe_k", "dba_k", "qe_alpha", "dba_alpha"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"manifest {name} must not be negative, "
+                                  f"got {getattr(self, name)}")
         for name in ("dim", "max_side", "whiten_dim"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -117,6 +138,7 @@ class Manifest:
         out["pooling_params"] = dict(self.pooling_params)
         out["versions"] = dict(self.versions)
         out["search_params"] = dict(self.search_params)
+        out["scales"] = list(self.scales)
         return out
 
     @classmethod
@@ -190,6 +212,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "backbone": ("a string", lambda v: isinstance(v, str)),
     "weights": ("a string", lambda v: isinstance(v, str)),
@@ -209,6 +235,13 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
                       lambda v: isinstance(v, Mapping) and all(
                           k in SEARCH_PARAM_NAMES and _is_int(x) and x > 0
                           for k, x in v.items())),
+    "scales": ("a non-empty list of positive numbers",
+               lambda v: isinstance(v, list | tuple) and len(v) > 0
+               and all(_is_number(s) and s > 0 for s in v)),
+    "qe_k": ("an integer", _is_int),
+    "dba_k": ("an integer", _is_int),
+    "qe_alpha": ("a number", _is_number),
+    "dba_alpha": ("a number", _is_number),
     "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
     "created_at": ("a string", lambda v: isinstance(v, str)),

@@ -12,16 +12,19 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, NotFoundError
 from retrieval.index._milvus_client import record
 from retrieval.index._milvus_schema import RECORD_FIELDS, get_text, put_text
 from retrieval.index._store import DEFAULT_KEY_TTL_S, ImageRecord, NewImage
 from retrieval.index._unique import Added, AddOutcome
 
 __all__ = ["MilvusExtras"]
+
+F32 = npt.NDArray[np.float32]
 
 _HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -84,6 +87,21 @@ class MilvusExtras:
     def saved_outcome(self, request_key: str, fingerprint: str,
                       key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
         return None  # request keys are never saved in a Milvus store (see add_unique)
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
+        wanted = [int(i) for i in ids]
+        got = self._client.get(self._name, ids=wanted, output_fields=["vector"]) if wanted else []
+        rows = {int(r["id"]): r["vector"] for r in got}
+        missing = [i for i in wanted if i not in rows]
+        if missing:
+            raise NotFoundError(f"no image with id {', '.join(map(str, missing))}")
+        out: F32 = np.asarray([rows[i] for i in wanted], dtype=np.float32).reshape(-1, self.d)
+        return out
+
+    def indexed_vectors(self, ids: Sequence[int]) -> F32:
+        """What search compares against: the stored vectors (a Milvus store has no DBA)."""
+        return self.stored_vectors(ids)
 
     def refresh(self) -> bool:
         """Nothing to catch up with: every read goes to the collection (Strong consistency)."""

@@ -7,14 +7,22 @@ from collections.abc import Mapping
 from retrieval.errors import ConfigError, UnknownNameError
 from retrieval.pooling._avg import Avg
 from retrieval.pooling._base import Pooling
+from retrieval.pooling._crow import CroW
 from retrieval.pooling._gem import GeM
+from retrieval.pooling._lse import LSE
 from retrieval.pooling._max import Max
+from retrieval.pooling._mixed import Mixed
 from retrieval.pooling._mop import Mop
+from retrieval.pooling._rmac import RMac
+from retrieval.pooling._softpool import SoftPool
+from retrieval.pooling._spoc import SPoC
+from retrieval.pooling._stochastic import Stochastic
 from retrieval.pooling._sum import Sum
 
 __all__ = ["POOLINGS", "make_pooling", "pooling_class", "pooling_names", "register_pooling"]
 
-_BUILTIN: tuple[type[Pooling], ...] = (Sum, Avg, Max, GeM, Mop)
+_BUILTIN: tuple[type[Pooling], ...] = (Sum, Avg, Max, GeM, Mop, RMac, CroW, SPoC, Mixed,
+                                        Stochastic, SoftPool, LSE)
 
 #: Every known pooling class by name (read-only outside :func:`register_pooling`).
 POOLINGS: dict[str, type[Pooling]] = {}

@@ -224,3 +224,20 @@ def test_paris250_sum_matches_index_build_and_search(
     build_map = evaluate_benchmark(bench, rankings=rankings)["default"].mean_ap
     (row,) = [r for r in paris_eval["doc"]["results"] if r["pooling"] == "sum"]
     assert abs(row["mAP"] - build_map) < 5e-4, (row["mAP"], build_map)
+
+
+@pytest.mark.shared
+def test_paris250_recommended_configuration_reaches_090(
+    shared: Path, squeezenet_weights: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """CroW at 2 scales + αQE + DBA (strict protocol, non-interpolated AP) through ``cbir
+    evaluate``: mAP >= 0.90 (research: 0.872 / 0.895 / 0.926); about 500 forward passes."""
+    out = tmp_path_factory.mktemp("paris_rec")
+    code = main(["evaluate", "--dataset", "folders", "--root", str(shared / "data" / "paris250"),
+                 "--backbone", "squeezenet1_1", "--weights", str(squeezenet_weights),
+                 "--max-side", "512", "--scales", "1,0.5", "--pooling", "crow", "--qe", "2",
+                 "--dba", "2", "--ap", "non_interpolated", "--out", str(out), "--no-progress"])
+    assert code == 0
+    by = {r["pooling"]: r["mAP"] for r in json.loads((out / "results.json").read_text())["results"]}
+    assert by["crow@1,0.5+qe2+dba2"] >= 0.90
+    assert by["crow@1,0.5+qe2+dba2"] > by["crow@1,0.5+qe2"] > by["crow@1,0.5"]

@@ -58,7 +58,7 @@ def test_build_search_and_evaluate_with_a_registered_pooling(
     collection = open_collection(index)
     try:  # the stored vector is the quantile pooling of the map, L2-normalised
         embedder = collection.embedder
-        fmap = embedder.feature_maps([load_image(query)])[0]
+        fmap = embedder.feature_maps([load_image(query)])[0][0]
         expected = fmap.flatten(1).quantile(0.25, dim=1).numpy()
         expected /= np.linalg.norm(expected)
         np.testing.assert_allclose(embedder.describe(fmap[None])[0], expected, atol=1e-5)

@@ -24,15 +24,18 @@ def maps() -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    ("pooling", "params", "whiten"),
-    [("sum", {}, False), ("gem", {"p": 4.0}, True), ("mop", {"k": 4, "pca_dim": 6}, False),
-     ("max", {}, True)],
+    ("pooling", "params", "whiten", "scales"),
+    [("sum", {}, False, (1.0,)), ("gem", {"p": 4.0}, True, (1.0, 0.5)),
+     ("mop", {"k": 4, "pca_dim": 6}, False, (1.0,)), ("max", {}, True, (1.0,)),
+     ("crow", {"a": 1.0}, False, (1.0, 0.707, 0.5)), ("lse", {"r": 0.2}, False, (1.0,))],
 )
 def test_config_survives_the_manifest(
-    pooling: str, params: dict[str, object], whiten: bool, maps: list[torch.Tensor]
+    pooling: str, params: dict[str, object], whiten: bool, scales: tuple[float, ...],
+    maps: list[torch.Tensor]
 ) -> None:
     config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64,
-                            pooling=pooling, pooling_params=params, whiten=whiten, seed=3)
+                            pooling=pooling, pooling_params=params, whiten=whiten, seed=3,
+                            scales=scales)
     embedder = Embedder(config, load_backbone("squeezenet1_1", "random", seed=3))
     if config.needs_training:
         embedder.fit(maps)

@@ -26,7 +26,8 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
     assert set(paths) == {"/healthz", "/readyz", "/stats", "/metrics", "/search", "/images",
-                          "/images/{image_id}", "/images/{image_id}/file", "/duplicates"}
+                          "/images/{image_id}", "/images/{image_id}/file", "/duplicates",
+                          "/images/{image_id}/similar"}
     assert set(paths["/images/{image_id}"]) == {"get", "delete"}
     error = {"$ref": "#/components/schemas/ErrorBody"}
     search = paths["/search"]["post"]["responses"]

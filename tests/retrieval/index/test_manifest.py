@@ -120,8 +120,20 @@ def test_check_matches_on_chosen_fields() -> None:
 
 def test_embedding_fields() -> None:
     assert set(manifest().embedding_fields()) == {
-        "backbone", "weights", "max_side", "pooling", "pooling_params", "whiten", "whiten_dim",
-        "dim"}
+        "backbone", "weights", "max_side", "scales", "pooling", "pooling_params", "whiten",
+        "whiten_dim", "dim"}
+
+
+def test_old_manifest_without_scales_or_rerank_means_one_scale_and_none() -> None:
+    data = manifest().to_dict()
+    for name in ("scales", "qe_k", "qe_alpha", "dba_k", "dba_alpha"):
+        del data[name]
+    old = Manifest.from_dict(data)
+    assert (old.scales, old.qe_k, old.dba_k) == ((1.0,), 0, 0)
+    new = Manifest.from_dict({**data, "scales": [1, 0.5], "qe_k": 2, "dba_k": 2})
+    assert new.scales == (1.0, 0.5) and Manifest.from_dict(new.to_dict()) == new
+    with pytest.raises(ArtifactError, match="scales"):
+        Manifest.from_dict({**data, "scales": []})
 
 
 def test_library_versions_does_not_import_torch() -> None:

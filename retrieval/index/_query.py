@@ -1,0 +1,53 @@
+"""Searching an index with the re-ranking its manifest asks for: αQE on top of FAISS (and DBA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval._arrays import as_matrix
+from retrieval.index._index import Hit
+from retrieval.index._rerank import Rerank, aqe
+from retrieval.index._seam import IndexStore
+
+__all__ = ["search_hits", "similar_hits"]
+
+
+def search_hits(index: IndexStore, xq: npt.ArrayLike, k: int, *, qe_k: int | None = None,
+                qe_alpha: float | None = None, exclude: int | None = None) -> list[list[Hit]]:
+    """Hits of each query row, best first, after αQE with ``qe_k`` neighbours (None: the
+    manifest's default, 0: none). The neighbours are the vectors FAISS holds (DBA-augmented
+    when the index has DBA), as in the evaluation. ``exclude`` is an id left out of the
+    neighbours and of the results (a stored image searching for its look-alikes)."""
+    m = index.manifest
+    rr = Rerank(qe_k=m.qe_k if qe_k is None else qe_k,
+                qe_alpha=m.qe_alpha if qe_alpha is None else qe_alpha)
+    queries = as_matrix(xq, index.d, name="xq")
+    extra = 0 if exclude is None else 1
+    if rr.qe_k:
+        scores, labels = index.search(queries, rr.qe_k + extra)
+        keep = labels != exclude if exclude is not None else np.ones_like(labels, dtype=bool)
+        rows = [(lab[kp][:rr.qe_k], sc[kp][:rr.qe_k])
+                for lab, sc, kp in zip(labels, scores, keep, strict=True)]
+        neighbours = np.stack([_padded(index, lab, rr.qe_k) for lab, _ in rows])
+        sims = np.stack([np.pad(np.where(lab >= 0, sc, -np.inf), (0, rr.qe_k - len(sc)),
+                                constant_values=-np.inf) for lab, sc in rows])
+        queries = aqe(queries, neighbours, sims, rr.qe_alpha)
+    hits = index.search_records(queries, k + extra)
+    return [[h for h in row if h.id != exclude][:k] for row in hits]
+
+
+def _padded(index: IndexStore, labels: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.float32]:
+    valid = [int(i) for i in labels if i >= 0]
+    out = np.zeros((k, index.d), dtype=np.float32)
+    if valid:
+        out[:len(valid)] = index.indexed_vectors(valid)
+    return out
+
+
+def similar_hits(index: IndexStore, image_id: int, k: int, *, qe_k: int | None = None,
+                 qe_alpha: float | None = None) -> list[Hit]:
+    """The images most like stored image ``image_id`` (itself left out), from its stored vector:
+    nothing is decoded or embedded. :class:`NotFoundError` for an unknown id."""
+    xq = index.stored_vectors([image_id])
+    return search_hits(index, xq, k, qe_k=qe_k, qe_alpha=qe_alpha, exclude=image_id)[0]
