@@ -250,7 +250,8 @@ async def add_images(
     body = AddResponse(added=[_added_out(a, state.paths) for a in outcome.added], durable=True)
     if report_duplicates:
         body.duplicates = await state.pool.run(
-            partial(reported_duplicates, collection, [a.id for a in outcome.added]))
+            partial(reported_duplicates, collection, [a.id for a in outcome.added],
+                    state.paths))
     status = 200 if all(a.duplicate for a in outcome.added) else 201
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)

@@ -24,6 +24,7 @@ from retrieval.index import (
     duplicate_page,
     duplicates_of,
 )
+from service.paths import PathView
 from service.schemas import ErrorBody, file_url
 from service.state import CollectionDep, StateDep
 
@@ -68,11 +69,11 @@ def _group_out(group: DuplicateGroup, paths: dict[int, str]) -> GroupOut:
         for m in group.members])
 
 
-def _page(collection: Collection, rule: DuplicateRule, cursor: int,
-          limit: int) -> DuplicatesResponse:
+def _page(collection: Collection, rule: DuplicateRule, cursor: int, limit: int,
+          view: PathView) -> DuplicatesResponse:
     page = duplicate_page(collection.index, rule, cursor=cursor, limit=limit, scan=SCAN)
     ids = sorted({m for g in page.groups for m in g.members})
-    paths = {r.id: r.path for r in collection.index.records(ids)}
+    paths = {r.id: view.show(r.path) for r in collection.index.records(ids)}
     return DuplicatesResponse(groups=[_group_out(g, paths) for g in page.groups],
                               next_cursor=page.next_cursor, scanned=page.scanned,
                               threshold=rule.threshold, layout_threshold=rule.layout_threshold)
@@ -96,14 +97,15 @@ async def duplicates(
     """Groups of near-duplicate images (copies: resized, re-encoded, lightly cropped,
     brightened, greyscale), each best first; paginated by ``cursor``."""
     rule = DuplicateRule(threshold=threshold, layout_threshold=layout_threshold)
-    return await state.pool.run(partial(_page, collection, rule, cursor, limit))
+    return await state.pool.run(partial(_page, collection, rule, cursor, limit, state.paths))
 
 
-def reported_duplicates(collection: Collection, ids: list[int]) -> list[list[DuplicateOut]]:
+def reported_duplicates(collection: Collection, ids: list[int],
+                        view: PathView) -> list[list[DuplicateOut]]:
     """For each of ``ids`` (just added), its near-duplicates among the images stored before."""
     found = duplicates_of(collection.index, ids, exclude=ids)
     others = {(p.b if p.a == i else p.a) for i in ids for p in found[i]}
-    paths = {r.id: r.path for r in collection.index.records(sorted(others))}
+    paths = {r.id: view.show(r.path) for r in collection.index.records(sorted(others))}
 
     def out(i: int, p: DuplicatePair) -> DuplicateOut:
         j = p.b if p.a == i else p.a

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from indexer.duplicates import find_groups
 from retrieval.index import DuplicateRule, ImageIndex
@@ -42,13 +44,16 @@ def test_upload_reports_its_duplicates_then_pages_list_them(
         plain = client.post("/images", files=[("images", ("x.png", b"", "image/png"))],
                             headers=AUTH)
         assert plain.status_code == 400  # (an empty file: nothing added)
+        copy = io.BytesIO()  # the same pixels in other bytes: a new record, a perfect duplicate
+        Image.open(original).save(copy, format="PNG", compress_level=1)
+        assert copy.getvalue() != original.read_bytes()
         response = client.post("/images?report_duplicates=true", headers=AUTH, files=[
-            ("images", ("copy.png", original.read_bytes(), "image/png"))])
+            ("images", ("copy.png", copy.getvalue(), "image/png"))])
         assert response.status_code == 201, response.text
         body = response.json()
         (new,) = body["added"]
         (found,) = body["duplicates"]
-        match = next(d for d in found if d["path"] == str(original.resolve()))
+        match = next(d for d in found if d["path"] == "group1/img01.png")
         assert match["score"] == pytest.approx(1.0, abs=1e-3)
         assert match["url"] == f"/images/{match['id']}/file"
         assert all(d["id"] != new["id"] for d in found)
