@@ -26,24 +26,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
 
-from retrieval._arrays import as_k, as_matrix
+from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError
+from retrieval.index._dba import DbaKeeping
 from retrieval.index._directory import Opened, create_directory, holds_index, open_directory
 from retrieval.index._faiss import VectorIndex
+from retrieval.index._follow import Following
 from retrieval.index._locks import DirectoryLock, ReadWriteLock
 from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._recovery import catch_up, fill_from_store, recover, trained_from_store
+from retrieval.index._reads import Hit, Reading
+from retrieval.index._recovery import fill_from_store, trained_from_store
 from retrieval.index._rerank import DbaState
-from retrieval.index._seam import exact_among, read_state_files, write_state_files
+from retrieval.index._seam import read_state_files, write_state_files
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
-from retrieval.index._store import DEFAULT_KEY_TTL_S, ImageRecord, NewImage, Store
+from retrieval.index._store import DEFAULT_KEY_TTL_S, NewImage, Store
 from retrieval.index._unique import AddOutcome
 
 __all__ = ["Hit", "ImageIndex"]
@@ -54,16 +56,7 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One search result: the image id, its score (inner product: higher is closer), its record."""
-
-    id: int
-    score: float
-    record: ImageRecord
-
-
-class ImageIndex:
+class ImageIndex(Reading, Following, DbaKeeping):
     """An open index directory; use :meth:`create` or :meth:`open`, and close it (or ``with``)."""
 
     def __init__(self, path: Path, manifest: Manifest, store: Store, vectors: VectorIndex,
@@ -98,63 +91,6 @@ class ImageIndex:
             raise
         return index
 
-    def _start_dba(self) -> None:
-        """Compute every augmented vector from the store (DBA only)."""
-        m = self.manifest
-        if m.dba_k <= 0:
-            return
-        if not self._vectors.removable:
-            raise ConfigError(f"DBA needs a FAISS index that removes vectors (Flat, IVF), "
-                              f"not {m.faiss_factory!r}")
-        self._dba = DbaState(m.dba_k, m.dba_alpha)
-        for ids, xb in self._store.iter_all():
-            self._dba.add(ids, xb)
-        self._fill_augmented()
-
-    def _fill_augmented(self) -> None:
-        if self._dba is not None and self._vectors.is_trained:
-            self._vectors.reset()
-            if len(self._dba):
-                self._vectors.add(self._dba.ids.copy(), self._dba.augmented(self._dba.ids))
-
-    def _index_new(self, ids: I64, vectors: F32) -> None:
-        if self._dba is None:
-            if self._vectors.is_trained:
-                self._vectors.add(ids, vectors)
-            return
-        affected = self._dba.add(ids, vectors)
-        if self._vectors.is_trained:
-            self._reindex(affected - set(ids.tolist()), affected)
-
-    def _unindex(self, removed: list[int]) -> None:
-        if self._dba is None:
-            self._vectors.remove(removed)
-            return
-        affected = self._dba.remove(removed)
-        if self._vectors.is_trained:
-            self._vectors.remove(removed)
-            self._reindex(affected, affected)
-
-    def _reindex(self, present: set[int], changed: set[int]) -> None:
-        """Replace the augmented vectors of ``changed`` (``present`` are in FAISS already)."""
-        assert self._dba is not None
-        if present:
-            self._vectors.remove(sorted(present))
-        if changed:
-            ids = np.asarray(sorted(changed), dtype=np.int64)
-            self._vectors.add(ids, self._dba.augmented(ids))
-
-    def indexed_vectors(self, ids: Sequence[int]) -> F32:
-        """The vectors FAISS searches for ``ids``: DBA-augmented with DBA, else the stored ones."""
-        if self._dba is not None:
-            with self._rw.read():
-                return self._dba.augmented(ids)
-        return self._store.vectors(ids)
-
-    def stored_vectors(self, ids: Sequence[int]) -> F32:
-        """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
-        return self._store.vectors(ids)
-
     @classmethod
     def create(cls, path: str | Path, manifest: Manifest, *, exist_ok: bool = False) -> ImageIndex:
         """Make a new index in a new or empty directory.
@@ -188,10 +124,6 @@ class ImageIndex:
         """
         path = Path(path)
         return cls._from(path, open_directory(path, expect=expect, read_only=read_only))
-
-    @property
-    def d(self) -> int:
-        return self.manifest.dim
 
     @property
     def read_only(self) -> bool:
@@ -260,38 +192,6 @@ class ImageIndex:
                       key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
         """The answer of an earlier :meth:`add_unique` with ``request_key``, if one committed."""
         return self._store.saved_outcome(request_key, fingerprint, key_ttl_s)
-
-    def refresh(self) -> bool:
-        """Catch up with changes another process committed since (read-only indexes only).
-
-        Replays the store's change log as recovery does on open, or reloads the snapshot and
-        replays when the writer has pruned the log past this index. Returns whether anything
-        changed. Searches wait while the changes are applied.
-        """
-        if self._lock is not None or self._closed or self._store.last_seq() == self._seq:
-            return False
-        if self._dba is not None:  # augmented vectors depend on neighbours: recompute them all
-            with self._rw.write():
-                if self._closed:
-                    return False
-                seq = self._store.last_seq()
-                self._start_dba()
-                self._seq = seq
-            log.info("followed the store to seq %d (DBA recomputed)", seq)
-            return True
-        with self._rw.write():
-            done = None if self._closed else catch_up(self._vectors, self._store, self._seq)
-            if done is not None:
-                self._seq = done[0]
-                log.info("followed the store to seq %d: %d adds, %d removes", *done)
-                return True
-        fresh = recover(self.path / SNAPSHOT_NAME, self._store, self.manifest)
-        fresh.vectors.set_search_params(self._search_params)
-        with self._rw.write():
-            if not self._closed:
-                self._vectors, self._seq = fresh.vectors, fresh.seq
-        log.info("reloaded the index at seq %d (%d vectors)", fresh.seq, fresh.vectors.ntotal)
-        return True
 
     @property
     def images_root(self) -> str | None:
@@ -367,68 +267,6 @@ class ImageIndex:
         """The search-time knobs in force (from the manifest, then :meth:`set_search_params`)."""
         with self._rw.read():
             return {name: int(value) for name, value in self._search_params.items()}
-
-    def search(self, xq: npt.ArrayLike, k: int, *,
-               ids: Sequence[int] | None = None) -> tuple[F32, I64]:
-        """The ``k`` nearest images of each query row: D (nq, k) float32, I (nq, k) int64.
-
-        ``xq`` must be (nq, d); it is converted to C-contiguous float32 here, once. Missing
-        results (k > ntotal) have id -1 and score -inf (+inf for the l2 metric). ``ids``
-        restricts the candidates to those images (searched exactly; unknown ids ignored).
-        """
-        queries = as_matrix(xq, self.d, name="xq")
-        k = as_k(k)
-        with self._rw.read():
-            if self._closed:
-                raise ArtifactError(f"index {self.path} is closed")
-            if ids is not None:
-                present = [r.id for r in self._store.get(list(ids))]
-                return exact_among(queries, k, present, self._store.vectors(present),
-                                   self.manifest.metric)
-            if not self._vectors.is_trained and self._store.count():
-                raise ArtifactError(f"index {self.path} holds {self._store.count()} images but "
-                                    f"its {self.manifest.faiss_factory!r} index is not trained; "
-                                    "call train()")
-            return self._vectors.search(queries, k)
-
-    def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
-        """:meth:`search` with each hit's record; hits removed meanwhile are dropped."""
-        distances, labels = self.search(xq, k)
-        wanted = np.unique(labels[labels >= 0]).tolist()
-        records = {r.id: r for r in self._store.get(wanted)}
-        return [[Hit(int(i), float(s), records[int(i)])
-                 for s, i in zip(row_d, row_i, strict=True) if int(i) in records]
-                for row_d, row_i in zip(distances, labels, strict=True)]
-
-    def range_search(self, xq: npt.ArrayLike, threshold: float,
-                     cap: int) -> list[tuple[I64, F32]]:
-        """Per query row, the ids scoring at least ``threshold``, best first, at most ``cap``."""
-        queries = as_matrix(xq, self.d, name="xq")
-        with self._rw.read():
-            if self._closed:
-                raise ArtifactError(f"index {self.path} is closed")
-            return self._vectors.range_search(queries, threshold, cap)
-
-    @property
-    def store(self) -> Store:
-        """The SQLite store (records, vectors, layout descriptors), for read-side modules."""
-        return self._store
-
-    def get(self, image_id: int) -> ImageRecord:
-        """The record of one image; :class:`NotFoundError` if there is none."""
-        return self._store.get_one(image_id)
-
-    def records(self, ids: Sequence[int]) -> list[ImageRecord]:
-        """Records of ``ids`` in the order asked, unknown ids left out."""
-        return self._store.get(ids)
-
-    def find_sha256(self, sha256: str) -> list[ImageRecord]:
-        """Records of the images with this content, oldest first."""
-        return self._store.find_by_sha256(sha256)
-
-    def paths_present(self) -> set[str]:
-        """Paths of every stored image (to resume an indexing run)."""
-        return self._store.paths_present()
 
     def snapshot(self) -> None:
         """Write ``index.faiss`` atomically with the last change it holds, then prune the log."""
