@@ -20,10 +20,35 @@ from retrieval.features._extraction import (
     extract_batches,
 )
 from retrieval.features._layout import LAYOUT_GRID, layout_descriptors
+from retrieval.features._int8 import CALIBRATION_IMAGES, prepare_int8
+from retrieval.features._precision import (
+    INT8_MIN_IMAGES,
+    MEASURED_MAP_LOSS,
+    NEGLIGIBLE_MAP_LOSS,
+    PRECISION_CHOICES,
+    CpuFeatures,
+    Precision,
+    PrecisionChoice,
+    check_query_precision,
+    cpu_features,
+    resolve_precision,
+)
 from retrieval.features._whitening import Whitening
 
 __all__ = [
     "BACKBONES",
+    "CALIBRATION_IMAGES",
+    "INT8_MIN_IMAGES",
+    "MEASURED_MAP_LOSS",
+    "NEGLIGIBLE_MAP_LOSS",
+    "PRECISION_CHOICES",
+    "CpuFeatures",
+    "Precision",
+    "PrecisionChoice",
+    "check_query_precision",
+    "cpu_features",
+    "prepare_int8",
+    "resolve_precision",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "LAYOUT_GRID",
