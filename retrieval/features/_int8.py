@@ -50,6 +50,8 @@ class Int8Engine:
         import openvino as ov
 
         self.ov_model = ov_model
+        self.key: str | None = None  # set by prepare_int8: the cache key and calibration set id
+        self.calibration: str | None = None
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -129,17 +131,21 @@ def prepare_int8(
     sources = list(sources)[:CALIBRATION_IMAGES]
     if not sources:
         raise ConfigError("int8 needs calibration images and none were given")
-    key = engine_key(backbone.name, backbone.weights_id, max_side, calibration_id(sources))
+    calibration = calibration_id(sources)
+    key = engine_key(backbone.name, backbone.weights_id, max_side, calibration)
     path = cache_dir / f"{key}.xml" if cache_dir is not None else None
     start = time.perf_counter()
     threads = torch.get_num_threads()
     if path is not None and path.exists():
-        backbone.engine = Int8Engine.load(path, threads=threads)
+        engine = Int8Engine.load(path, threads=threads)
+        engine.key, engine.calibration = key, calibration
+        backbone.engine = engine
         log.info("int8 engine %s loaded from %s in %.1f s", key, cache_dir,
                  time.perf_counter() - start)
         return key
     tensors = [_calibration_tensor(backbone, s, max_side) for s in sources]
     engine = quantize(backbone.features, tensors, threads=threads)
+    engine.key, engine.calibration = key, calibration
     if path is not None:
         engine.save(path)
     backbone.engine = engine

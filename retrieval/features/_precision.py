@@ -27,6 +27,7 @@ precision against an index precision when the two losses add up to at most
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "CpuFeatures",
     "Precision",
     "PrecisionChoice",
+    "Probe",
     "check_query_precision",
     "cpu_features",
     "resolve_precision",
@@ -126,6 +128,8 @@ def resolve_precision(
     if choice == "auto":
         return _auto_cpu(cpu, images, int8_ready)
     native = cpu.int8 if choice == "int8" else cpu.bf16
+    if choice == "int8" and not int8_installed():
+        raise ConfigError("precision int8 needs OpenVINO and NNCF: pip install 'cbir[int8]'")
     if not native:
         units = "VNNI/AMX-INT8" if choice == "int8" else "AVX512-BF16/AMX-BF16"
         log.warning("precision %s: this CPU has no %s (%s); running fp32", choice, units,
@@ -134,9 +138,14 @@ def resolve_precision(
     return "int8" if choice == "int8" else "bf16"
 
 
+def int8_installed() -> bool:
+    """Whether the int8 engine's packages (``pip install 'cbir[int8]'``) are importable."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
 def _auto_cpu(cpu: CpuFeatures, images: int | None, int8_ready: bool) -> Precision:
     amortised = int8_ready or images is None or images >= INT8_MIN_IMAGES
-    if cpu.int8 and (amortised or not cpu.bf16):
+    if cpu.int8 and (amortised or not cpu.bf16) and int8_installed():
         chosen: Precision = "int8"
     elif cpu.bf16:
         chosen = "bf16"

@@ -70,7 +70,10 @@ class Manifest:
 
     ``weights`` identifies the network weights (``"imagenet:IMAGENET1K_V1"``,
     ``"sha256:<hex>"``, ``"random:seed=0"``); ``weights_file`` is where they were read from, for
-    information only. ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
+    information only. ``precision`` is the precision the database was embedded in (``fp32``,
+    ``bf16``, ``fp16``, ``int8``); queries in another precision are allowed only where the
+    measured loss is negligible (``retrieval.features.check_query_precision``).
+    ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
     whenever it is opened; they change speed and recall, not what a vector means, so they are not
     embedding fields. ``pooling_params``, ``search_params`` and ``versions`` are copied into
     read-only mappings, so a manifest is immutable and hashable (they take no part in the hash,
@@ -89,6 +92,7 @@ class Manifest:
     metric: Metric = "inner_product"
     faiss_factory: str = "Flat"
     search_params: Mapping[str, int] = field(default_factory=dict, hash=False)
+    precision: str = "fp32"  # what the database was embedded in (older manifests: fp32)
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -212,6 +216,7 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
     "created_at": ("a string", lambda v: isinstance(v, str)),
+    "precision": ("a string", lambda v: isinstance(v, str)),
     "format_version": ("an integer", _is_int),
 }
 
