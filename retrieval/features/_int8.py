@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, ImageDecodeError
 from retrieval.features._backbone import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from retrieval.features._extraction import Source
 
@@ -143,7 +143,7 @@ def prepare_int8(
         log.info("int8 engine %s loaded from %s in %.1f s", key, cache_dir,
                  time.perf_counter() - start)
         return key
-    tensors = [_calibration_tensor(backbone, s, max_side) for s in sources]
+    tensors = _calibration_tensors(backbone, sources, max_side)
     engine = quantize(backbone.features, tensors, threads=threads)
     engine.key, engine.calibration = key, calibration
     if path is not None:
@@ -154,14 +154,24 @@ def prepare_int8(
     return key
 
 
-def _calibration_tensor(backbone: Backbone, source: Source, max_side: int) -> torch.Tensor:
+def _calibration_tensors(backbone: Backbone, sources: Sequence[Source],
+                         max_side: int) -> list[torch.Tensor]:
+    """Normalised (1, 3, H, W) CPU tensors of the readable ``sources`` (others are skipped)."""
     from retrieval.images import load_image
 
-    image = load_image(source)
-    x = backbone.preprocess(image, max_side)[None]
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return x.float().div_(255.0).sub_(mean).div_(std)
+    tensors = []
+    for source in sources:
+        try:
+            x = backbone.preprocess(load_image(source), max_side)[None]
+        except ImageDecodeError as exc:
+            log.warning("int8 calibration skips %s", exc)
+            continue
+        tensors.append(x.float().div_(255.0).sub_(mean).div_(std))
+    if not tensors:
+        raise ConfigError("int8 calibration: none of the calibration images is readable")
+    return tensors
 
 
 def _bytes(source: Source) -> bytes:
