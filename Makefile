@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e '.[test,demo,ray,milvus]'
+	$(BIN)/python -m pip install -q -e '.[test,demo,ray,milvus,int8]'
 	touch $(STAMP)
 
 lint: $(STAMP)

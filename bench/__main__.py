@@ -9,13 +9,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import gpu, indexing, latency, peer, scale, scaleout
+from bench import gpu, indexing, latency, peer, precision, scale, scaleout
 from bench.machine import describe, load_average
 from bench.plan import MODES, Plan
 from bench.report import PartResult, summary_lines, write_result
 
 PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "indexing": indexing.run,
+    "precision": precision.run,
     "gpu": gpu.run,
     "latency": latency.run,
     "scale": scale.run,

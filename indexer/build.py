@@ -19,6 +19,7 @@ from retrieval import (
     ConfigError,
     IngestReport,
     ManifestMismatchError,
+    calibration_sample,
     config_from_manifest,
     create_collection,
     fit_embedder,
@@ -26,7 +27,7 @@ from retrieval import (
     list_images,
     open_collection,
 )
-from retrieval.features import Embedder, EmbedderConfig
+from retrieval.features import Embedder, EmbedderConfig, prepare_int8, resolve_precision
 from retrieval.index import MANIFEST_NAME, Rerank, StoreSpec
 
 __all__ = ["run_add", "run_build"]
@@ -61,8 +62,13 @@ def _training_sources(args: argparse.Namespace, images: list[Path]) -> list[tupl
 
 def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Path) -> Collection:
     config = _config(args)
-    embedder = Embedder.create(config, device=args.device, precision=args.precision,
+    precision = resolve_precision(args.precision, args.device, images=len(images))
+    embedder = Embedder.create(config, device=args.device, precision=precision,
                                channels_last=args.channels_last)
+    if precision == "int8":
+        pool = list_images(args.train_images) if args.train_images else images
+        prepare_int8(embedder.backbone, calibration_sample(pool, args.seed),
+                     max_side=config.image_side, cache_dir=None)
     if config.needs_training:
         n = fit_embedder(embedder, _training_sources(args, images), batch_size=args.batch_size,
                          workers=args.workers)
@@ -86,10 +92,11 @@ def _store(args: argparse.Namespace) -> StoreSpec:
     return StoreSpec("milvus", args.milvus_uri or "", args.collection or "")
 
 
-def _resumed_collection(args: argparse.Namespace, index_dir: Path) -> Collection:
+def _resumed_collection(args: argparse.Namespace, index_dir: Path, images: int) -> Collection:
     collection = open_collection(index_dir, device=args.device,
                                  weights_file=args.weights_file or _weights_file(args.weights),
-                                 precision=args.precision, channels_last=args.channels_last)
+                                 precision=args.precision, channels_last=args.channels_last,
+                                 images=images)
     stored = config_from_manifest(collection.manifest)
     asked = _config(args)
     diffs = [f"{name}: index has {getattr(stored, name)!r}, asked for {getattr(asked, name)!r}"
@@ -118,7 +125,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise ConfigError(f"{index_dir} exists, is not empty and is not an index directory")
     if not exists:
         _store(args)
-    collection = (_resumed_collection(args, index_dir) if exists
+    collection = (_resumed_collection(args, index_dir, len(images)) if exists
                   else _new_collection(args, images, index_dir))
     try:
         clean_leftovers(collection.index)
@@ -188,7 +195,7 @@ def run_add(args: argparse.Namespace) -> int:
         paths.extend(list_images(path) if path.is_dir() else [path])
     collection = open_collection(Path(args.index), device=args.device,
                                  weights_file=args.weights_file, precision=args.precision,
-                                 channels_last=args.channels_last)
+                                 channels_last=args.channels_last, images=len(paths))
     try:
         clean_leftovers(collection.index)
         report, seconds = _ingest_with_progress(

@@ -29,7 +29,7 @@ Builder: TypeAlias = Callable[[Sub, Sequence[str] | None], None]
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
-    from retrieval.features import PRECISIONS
+    from retrieval.features import PRECISION_CHOICES
 
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--weights-file", dest="weights_file", default=None,
@@ -37,9 +37,10 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
                         "says (checked against the index's weights identity)")
     p.add_argument("--threads", type=positive, default=None,
                    help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS),
-                   help="run the network under autocast (bf16, fp16; meant for cuda) or not "
-                        "(fp32, the default)")
+    p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
+                   help="fp32 (the default, exact), bf16 (autocast; channels_last on cpu), "
+                        "fp16 (cuda), int8 (cpu, OpenVINO, calibrated and cached) or auto (the "
+                        "fastest this processor runs natively; README \"Performance\")")
     p.add_argument("--channels-last", dest="channels_last", action="store_true",
                    help="NHWC memory layout for the network (faster with cuda tensor cores)")
 
@@ -194,6 +195,8 @@ def _add_serve(sub: Sub, argv: Sequence[str] | None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default=None)
+    p.add_argument("--precision", default=None,
+                   help="fp32|bf16|int8|auto (CBIR_PRECISION, default fp32)")
     p.set_defaults(handler=_run_serve)
 
 
@@ -203,6 +206,8 @@ def _run_serve(args: argparse.Namespace) -> int:
             "--port", str(args.port)]
     if args.device:
         argv += ["--device", args.device]
+    if args.precision:
+        argv += ["--precision", args.precision]
     sys.stdout.flush()
     os.execv(sys.executable, argv)
 

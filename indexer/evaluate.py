@@ -28,7 +28,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from indexer.options import add_embedding_flags, config_from_args, positive
-from retrieval import ConfigError, list_images
+from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
     BENCHMARKS,
     Benchmark,
@@ -47,7 +47,13 @@ from retrieval.evaluation import (
     sort_best_first,
     write_results,
 )
-from retrieval.features import load_backbone
+from retrieval.features import (
+    PRECISION_CHOICES,
+    Backbone,
+    load_backbone,
+    prepare_int8,
+    resolve_precision,
+)
 from retrieval.pooling import pooling_class, pooling_names
 
 __all__ = ["add_parser", "run_evaluate"]
@@ -86,6 +92,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--batch-size", dest="batch_size", type=positive, default=8)
     p.add_argument("--workers", type=positive, default=2, help="image decoding threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
+                   help="fp32 (default), bf16, fp16, int8 (calibrated on a sample of the "
+                        "database, cached beside the maps) or auto; maps are cached per precision")
     p.add_argument("--threads", type=positive, default=None, help="torch intra-op threads")
     p.add_argument("--qe", type=int, default=0, help="also report each pooling + αQE(K)")
     p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0)
@@ -216,8 +225,30 @@ def _setup(args: argparse.Namespace) -> tuple[Benchmark, Variants, list[Path]]:
     if args.weights == "random":
         print("WARNING: --weights random: the network is NOT trained; mAP is meaningless. "
               "Use this for tests only.", file=sys.stderr)
-    backbone = load_backbone(args.backbone, args.weights, device=args.device, seed=args.seed)
+    backbone = _backbone(args, bench, configs[0].image_side)
     return bench, Variants(backbone, configs), train
+
+
+def _backbone(args: argparse.Namespace, bench: Benchmark, side: int) -> Backbone:
+    """The backbone at ``--precision``; int8 is calibrated on a sample of the database."""
+    n = len(bench.database)
+    precision = resolve_precision(args.precision, args.device, images=n)
+    backbone = load_backbone(args.backbone, args.weights, device=args.device, seed=args.seed,
+                             precision=precision)
+    if precision == "int8":
+        out = Path(args.out or Path("results") / bench.name)
+        cache = Path(args.cache) if args.cache else out / "cache"
+        prepare_int8(backbone, calibration_sample(bench.database, args.seed), max_side=side,
+                     cache_dir=cache / "engines")
+    return backbone
+
+
+def _maps_identity(backbone: Backbone) -> str:
+    """The weights identity the map cache is keyed by: fp32 maps keep their old key."""
+    if backbone.precision == "fp32":
+        return backbone.weights_id
+    key = getattr(backbone.engine, "key", None)
+    return f"{backbone.weights_id}@{backbone.precision}" + (f":{key}" if key else "")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -230,7 +261,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     side = config.image_side
     out = Path(args.out or Path("results") / bench.name)
     caches = [FeatureCache(Path(args.cache) if args.cache else out / "cache",
-                           backbone=backbone.name, weights_id=backbone.weights_id, max_side=s,
+                           backbone=backbone.name, weights_id=_maps_identity(backbone), max_side=s,
                            dtype=args.cache_dtype) for s in config.image_sides]
     scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=args.batch_size,
                               workers=args.workers)

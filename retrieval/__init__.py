@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         manifest_for,
         open_collection,
     )
+    from retrieval._engines import calibration_sample
     from retrieval._ingest import IngestReport, ingest
     from retrieval.errors import (
         ArtifactError,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "retrieval._atomic": ("fsync_directory", "write_atomic"),
+    "retrieval._engines": ("calibration_sample",),
     "retrieval._collection": ("Collection", "config_from_manifest", "create_collection",
                              "fit_embedder", "manifest_for", "open_collection"),
     "retrieval.errors": ("ArtifactError", "ConfigError", "DatasetError", "ImageDecodeError",
@@ -87,6 +89,7 @@ __all__ = [
     "UnknownNameError",
     "UnsupportedImageError",
     "WeightsError",
+    "calibration_sample",
     "config_from_manifest",
     "create_collection",
     "fit_embedder",

@@ -16,8 +16,19 @@ from pathlib import Path
 
 import torch
 
+from retrieval._engines import attach_index_int8, index_engine_ready, save_index_engine
 from retrieval.errors import ArtifactError, ConfigError, WeightsError
-from retrieval.features import Embedder, EmbedderConfig, Failure, Source, extract_batches
+from retrieval.features import (
+    Embedder,
+    EmbedderConfig,
+    Failure,
+    Probe,
+    Source,
+    check_query_precision,
+    cpu_features,
+    extract_batches,
+    resolve_precision,
+)
 from retrieval.index._faiss import default_search_params
 from retrieval.index._manifest import Manifest, library_versions
 from retrieval.index._rerank import Rerank
@@ -89,6 +100,7 @@ def manifest_for(
         search_params=wanted,
         qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
         versions=library_versions(),
+        precision=embedder.backbone.precision,
     )
 
 
@@ -141,6 +153,7 @@ def create_collection(
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
                             search_params=search_params, rerank=rerank)
     index = create_index(path, manifest, store)
+    save_index_engine(path, embedder.backbone, embedder.config.image_side)
     embedder.save_state(path)
     index.save_state_blobs(read_state_files(path))
     return Collection(path, index, embedder)
@@ -149,20 +162,26 @@ def create_collection(
 def open_collection(
     path: Path, *, device: str = "cpu", weights_file: str | None = None,
     allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
-    read_only: bool = False,
+    read_only: bool = False, images: int | None = 1, probe: Probe = cpu_features,
 ) -> Collection:
     """Open an index directory and rebuild the embedder its manifest describes.
 
     ``read_only``: without the write lock (see :meth:`ImageIndex.open`); another process may be
     writing, and :meth:`ImageIndex.refresh` follows it.
 
-    ``precision`` and ``channels_last`` are runtime options of the backbone (see
-    :mod:`retrieval.features._backbone`); they do not change what the index's vectors mean.
+    ``precision`` (or ``auto``, resolved for ``images`` to embed — None: a long-lived server —
+    and this CPU, see :func:`~retrieval.features.resolve_precision`) and ``channels_last`` are
+    runtime options of the backbone; a precision whose measured loss against the one the index
+    was embedded in is not negligible is refused. int8 loads the index's cached engine or
+    calibrates one on its stored files (:mod:`retrieval._engines`).
     """
     manifest = Manifest.load(path)
     config = config_from_manifest(manifest)
+    ready = index_engine_ready(path, manifest.backbone, manifest.weights)
+    chosen = resolve_precision(precision, device, images=images, int8_ready=ready, probe=probe)
+    check_query_precision(manifest.precision, chosen)
     embedder = Embedder.create(config, device=device, weights_file=weights_file,
-                               allow_download=allow_download, precision=precision,
+                               allow_download=allow_download, precision=chosen,
                                channels_last=channels_last)
     if embedder.backbone.weights_id != manifest.weights:
         raise WeightsError(
@@ -174,5 +193,10 @@ def open_collection(
         raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
                             f"manifest says {manifest.dim}")
     index = open_index(path, expect=manifest, read_only=read_only)
+    if chosen == "int8":
+        try:
+            attach_index_int8(embedder.backbone, index, path, manifest.max_side)
+        except BaseException:
+            index.close()
+            raise
     return Collection(path, index, embedder)
-

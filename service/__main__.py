@@ -43,6 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--host", help="address to bind (CBIR_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (CBIR_PORT, default 8000)")
     p.add_argument("--device", help="torch device (CBIR_DEVICE, default cpu)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8", "auto"],
+                   help="network precision (CBIR_PRECISION, default fp32)")
     p.add_argument("--weights", help="weights file (CBIR_WEIGHTS)")
     p.add_argument("--workers", type=int, help="inference threads (CBIR_WORKERS)")
     p.add_argument("--log-level", default="info",
@@ -52,7 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
-    names = ("index_dir", "host", "port", "device", "weights", "workers")
+    names = ("index_dir", "host", "port", "device", "precision", "weights", "workers")
     overrides: dict[str, Any] = {n: getattr(args, n) for n in names
                                  if getattr(args, n) is not None}
     return Settings(**overrides)

@@ -5,6 +5,7 @@ setting (environment variable)    default                meaning
 ================================  =====================  ==========================================
 index_dir (CBIR_INDEX_DIR)        required               index directory to serve
 device (CBIR_DEVICE)              ``cpu``                torch device for the backbone
+precision (CBIR_PRECISION)        ``fp32``               fp32, bf16, fp16, int8 or auto (README)
 weights (CBIR_WEIGHTS)            none                   weights file (checked against the manifest)
 allow_download (…)                false                  let torchvision download weights at start
 host / port (CBIR_HOST, …_PORT)   127.0.0.1 / 8000       where ``python -m service`` listens
@@ -39,7 +40,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +50,8 @@ from retrieval.index import UPLOADS_DIR_NAME
 __all__ = ["Settings"]
 
 MIB = 1024 * 1024
+#: retrieval.features.PrecisionChoice, spelled out so settings stay free of torch
+PrecisionChoice = Literal["fp32", "bf16", "fp16", "int8", "auto"]
 
 
 class Settings(BaseSettings):
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
 
     index_dir: Path
     device: str = "cpu"
+    precision: PrecisionChoice = "fp32"
     weights: Path | None = None
     allow_download: bool = False
     host: str = "127.0.0.1"

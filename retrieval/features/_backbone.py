@@ -14,10 +14,12 @@ Weights are named by a string:
 * ``random`` — seeded random initialisation, for tests. Never chosen silently.
 
 Runtime options (not part of what a vector means, like the device): ``precision`` runs the
-network under autocast (``bf16`` or ``fp16``; ``fp32``, the default, uses no autocast at all) and
-``channels_last`` stores weights and inputs in NHWC order, which cuDNN's tensor-core kernels
-prefer. Both are meant for CUDA; ``bf16`` also works on CPU (slowly without native bf16 units),
-which is how the tests check it. Outputs are always float32.
+network under autocast (``bf16`` or ``fp16``; ``fp32``, the default, uses no autocast at all), or
+for ``int8`` through the quantised engine :func:`retrieval.features._int8.prepare_int8` attaches
+(``Backbone.engine``); ``channels_last`` stores weights and inputs in NHWC order, which cuDNN's
+tensor-core kernels and oneDNN's bf16 kernels prefer: ``bf16`` on CPU always uses it (without it
+bf16 is slower than fp32). Choosing a precision (``auto``, CPU capabilities) is
+:mod:`retrieval.features._precision`'s job. Outputs are always float32.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from retrieval.errors import UnknownNameError, WeightsError
+from retrieval.errors import ConfigError, UnknownNameError, WeightsError
 
 __all__ = [
     "BACKBONES",
@@ -59,6 +61,7 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "fp32": None,
     "bf16": torch.bfloat16,
     "fp16": torch.float16,
+    "int8": None,  # no autocast: the OpenVINO engine (retrieval.features._int8)
 }
 
 
@@ -130,9 +133,12 @@ class Backbone:
         self.weights_id = weights_id
         self.device = torch.device(device)
         self.precision = precision
-        self.channels_last = channels_last
+        #: the int8 engine (float32 NCHW -> float32 map), attached by ``prepare_int8``
+        self.engine: Callable[[torch.Tensor], torch.Tensor] | None = None
+        cpu_bf16 = precision == "bf16" and self.device.type == "cpu"
+        self.channels_last = channels_last or cpu_bf16
         self.features = features.to(self.device).eval()
-        if channels_last:
+        if self.channels_last:
             self.features = self.features.to(memory_format=torch.channels_last)
         for p in self.features.parameters():
             p.requires_grad_(False)
@@ -174,6 +180,10 @@ class Backbone:
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) images of one size -> float32 feature maps (N, C, h, w)."""
         x = self.normalize(batch)
+        if self.precision == "int8":
+            if self.engine is None:
+                raise ConfigError("an int8 backbone needs its engine: call prepare_int8 first")
+            return self.engine(x)
         with self.autocast():
             out: torch.Tensor = self.features(x)
         return out.float().contiguous()

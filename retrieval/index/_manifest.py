@@ -72,7 +72,10 @@ class Manifest:
 
     ``weights`` identifies the network weights (``"imagenet:IMAGENET1K_V1"``,
     ``"sha256:<hex>"``, ``"random:seed=0"``); ``weights_file`` is where they were read from, for
-    information only. ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
+    information only. ``precision`` is the precision the database was embedded in (``fp32``,
+    ``bf16``, ``fp16``, ``int8``); queries in another precision are allowed only where the
+    measured loss is negligible (``retrieval.features.check_query_precision``).
+    ``search_params`` (``nprobe``, ``ef_search``) are applied to the FAISS index
     whenever it is opened; they change speed and recall, not what a vector means, so they are not
     embedding fields. ``scales`` are the image scales (relative to ``max_side``) whose vectors
     are combined; manifests written before multi-scale lack it and mean ``(1.0,)``. ``qe_k`` /
@@ -100,6 +103,7 @@ class Manifest:
     qe_alpha: float = 3.0
     dba_k: int = 0
     dba_alpha: float = 3.0
+    precision: str = "fp32"  # what the database was embedded in (older manifests: fp32)
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -245,6 +249,7 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(
         isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
     "created_at": ("a string", lambda v: isinstance(v, str)),
+    "precision": ("a string", lambda v: isinstance(v, str)),
     "format_version": ("an integer", _is_int),
 }
 

@@ -1,0 +1,78 @@
+"""``--precision`` end to end: the manifest records it, int8 indexes keep their engine, and an
+index embedded in one precision answers queries embedded in another (fp32 <-> int8): same top 3,
+every similarity within 0.002 of the same-precision one (seeded random SqueezeNet, side 64)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from indexer.cli import main
+from retrieval import open_collection
+from retrieval.features import CpuFeatures
+from tests.indexer.test_cli import BUILD, run_json
+
+TOP = 12  # every image: scores are compared image by image
+
+
+@pytest.fixture(scope="module")
+def indexes(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("precision")
+    out = {}
+    for precision in ("fp32", "int8"):
+        out[precision] = root / precision
+        assert main(["index", "build", "--images", str(image_folder), "--index",
+                     str(out[precision]), *BUILD, "--precision", precision]) == 0
+    return out
+
+
+def search(capsys: pytest.CaptureFixture[str], index: Path, query: Path, precision: str
+           ) -> list[tuple[str, float]]:
+    out = run_json(capsys, ["search", "--index", str(index), str(query), "-k", str(TOP),
+                            "--json", "--precision", precision])
+    return [(r["path"], r["score"]) for r in out["results"]]
+
+
+def test_manifest_records_precision_and_int8_keeps_its_engine(indexes: dict[str, Path]) -> None:
+    assert json.loads((indexes["fp32"] / "manifest.json").read_text())["precision"] == "fp32"
+    assert json.loads((indexes["int8"] / "manifest.json").read_text())["precision"] == "int8"
+    pointer = json.loads((indexes["int8"] / "engines" / "int8.json").read_text())
+    assert (indexes["int8"] / "engines" / f"{pointer['key']}.xml").is_file()
+
+
+@pytest.mark.parametrize(("index", "query"), [("fp32", "int8"), ("int8", "fp32")])
+def test_cross_precision_queries_agree_with_same_precision(
+    indexes: dict[str, Path], image_folder: Path, capsys: pytest.CaptureFixture[str],
+    index: str, query: str,
+) -> None:
+    for name in ("img01.*", "img05.*", "img10.*"):
+        image = next(image_folder.rglob(name))
+        same = search(capsys, indexes[index], image, index)
+        cross = search(capsys, indexes[index], image, query)
+        assert cross[0][0] == same[0][0] == str(image.resolve())
+        assert cross[0][1] >= 0.999
+        assert [p for p, _ in cross[:3]] == [p for p, _ in same[:3]]
+        scores = dict(same)
+        assert set(scores) == {p for p, _ in cross}
+        assert max(abs(scores[p] - s) for p, s in cross) < 2e-3
+
+
+def test_second_int8_opener_loads_the_cached_engine(
+    indexes: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="retrieval._engines"):
+        collection = open_collection(indexes["int8"], precision="int8", read_only=True)
+        collection.close()
+    assert any("loaded" in r.getMessage() for r in caplog.records)
+
+
+def test_a_cpu_without_vnni_opens_an_int8_index_in_fp32(indexes: dict[str, Path]) -> None:
+    collection = open_collection(indexes["int8"], precision="int8", read_only=True,
+                                 probe=lambda: CpuFeatures(frozenset()))
+    try:
+        assert collection.embedder.backbone.precision == "fp32"
+    finally:
+        collection.close()
