@@ -60,9 +60,11 @@ def _training_sources(args: argparse.Namespace, images: list[Path]) -> list[tupl
     return [(str(p), p) for p in pool]
 
 
-def _new_collection(args: argparse.Namespace, images: list[Path], index_dir: Path) -> Collection:
+def _new_collection(args: argparse.Namespace, listed: list[Path] | list[str],
+                    index_dir: Path) -> Collection:
+    images = [p for p in listed if isinstance(p, Path)]  # URIs: --train-images is required
     config = _config(args)
-    precision = resolve_precision(args.precision, args.device, images=len(images))
+    precision = resolve_precision(args.precision, args.device, images=len(listed))
     embedder = Embedder.create(config, device=args.device, precision=precision,
                                channels_last=args.channels_last)
     if precision == "int8":
@@ -110,8 +112,23 @@ def _resumed_collection(args: argparse.Namespace, index_dir: Path, images: int) 
     return collection
 
 
+def _list_images(args: argparse.Namespace) -> list[Path] | list[str]:
+    """The images to index: a local folder, or (``--engine ray``) a URI's files (s3://, gs://…)."""
+    if "://" not in args.images:
+        return [p.resolve() for p in list_images(args.images)]
+    if args.engine != "ray":
+        raise ConfigError(f"{args.images} is a URI: object stores are read by --engine ray")
+    config = _config(args)
+    if (config.needs_training or args.precision in ("int8", "auto")) and not args.train_images:
+        raise ConfigError("learning (a learning pooling, --whiten) or int8/auto calibration on "
+                          "images in an object store needs --train-images DIR (a local folder)")
+    from indexer import ray_build
+
+    return ray_build.list_uri_images(args.images)
+
+
 def run_build(args: argparse.Namespace) -> int:
-    images = [p.resolve() for p in list_images(args.images)]
+    images = _list_images(args)
     if not images:
         raise ConfigError(f"no images (jpg, png, webp, gif, bmp, tif) found under {args.images}")
     if args.weights == "random":
@@ -130,7 +147,8 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         clean_leftovers(collection.index)
         if collection.index.images_root is None:
-            collection.index.set_images_root(str(Path(args.images).resolve()))
+            root = args.images if "://" in args.images else str(Path(args.images).resolve())
+            collection.index.set_images_root(root)
         present = collection.index.paths_present()
         todo = [p for p in images if str(p) not in present]
         if present:
@@ -142,7 +160,7 @@ def run_build(args: argparse.Namespace) -> int:
             report, seconds = ray_build.ingest_on_ray(collection, todo, args)
             _log_failures(collection.path, report)
         else:
-            report, seconds = _ingest_with_progress(collection, todo, args)
+            report, seconds = _ingest_with_progress(collection, [Path(p) for p in todo], args)
         if not collection.index.is_trained:
             collection.index.train()
     finally:

@@ -23,6 +23,7 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 import retrieval
 from retrieval import (
+    MEDIA_TYPES,
     Collection,
     Embedder,
     ImageDecodeError,
@@ -39,10 +41,10 @@ from retrieval import (
     Manifest,
     config_from_manifest,
 )
-from retrieval.features import Failure, extract_batches
+from retrieval.features import Failure, extract_batches, layout_descriptors
 from retrieval.index import NewImage
 
-__all__ = ["EmbedActor", "ingest_on_ray", "ray_runtime_env"]
+__all__ = ["EmbedActor", "ingest_on_ray", "is_uri", "list_uri_images", "ray_runtime_env"]
 
 log = logging.getLogger("cbir")
 
@@ -79,16 +81,49 @@ class EmbedActor:
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         paths = [str(p) for p in batch["path"]]
         rows: dict[str, dict[str, Any]] = {}
-        for item in extract_batches(self.embedder.backbone, [(p, Path(p)) for p in paths],
-                                    max_side=self.embedder.config.image_side, workers=1):
+        embedder = self.embedder
+        for item in extract_batches(embedder.backbone, [(p, _source(p)) for p in paths],
+                                    max_side=embedder.config.image_side, workers=1,
+                                    scales=embedder.config.scales):
             if isinstance(item, Failure):
                 rows[item.key] = {"error": item.error.reason}
                 continue
-            xb = self.embedder.describe(item.fmaps)
-            for d, vector in zip(item.items, xb, strict=True):
-                rows[d.key] = {"vector": vector, "sha256": d.sha256, "width": d.width,
-                               "height": d.height, "error": ""}
+            xb = (embedder.describe_images(item.per_image()) if item.extra
+                  else embedder.describe(item.fmaps))  # exactly as the local ingest does
+            layouts = layout_descriptors(item.fmaps)
+            for d, vector, layout in zip(item.items, xb, layouts, strict=True):
+                rows[d.key] = {"vector": vector, "layout": layout, "sha256": d.sha256,
+                               "width": d.width, "height": d.height, "error": ""}
         return _columns(paths, rows, self.dim)
+
+
+def is_uri(text: str) -> bool:
+    """An object-store or filesystem URI (``s3://…``, ``gs://…``, ``file://…``), not a path."""
+    return "://" in text
+
+
+def list_uri_images(uri: str) -> list[str]:
+    """Image files under ``uri`` (recursive), as URIs, through pyarrow's filesystems."""
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(uri)
+    scheme = uri.split("://", 1)[0]
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    return sorted(f"{scheme}://{i.path}" for i in infos
+                  if i.type == pafs.FileType.File and not i.base_name.startswith(".")
+                  and Path(i.base_name).suffix.lower() in MEDIA_TYPES)
+
+
+def _source(path: str) -> Path | bytes:
+    """A local path as it is; a URI's bytes read through its pyarrow filesystem."""
+    if not is_uri(path):
+        return Path(path)
+    import pyarrow.fs as pafs
+
+    fs, inner = pafs.FileSystem.from_uri(path)
+    with fs.open_input_stream(inner) as stream:
+        data: bytes = stream.read()
+    return data
 
 
 def _columns(paths: list[str], rows: dict[str, dict[str, Any]], dim: int
@@ -96,9 +131,12 @@ def _columns(paths: list[str], rows: dict[str, dict[str, Any]], dim: int
     """Rows in input order as numpy columns (failed rows: zero vector, their error)."""
     zero = np.zeros(dim, np.float32)
     got = [rows.get(p, {"error": "not returned by the decoder"}) for p in paths]
+    width = max((len(r["layout"]) for r in got if "layout" in r), default=1)
+    no_layout = np.zeros(width, np.float16)
     return {
         "path": np.array(paths, dtype=object),
         "vector": np.stack([r.get("vector", zero) for r in got]).astype(np.float32),
+        "layout": np.stack([r.get("layout", no_layout) for r in got]).astype(np.float16),
         "sha256": np.array([r.get("sha256", "") for r in got], dtype=object),
         "width": np.array([r.get("width", 0) for r in got], dtype=np.int64),
         "height": np.array([r.get("height", 0) for r in got], dtype=np.int64),
@@ -139,11 +177,11 @@ def _store(collection: Collection, batch: dict[str, npt.NDArray[Any]],
     news = [NewImage(path=str(p), sha256=str(s), width=int(w), height=int(h))
             for p, s, w, h in zip(batch["path"][ok], batch["sha256"][ok], batch["width"][ok],
                                   batch["height"][ok], strict=True)]
-    report.added.extend(collection.index.add(news, batch["vector"][ok]))
+    report.added.extend(collection.index.add(news, batch["vector"][ok], batch["layout"][ok]))
     report.added_keys.extend(n.path for n in news)
 
 
-def ingest_on_ray(collection: Collection, paths: list[Path], args: argparse.Namespace
+def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], args: argparse.Namespace
                   ) -> tuple[IngestReport, float]:
     """Embed ``paths`` on Ray and add them to ``collection``; returns the report and seconds."""
     report = IngestReport()
