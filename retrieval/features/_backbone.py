@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_RANDOM_INIT = threading.Lock()
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -208,7 +211,9 @@ def load_backbone(
     if spec is None:
         raise UnknownNameError("backbone", name, BACKBONES)
     if weights == "random":
-        with torch.random.fork_rng(devices=[]):
+        # torch's generator is process-global: two threads building at once (two apps loading in
+        # one process) would interleave its stream and get different "seeded" weights
+        with _RANDOM_INIT, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = spec.build(weights=None)
         log.warning("%s uses RANDOM weights (seed %d): similarities are not meaningful", name, seed)

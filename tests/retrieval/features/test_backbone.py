@@ -108,3 +108,16 @@ def test_official_file_is_recognised_as_imagenet(tmp_path: Path) -> None:
     assert _file_identity(spec, path) == "imagenet:IMAGENET1K_V1"
     other = BackboneSpec("net", models.squeezenet1_1, BACKBONES["vgg16"].imagenet, 64)
     assert _file_identity(other, path).startswith("sha256:")
+
+
+def test_seeded_random_weights_are_identical_when_built_in_threads() -> None:
+    """Two apps loading in one process build at once; torch's generator is process-global."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        nets = list(pool.map(lambda _: load_backbone("squeezenet1_1", "random", seed=0),
+                             range(4)))
+    first = nets[0].features.state_dict()
+    for net in nets[1:]:
+        for name, value in net.features.state_dict().items():
+            assert torch.equal(value, first[name]), name
