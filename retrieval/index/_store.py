@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -27,6 +26,7 @@ import numpy.typing as npt
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._layouts import fetch_layouts, insert_layouts
+from retrieval.index._records import ImageRecord, NewImage
 from retrieval.index._schema import REQUEST_KEYS, SCHEMA, SCHEMA_VERSION, connect, transaction
 from retrieval.index._unique import AddOutcome, insert_unique, save_outcome, saved_outcome
 
@@ -39,28 +39,6 @@ _RECORD_COLUMNS = "id, path, sha256, width, height, added_at"
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class NewImage:
-    """An image about to be added: where it came from and what it is."""
-
-    path: str
-    sha256: str
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """A stored image; ``added_at`` is seconds since the epoch (UTC)."""
-
-    id: int
-    path: str
-    sha256: str
-    width: int
-    height: int
-    added_at: float
 
 
 ChangeOp = Literal["add", "remove"]

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import ConfigError
+from retrieval.index._records import ImageRecord
 
 __all__ = ["AddOutcome", "Added", "insert_unique", "saved_outcome"]
 
@@ -32,16 +33,10 @@ _COLUMNS = "id, path, sha256, width, height, added_at"
 
 
 @dataclass(frozen=True)
-class Added:
+class Added(ImageRecord):
     """One item of an idempotent add: its record and whether that record existed before."""
 
-    id: int
-    path: str
-    sha256: str
-    width: int
-    height: int
-    added_at: float
-    duplicate: bool
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
