@@ -2,108 +2,34 @@
 
 The front door. Edges (the CLI, the service, the benchmarks) import from here or from a
 subpackage's ``__init__`` (:mod:`retrieval.features`, :mod:`retrieval.pooling`,
-:mod:`retrieval.index`, :mod:`retrieval.evaluation`), never from a private module.
+:mod:`retrieval.index`, :mod:`retrieval.evaluation`, :mod:`retrieval.rerank`), never from a
+private module.
 
-Names are loaded lazily (PEP 562), so ``import retrieval`` or ``from retrieval import ConfigError``
-costs nothing: torch and faiss are imported by the first name that needs them.
+Every exported name is spelled once, in ``__init__.pyi`` beside this file (the convention of
+scientific Python's SPEC 1 lazy loading): type checkers read the stub, and this module reads the
+stub's ``from <module> import <name> as <name>`` lines to load each name lazily on first use
+(PEP 562), so ``import retrieval`` or ``from retrieval import ConfigError`` costs nothing: torch and
+faiss are imported by the first name that needs them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:
-    from retrieval._atomic import fsync_directory, write_atomic
-    from retrieval._collection import (
-        Collection,
-        config_from_manifest,
-        create_collection,
-        fit_embedder,
-        manifest_for,
-        open_collection,
-    )
-    from retrieval._engines import calibration_sample
-    from retrieval._ingest import IngestReport, ingest
-    from retrieval.errors import (
-        ArtifactError,
-        ConfigError,
-        DatasetError,
-        ImageDecodeError,
-        ImageTooLargeError,
-        ManifestMismatchError,
-        NotFoundError,
-        RetrievalError,
-        UnknownNameError,
-        UnsupportedImageError,
-        WeightsError,
-    )
-    from retrieval.features import Embedder, EmbedderConfig
-    from retrieval.images import (
-        ALLOWED_FORMATS,
-        MEDIA_TYPES,
-        format_suffix,
-        list_images,
-        load_image,
-        load_image_with_suffix,
-        sha256_hex,
-    )
-    from retrieval.index import Hit, ImageIndex, ImageRecord, Manifest
 
-_EXPORTS = {
-    "retrieval._atomic": ("fsync_directory", "write_atomic"),
-    "retrieval._engines": ("calibration_sample",),
-    "retrieval._collection": ("Collection", "config_from_manifest", "create_collection",
-                             "fit_embedder", "manifest_for", "open_collection"),
-    "retrieval.errors": ("ArtifactError", "ConfigError", "DatasetError", "ImageDecodeError",
-                         "ImageTooLargeError", "ManifestMismatchError", "NotFoundError",
-                         "RetrievalError", "UnknownNameError", "UnsupportedImageError",
-                         "WeightsError"),
-    "retrieval.features": ("Embedder", "EmbedderConfig"),
-    "retrieval.images": ("ALLOWED_FORMATS", "MEDIA_TYPES", "format_suffix", "list_images",
-                         "load_image", "load_image_with_suffix", "sha256_hex"),
-    "retrieval.index": ("Hit", "ImageIndex", "ImageRecord", "Manifest"),
-    "retrieval._ingest": ("IngestReport", "ingest"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+def _lazy_table() -> dict[str, str]:
+    """Exported name -> the module it is loaded from, as ``__init__.pyi`` declares them."""
+    tree = ast.parse(Path(__file__).with_suffix(".pyi").read_text(encoding="utf-8"))
+    return {alias.asname or alias.name: node.module
+            for node in tree.body if isinstance(node, ast.ImportFrom) and node.module
+            for alias in node.names}
 
-__all__ = [
-    "ALLOWED_FORMATS",
-    "MEDIA_TYPES",
-    "ArtifactError",
-    "Collection",
-    "ConfigError",
-    "DatasetError",
-    "Embedder",
-    "EmbedderConfig",
-    "Hit",
-    "ImageDecodeError",
-    "ImageIndex",
-    "ImageRecord",
-    "ImageTooLargeError",
-    "IngestReport",
-    "Manifest",
-    "ManifestMismatchError",
-    "NotFoundError",
-    "RetrievalError",
-    "UnknownNameError",
-    "UnsupportedImageError",
-    "WeightsError",
-    "calibration_sample",
-    "config_from_manifest",
-    "create_collection",
-    "fit_embedder",
-    "format_suffix",
-    "fsync_directory",
-    "ingest",
-    "list_images",
-    "load_image",
-    "load_image_with_suffix",
-    "manifest_for",
-    "open_collection",
-    "sha256_hex",
-    "write_atomic",
-]
+
+_WHERE = _lazy_table()
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +42,33 @@ def test_all_is_pinned(package: str) -> None:
 
 
 @pytest.mark.parametrize("package", sorted(FRONT_DOORS))
-def test_every_exported_name_resolves(package: str) -> None:
+def test_every_exported_name_is_defined_in_the_library(package: str) -> None:
     module = importlib.import_module(package)
     for name in module.__all__:
-        assert getattr(module, name) is not None, name
+        value = getattr(module, name)
+        home = getattr(value, "__module__", None)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert home is not None and home.split(".")[0] == "retrieval", (name, home)
+
+
+def _stub_table() -> dict[str, tuple[str, str]]:
+    """``__init__.pyi``'s exports: name -> (module, name there), parsed here independently."""
+    tree = ast.parse((REPO / "retrieval" / "__init__.pyi").read_text(encoding="utf-8"))
+    table = {}
+    for node in tree.body:
+        assert isinstance(node, ast.ImportFrom | ast.Expr), ast.dump(node)
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                assert alias.asname == alias.name, f"{alias.name} must be re-exported as itself"
+                table[alias.name] = (str(node.module), alias.name)
+    return table
+
+
+def test_the_lazy_front_door_loads_exactly_what_its_stub_declares() -> None:
+    table = _stub_table()
+    assert sorted(table) == retrieval.__all__
+    for name, (module, attr) in table.items():
+        assert getattr(retrieval, name) is getattr(importlib.import_module(module), attr), name
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:
