@@ -16,7 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.connections import guarded_protocol
+from service.http.connections import guarded_protocol
 from service.settings import Settings
 
 __all__ = ["main"]
