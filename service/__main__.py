@@ -1,4 +1,4 @@
-"""``python -m service --index DIR [--host H] [--port P] [--device D]``: serve with uvicorn.
+"""``python -m service``: serve one index over HTTP with uvicorn (``--help`` lists the flags).
 
 Settings come from ``CBIR_*`` environment variables; flags override them. Exit codes: 0 after a
 clean shutdown, 1 when the index cannot be opened, 2 for invalid settings.
@@ -16,7 +16,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.connections import guarded_protocol
+from service.http.connections import guarded_protocol
 from service.settings import Settings
 
 __all__ = ["main"]
@@ -37,9 +37,17 @@ class _StopOnFatal:
             self.server.should_exit = True
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m service", description=__doc__.splitlines()[0])
-    p.add_argument("--index", dest="index_dir", help="index directory (CBIR_INDEX_DIR)")
+DESCRIPTION = "Serve one index over HTTP with uvicorn."
+EPILOG = ("Settings come from CBIR_* environment variables (service/settings.py lists them "
+          "all); these flags override them. Exit codes: 0 after a clean shutdown, 1 when the index "
+          "cannot be opened, 2 for invalid settings.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags; argparse writes the usage line from them, so it lists every one."""
+    p = argparse.ArgumentParser(prog="python -m service", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("--index", dest="index_dir", metavar="DIR",
+                   help="index directory (CBIR_INDEX_DIR)")
     p.add_argument("--host", help="address to bind (CBIR_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (CBIR_PORT, default 8000)")
     p.add_argument("--device", help="torch device (CBIR_DEVICE, default cpu)")
@@ -48,8 +56,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", help="weights file (CBIR_WEIGHTS)")
     p.add_argument("--workers", type=int, help="inference threads (CBIR_WORKERS)")
     p.add_argument("--log-level", default="info",
-                   choices=["debug", "info", "warning", "error"])
-    return p.parse_args(argv)
+                   choices=["debug", "info", "warning", "error"], help="default info")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -23,10 +23,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from service import api, docs, duplicates, status
 from service.errors import install_error_handlers
-from service.limits import BodySizeLimit
-from service.metrics import MetricsMiddleware
+from service.http.limits import BodySizeLimit
+from service.http.metrics import MetricsMiddleware
+from service.routes import duplicates, health, images, pages, search
 from service.settings import Settings
 from service.state import ServiceState, load_collection
 
@@ -110,17 +110,15 @@ def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAP
     state = ServiceState.from_settings(settings)
     app.state.service = state
     install_error_handlers(app)
-    app.include_router(status.router)
-    app.include_router(api.router)
-    app.include_router(duplicates.router)
-    app.include_router(docs.router)  # Swagger UI and ReDoc from service/static/docs
-    if status.STATIC_DIR.is_dir():
-        app.mount("/static", StaticFiles(directory=status.STATIC_DIR), name="static")
+    for module in (health, search, images, duplicates, pages):  # the OpenAPI paths' order
+        app.include_router(module.router)
+    if pages.STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
-    state.metrics.gauges(partial(status.gauges, state))
+    state.metrics.gauges(partial(health.gauges, state))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

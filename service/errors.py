@@ -45,7 +45,7 @@ from retrieval import (
     RetrievalError,
     UnsupportedImageError,
 )
-from service.inference import QueueFullError
+from service.http.inference import QueueFullError
 
 __all__ = ["RETRY_AFTER_S", "ServiceError", "error_response", "install_error_handlers"]
 

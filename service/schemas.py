@@ -10,7 +10,10 @@ __all__ = [
     "AddResponse",
     "AddedImage",
     "DeleteResponse",
+    "DuplicateOut",
+    "DuplicatesResponse",
     "ErrorBody",
+    "GroupOut",
     "Health",
     "ImageOut",
     "ManifestSummary",
@@ -18,6 +21,7 @@ __all__ = [
     "SearchHit",
     "SearchResponse",
     "Stats",
+    "error_responses",
     "file_url",
 ]
 
@@ -36,6 +40,11 @@ class ErrorBody(BaseModel):
 
     error: str = Field(examples=["invalid_image"])
     detail: Any = Field(examples=["upload.jpg: truncated or corrupt image data"])
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error statuses (``responses=``), each with an :class:`ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in statuses}
 
 
 class SearchHit(BaseModel):
@@ -121,3 +130,28 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: str = Field(examples=["ready"])
     count: int
+
+
+class DuplicateOut(BaseModel):
+    """A near-duplicate of another image."""
+
+    id: int
+    score: float = Field(description="layout cosine (global cosine for images stored without "
+                                     "a layout descriptor)")
+    path: str
+    url: str
+
+
+class GroupOut(BaseModel):
+    score: float = Field(description="the best pair's score")
+    members: list[DuplicateOut] = Field(description="best first; each with its best score in "
+                                                    "the group")
+    truncated: bool = Field(description="the group was cut at 256 members")
+
+
+class DuplicatesResponse(BaseModel):
+    groups: list[GroupOut] = Field(description="groups whose smallest id is after cursor")
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null: done")
+    scanned: int = Field(description="images looked at for this page")
+    threshold: float
+    layout_threshold: float

@@ -1,4 +1,4 @@
-"""What one app instance holds (on ``app.state.service``) and the dependencies that hand it out.
+"""What one app instance holds (on ``app.state.service``; :mod:`service.deps` hands it out).
 
 The collection (index + backbone) is opened by :func:`load_collection` in a thread started by the
 lifespan, so ``/healthz`` answers while the weights and the index load and ``/readyz`` says 503
@@ -8,24 +8,18 @@ and first removes what killed writes left in the uploads folder; without, it ope
 
 from __future__ import annotations
 
-import hmac
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated
-
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from retrieval import Collection, open_collection
 from retrieval.index import ImageIndex, materialise_index, sweep_files
-from service.errors import RETRY_AFTER_S, ServiceError
-from service.inference import InferencePool
-from service.metrics import Metrics
+from service.http.inference import InferencePool
+from service.http.metrics import Metrics
 from service.paths import PathView
 from service.settings import Settings
 from service.thumbnails import ThumbnailCache
 
-__all__ = ["AuthorizedWriter", "CollectionDep", "ServiceState", "StateDep", "load_collection"]
+__all__ = ["ServiceState", "load_collection"]
 
 log = logging.getLogger(__name__)
 
@@ -73,43 +67,3 @@ def load_collection(settings: Settings) -> Collection:
              collection.index.count, collection.manifest.dim,
              collection.index.search_params or "faiss defaults")
     return collection
-
-
-def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
-
-
-StateDep = Annotated[ServiceState, Depends(get_state)]
-
-
-def get_collection(state: StateDep) -> Collection:
-    if state.collection is None:
-        detail = (f"the index failed to load: {state.load_error}" if state.load_error
-                  else "the index is still loading")
-        raise ServiceError(503, "not_ready", detail, {"Retry-After": str(RETRY_AFTER_S)})
-    return state.collection
-
-
-CollectionDep = Annotated[Collection, Depends(get_collection)]
-
-_bearer = HTTPBearer(auto_error=False, description="the server's CBIR_API_KEY")
-
-
-def require_writer(
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Writes need a configured API key (else 403) presented as a Bearer token (else 401)."""
-    key = state.settings.api_key
-    if key is None:
-        raise ServiceError(403, "writes_disabled",
-                           "this server is read-only: start it with CBIR_API_KEY set to enable "
-                           "POST and DELETE /images")
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise ServiceError(401, "unauthorized", "a valid 'Authorization: Bearer <key>' is required",
-                           {"WWW-Authenticate": "Bearer"})
-
-
-AuthorizedWriter = Depends(require_writer)

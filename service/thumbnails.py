@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import threading
-from collections import OrderedDict
 from pathlib import Path
+
+from cachetools import LRUCache
 
 from retrieval import load_image
 
@@ -28,34 +29,29 @@ def make_thumbnail(path: Path, size: int, *, max_pixels: int) -> bytes:
 
 
 class ThumbnailCache:
-    """Least-recently-used cache holding at most ``max_bytes`` of thumbnails; thread-safe."""
+    """Least-recently-used cache holding at most ``max_bytes`` of thumbnails; thread-safe.
+
+    ``cachetools.LRUCache`` sized by ``len`` keeps the order and the byte count; the lock makes it
+    safe for the thread pool the file route runs in (cachetools caches are not thread-safe).
+    """
 
     def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple[int, int], bytes] = OrderedDict()
-        self._bytes = 0
+        self._items: LRUCache[tuple[int, int], bytes] = LRUCache(max_bytes, getsizeof=len)
         self._lock = threading.Lock()
 
     @property
     def size_bytes(self) -> int:
         with self._lock:
-            return self._bytes
+            return int(self._items.currsize)
 
     def get(self, key: tuple[int, int]) -> bytes | None:
         with self._lock:
-            data = self._items.get(key)
-            if data is not None:
-                self._items.move_to_end(key)
-            return data
+            return self._items.get(key)
 
     def put(self, key: tuple[int, int], data: bytes) -> None:
+        """Cache ``data``, evicting the least recently used; one over ``max_bytes`` is not kept."""
         if len(data) > self.max_bytes:
             return
         with self._lock:
-            old = self._items.pop(key, None)
-            self._bytes -= len(old) if old is not None else 0
             self._items[key] = data
-            self._bytes += len(data)
-            while self._bytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self._bytes -= len(evicted)

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.deps import get_collection
 from service.paths import PathView
 from service.settings import Settings
-from service.state import get_collection
 
 KEY = "in-process-key"
 

@@ -1,115 +1,52 @@
-"""Search and image routes: ``POST /search``, ``GET|POST|DELETE /images``.
+"""Image routes: ``GET /images/{id}``, ``GET /images/{id}/file``, ``POST /images``,
+``DELETE /images/{id}``.
 
-CPU work (decoding, the forward pass, FAISS) runs in the bounded inference pool; record lookups
-and file serving are plain ``def`` routes, run by Starlette in its thread pool. Files are only
-ever served from the path an image's record holds, never from a path the client names.
+Adds and removes run in the bounded inference pool; record lookups and file serving are plain
+``def`` routes, run by Starlette in its thread pool. Files are only ever served from the path an
+image's record holds, never from a path the client names.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi import Path as PathParam
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from retrieval import MEDIA_TYPES, ImageDecodeError
-from retrieval.index import MAX_RERANK_K, Added, Hit, ImageRecord, supports_duplicates
-from service.duplicates import reported_duplicates
-from service.engine import Upload, add_uploads, remove_image, search_upload, similar_to
+from retrieval import MEDIA_TYPES, Collection, ImageDecodeError
+from retrieval.index import Added, DuplicatePair, ImageRecord, duplicates_of, supports_duplicates
+from service.deps import (
+    AuthorizedWriter,
+    CollectionDep,
+    IdempotencyKey,
+    ImageId,
+    Multipart,
+    StateDep,
+    read_upload,
+)
+from service.engine import Upload, add_uploads, remove_image
 from service.errors import ServiceError
 from service.paths import PathView
 from service.schemas import (
     AddedImage,
     AddResponse,
     DeleteResponse,
-    ErrorBody,
+    DuplicateOut,
     ImageOut,
-    SearchHit,
-    SearchResponse,
+    error_responses,
     file_url,
 )
-from service.state import AuthorizedWriter, CollectionDep, ServiceState, StateDep
 from service.thumbnails import make_thumbnail
 
-__all__ = ["router"]
+__all__ = ["reported_duplicates", "router"]
 
 router = APIRouter()
 
 CACHE_CONTROL = "private, max-age=3600"
-MAX_NAME = 200
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody} for status in statuses}
-
-
-def require_multipart(request: Request) -> None:
-    """Uploads must be ``multipart/form-data`` (415 otherwise)."""
-    content_type = request.headers.get("content-type", "").lower()
-    if not content_type.startswith("multipart/form-data"):
-        raise ServiceError(415, "unsupported_media_type",
-                           "send the upload as multipart/form-data")
-
-
-Multipart = Depends(require_multipart)
-
-
-def search_k(
-    state: StateDep,
-    k_query: Annotated[int | None, Query(alias="k", ge=1, description="results wanted "
-                                         "(default 10, at most the server's max_k)")] = None,
-    k_form: Annotated[int | None, Form(alias="k", ge=1, description="k as a form field "
-                                       "(the query string wins)")] = None,
-) -> int:
-    k = k_query if k_query is not None else k_form if k_form is not None else 10
-    return _bounded_k(state, k, "query" if k_query is not None else "body")
-
-
-def query_k(
-    state: StateDep,
-    k: Annotated[int, Query(ge=1, description="results wanted (at most the server's max_k)")] = 10,
-) -> int:
-    return _bounded_k(state, k, "query")
-
-
-def _bounded_k(state: ServiceState, k: int, where: str) -> int:
-    limit = state.settings.max_k
-    if k > limit:
-        raise RequestValidationError([{
-            "type": "less_than_equal", "loc": (where, "k"), "ctx": {"le": limit},
-            "msg": f"Input should be less than or equal to {limit}"}])
-    return k
-
-
-_DECIMAL_ID = re.compile(r"[1-9][0-9]{0,18}")
-
-#: ``?qe=K``: αQE with the K nearest (0: off; default: the index's), bounded like the index's.
-QeK = Annotated[int | None, Query(alias="qe", ge=0, le=MAX_RERANK_K,
-                                  description="αQE neighbours (0: off; default: the index's)")]
-
-
-def _strict_id(value: object) -> object:
-    """Ids are plain positive decimals: no sign, leading zero, underscore or space (422)."""
-    if isinstance(value, str) and not _DECIMAL_ID.fullmatch(value):
-        raise ValueError("an image id is a positive decimal integer without sign, leading "
-                         "zeros or separators")
-    return value
-
-
-ImageId = Annotated[int, BeforeValidator(_strict_id),
-                    PathParam(ge=1, le=2**63 - 1, description="image id", examples=[1])]
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
-    description="any unique string (printable ASCII, no spaces): a retried request with the same "
-                "key and the same files answers with the first one's result")]
 
 
 def _image_out(record: ImageRecord, paths: PathView) -> ImageOut:
@@ -124,48 +61,8 @@ def _added_out(added: Added, paths: PathView) -> AddedImage:
                       url=file_url(added.id), duplicate=added.duplicate)
 
 
-async def _read(upload: StarletteUpload, fallback: str) -> Upload:
-    name = (upload.filename or fallback)[:MAX_NAME]
-    return Upload(name, await upload.read())
-
-
-@router.post("/search", response_model=SearchResponse, dependencies=[Multipart],
-             responses=_errors(400, 413, 415, 422, 503))
-async def search(
-    state: StateDep,
-    collection: CollectionDep,
-    k: Annotated[int, Depends(search_k)],
-    image: Annotated[UploadFile, File(description="the query image (JPEG, PNG, WebP, GIF, "
-                                      "BMP or TIFF)")],
-    qe: QeK = None,
-) -> SearchResponse:
-    """The ``k`` stored images most like the uploaded one, best first."""
-    start = time.perf_counter()
-    upload = await _read(image, "image")
-    settings = state.settings
-    hits = await state.pool.run(
-        partial(search_upload, collection, upload, k, settings.max_image_pixels, qe))
-    return _search_response(hits, start, state.paths)
-
-
-def _search_response(hits: list[Hit], start: float, paths: PathView) -> SearchResponse:
-    results = [SearchHit(id=h.id, score=h.score, path=paths.show(h.record.path),
-                         url=file_url(h.id)) for h in hits]
-    return SearchResponse(results=results, took_ms=round((time.perf_counter() - start) * 1e3, 3))
-
-
-@router.get("/images/{image_id}/similar", response_model=SearchResponse,
-            responses=_errors(404, 422, 503))
-async def similar(state: StateDep, collection: CollectionDep, image_id: ImageId,
-                  k: Annotated[int, Depends(query_k)], qe: QeK = None) -> SearchResponse:
-    """The ``k`` stored images most like stored image ``image_id`` (itself left out), from its
-    stored vector: nothing is decoded or embedded."""
-    start = time.perf_counter()
-    hits = await state.pool.run(partial(similar_to, collection, image_id, k, qe))
-    return _search_response(hits, start, state.paths)
-
-
-@router.get("/images/{image_id}", response_model=ImageOut, responses=_errors(404, 422, 503))
+@router.get("/images/{image_id}", response_model=ImageOut,
+            responses=error_responses(404, 422, 503))
 def get_image(state: StateDep, collection: CollectionDep, image_id: ImageId) -> ImageOut:
     """The stored record of one image."""
     return _image_out(collection.index.get(image_id), state.paths)
@@ -173,7 +70,7 @@ def get_image(state: StateDep, collection: CollectionDep, image_id: ImageId) -> 
 
 @router.get("/images/{image_id}/file", response_class=Response,
             responses={200: {"content": {"image/*": {}}, "description": "the image file, or a "
-                             "JPEG thumbnail with ?size="}, **_errors(404, 422, 500, 503)})
+                             "JPEG thumbnail with ?size="}, **error_responses(404, 422, 500, 503)})
 def get_image_file(
     state: StateDep,
     collection: CollectionDep,
@@ -220,14 +117,14 @@ async def _form_files(request: Request, field: str) -> list[Upload]:
             raise RequestValidationError([{
                 "type": "missing" if not values else "value_error", "loc": ("body", field),
                 "msg": "Field required" if not values else "Expected UploadFile"}])
-        return [await _read(f, f"image{i}") for i, f in enumerate(files)]
+        return [await read_upload(f, f"image{i}") for i, f in enumerate(files)]
 
 
 @router.post("/images", status_code=201, response_model=AddResponse,
              dependencies=[AuthorizedWriter, Multipart], openapi_extra=ADD_BODY,
              responses={200: {"model": AddResponse, "description": "every file was already "
                               "stored (each one `duplicate`)"},
-                        **_errors(400, 401, 403, 413, 415, 422, 503)})
+                        **error_responses(400, 401, 403, 413, 415, 422, 503)})
 async def add_images(
     state: StateDep, collection: CollectionDep, request: Request,
     idempotency_key: IdempotencyKey = None,
@@ -257,8 +154,22 @@ async def add_images(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def reported_duplicates(collection: Collection, ids: list[int],
+                        view: PathView) -> list[list[DuplicateOut]]:
+    """For each of ``ids`` (just added), its near-duplicates among the images stored before."""
+    found = duplicates_of(collection.index, ids, exclude=ids)
+    others = {(p.b if p.a == i else p.a) for i in ids for p in found[i]}
+    paths = {r.id: view.show(r.path) for r in collection.index.records(sorted(others))}
+
+    def out(i: int, p: DuplicatePair) -> DuplicateOut:
+        j = p.b if p.a == i else p.a
+        return DuplicateOut(id=j, score=p.score, path=paths.get(j, ""), url=file_url(j))
+
+    return [[out(i, p) for p in found[i]] for i in ids]
+
+
 @router.delete("/images/{image_id}", response_model=DeleteResponse,
-               dependencies=[AuthorizedWriter], responses=_errors(401, 403, 404, 422, 503))
+               dependencies=[AuthorizedWriter], responses=error_responses(401, 403, 404, 422, 503))
 async def delete_image(state: StateDep, collection: CollectionDep,
                        image_id: ImageId) -> DeleteResponse:
     """Remove an image from the index (its uploaded file, shared by content, is kept)."""

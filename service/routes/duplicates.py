@@ -1,4 +1,4 @@
-"""``GET /duplicates`` (paginated near-duplicate groups) and what ``POST /images`` reports.
+"""``GET /duplicates``: paginated near-duplicate groups (``POST /images`` reports its own).
 
 A page looks at no more than :data:`SCAN` images in id order from ``cursor`` (bounded work per
 request, run in the inference pool) and returns up to ``limit`` groups whose smallest id lies
@@ -9,57 +9,28 @@ groups, even none, and still have a ``next_cursor``.
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
 from retrieval import Collection
 from retrieval.index import (
     DEFAULT_LAYOUT_THRESHOLD,
     DEFAULT_THRESHOLD,
     DuplicateGroup,
-    DuplicatePair,
     DuplicateRule,
     duplicate_page,
-    duplicates_of,
 )
+from service.deps import CollectionDep, StateDep
 from service.paths import PathView
-from service.schemas import ErrorBody, file_url
-from service.state import CollectionDep, StateDep
+from service.schemas import DuplicateOut, DuplicatesResponse, GroupOut, error_responses, file_url
 
-__all__ = ["DuplicateOut", "reported_duplicates", "router"]
+__all__ = ["router"]
 
 SCAN = 2000
 MAX_LIMIT = 100
 
 router = APIRouter()
-
-
-class DuplicateOut(BaseModel):
-    """A near-duplicate of another image."""
-
-    id: int
-    score: float = Field(description="layout cosine (global cosine for images stored without "
-                                     "a layout descriptor)")
-    path: str
-    url: str
-
-
-class GroupOut(BaseModel):
-    score: float = Field(description="the best pair's score")
-    members: list[DuplicateOut] = Field(description="best first; each with its best score in "
-                                                    "the group")
-    truncated: bool = Field(description="the group was cut at 256 members")
-
-
-class DuplicatesResponse(BaseModel):
-    groups: list[GroupOut] = Field(description="groups whose smallest id is after cursor")
-    next_cursor: int | None = Field(description="pass as cursor for the next page; null: done")
-    scanned: int = Field(description="images looked at for this page")
-    threshold: float
-    layout_threshold: float
-
 
 
 def _group_out(group: DuplicateGroup, paths: dict[int, str]) -> GroupOut:
@@ -79,10 +50,7 @@ def _page(collection: Collection, rule: DuplicateRule, cursor: int, limit: int,
                               threshold=rule.threshold, layout_threshold=rule.layout_threshold)
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
-
-
-@router.get("/duplicates", response_model=DuplicatesResponse, responses=_ERRORS)
+@router.get("/duplicates", response_model=DuplicatesResponse, responses=error_responses(422, 503))
 async def duplicates(
     state: StateDep,
     collection: CollectionDep,
@@ -98,17 +66,3 @@ async def duplicates(
     brightened, greyscale), each best first; paginated by ``cursor``."""
     rule = DuplicateRule(threshold=threshold, layout_threshold=layout_threshold)
     return await state.pool.run(partial(_page, collection, rule, cursor, limit, state.paths))
-
-
-def reported_duplicates(collection: Collection, ids: list[int],
-                        view: PathView) -> list[list[DuplicateOut]]:
-    """For each of ``ids`` (just added), its near-duplicates among the images stored before."""
-    found = duplicates_of(collection.index, ids, exclude=ids)
-    others = {(p.b if p.a == i else p.a) for i in ids for p in found[i]}
-    paths = {r.id: view.show(r.path) for r in collection.index.records(sorted(others))}
-
-    def out(i: int, p: DuplicatePair) -> DuplicateOut:
-        j = p.b if p.a == i else p.a
-        return DuplicateOut(id=j, score=p.score, path=paths.get(j, ""), url=file_url(j))
-
-    return [[out(i, p) for p in found[i]] for i in ids]

@@ -1,33 +1,18 @@
-"""Operational routes: the page, ``/healthz``, ``/readyz``, ``/stats``, ``/metrics``."""
+"""Operational routes: ``/healthz``, ``/readyz``, ``/stats``, ``/metrics`` (and its gauges)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
-from service.errors import ServiceError
-from service.metrics import CONTENT_TYPE, Gauge
-from service.schemas import ErrorBody, Health, ManifestSummary, Ready, Stats
-from service.state import CollectionDep, ServiceState, StateDep
+from service.deps import CollectionDep, StateDep
+from service.http.metrics import CONTENT_TYPE, Gauge
+from service.schemas import Health, ManifestSummary, Ready, Stats, error_responses
+from service.state import ServiceState
 
-__all__ = ["STATIC_DIR", "gauges", "router"]
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+__all__ = ["gauges", "router"]
 
 router = APIRouter()
-
-_503: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody}}
-
-
-@router.get("/", include_in_schema=False)
-def page() -> FileResponse:
-    index = STATIC_DIR / "index.html"
-    if not index.is_file():
-        raise ServiceError(404, "not_found", "the search page is not installed")
-    return FileResponse(index, media_type="text/html")
 
 
 @router.get("/healthz", response_model=Health)
@@ -36,13 +21,13 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Ready, responses=_503)
+@router.get("/readyz", response_model=Ready, responses=error_responses(503))
 def readyz(collection: CollectionDep) -> Ready:
     """The index and the model are loaded: searches can be served (503 before)."""
     return Ready(status="ready", count=collection.index.count)
 
 
-@router.get("/stats", response_model=Stats, responses=_503)
+@router.get("/stats", response_model=Stats, responses=error_responses(503))
 def stats(state: StateDep, collection: CollectionDep) -> Stats:
     """Counts, the manifest, the size on disk; ``random_weights`` means results are meaningless."""
     index = collection.index

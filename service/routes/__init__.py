@@ -1,0 +1,14 @@
+"""The HTTP routes, one module per topic; each holds an ``APIRouter`` named ``router``.
+
+=================  ===========================================================================
+``health``         ``/healthz``, ``/readyz``, ``/stats``, ``/metrics``
+``search``         ``POST /search``, ``GET /images/{id}/similar``
+``images``         ``GET /images/{id}``, ``GET /images/{id}/file``, ``POST /images``,
+                   ``DELETE /images/{id}``
+``duplicates``     ``GET /duplicates``
+``pages``          the web page ``/`` and the offline ``/docs`` and ``/redoc``
+=================  ===========================================================================
+
+Their dependencies (state, collection, writer, parameters) are in :mod:`service.deps`, response
+bodies in :mod:`service.schemas`, the blocking work in :mod:`service.engine`.
+"""
