@@ -3,10 +3,10 @@
 Exit codes: 0 success, 1 a failure (one readable line on stderr), 2 a usage error (bad flag, bad
 option value, unknown name), 130 interrupted (the index directory stays usable).
 
-Each command is one module of this package: its parser (``add_parser``), a frozen dataclass of
-typed options read from the parsed flags once (``Options.from_args``, the only code that sees the
-``argparse.Namespace``) and ``run(options) -> exit code``; the parser's defaults name the two and
-:func:`main` calls ``run(from_args(namespace))``.
+Each command lives in one module of this package: its parser (``add_parser``), a frozen dataclass
+of typed options read from the parsed flags once (``Options.from_args``: below this dispatch, the
+only code that sees the ``argparse.Namespace``) and ``run(options) -> exit code``. The parser's
+defaults name the two; :func:`main` calls ``run(from_args(namespace))``.
 
 Start-up stays instant: the command is read from argv first and only its parser is built in full
 (the others are stubs with their help line, so ``cbir --help`` still lists them), and each
