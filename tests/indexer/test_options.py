@@ -96,8 +96,8 @@ def _namespace_takers(tree: ast.Module) -> list[str]:
 
 
 def _imports_argparse(tree: ast.Module) -> bool:
-    return any(isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names)
-               or isinstance(n, ast.ImportFrom) and n.module == "argparse"
+    return any((isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names))
+               or (isinstance(n, ast.ImportFrom) and n.module == "argparse")
                for n in ast.walk(tree))
 
 
