@@ -1,10 +1,20 @@
-"""argparse value types that import nothing heavy (the parser of every command uses them)."""
+"""argparse value types and helpers that import nothing heavy (every command's parser uses them)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-__all__ = ["cosine", "positive"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["Subparsers", "cosine", "from_namespace", "positive"]
+
+D = TypeVar("D", bound="DataclassInstance")
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What each command module's ``add_parser`` adds its parser to."""
 
 
 def positive(text: str) -> int:
@@ -27,3 +37,13 @@ def cosine(text: str) -> float:
     if not -1.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a number from -1 to 1, got {text}")
     return value
+
+
+def from_namespace(cls: type[D], ns: argparse.Namespace, **given: Any) -> D:
+    """The dataclass ``cls`` with each field not in ``given`` read from ``ns`` by its name.
+
+    The one reading of a command's namespace: each command's ``Options.from_args`` calls it,
+    ``given`` holding the fields it converts (paths, nested option groups).
+    """
+    read = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if f.name not in given}
+    return cls(**read, **given)

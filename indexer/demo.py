@@ -14,11 +14,14 @@ import logging
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
+from indexer.argtypes import Subparsers, from_namespace
 from indexer.search import print_hits, search_image
+from indexer.serve import ServeOptions
 from retrieval import (
     ConfigError,
     Embedder,
@@ -30,7 +33,7 @@ from retrieval import (
 )
 from retrieval.features import load_backbone
 
-__all__ = ["add_parser", "choose_weights", "sample_images_dir"]
+__all__ = ["DemoOptions", "add_parser", "choose_weights", "run_demo", "sample_images_dir"]
 
 log = logging.getLogger("cbir")
 
@@ -60,8 +63,8 @@ def choose_weights(backbone: str, weights_env: str | None) -> str:
     return "random"
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="index sample photos and serve them (make run)")
+def add_parser(sub: Subparsers, help_text: str) -> None:
+    p = sub.add_parser("demo", help=help_text)
     p.add_argument("--images", default="", help="folder of images (default: scikit-image's)")
     p.add_argument("--index", default="demo/index", help="where to build the demo index")
     p.add_argument("--backbone", default="vgg16")
@@ -70,19 +73,36 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--no-serve", dest="serve", action="store_false",
                    help="build the index and run one sample search, then stop")
-    p.set_defaults(handler=run_demo)
+    p.set_defaults(options=DemoOptions.from_args, run=run_demo)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    images = Path(args.images) if args.images else sample_images_dir()
-    weights = choose_weights(args.backbone, os.environ.get("CBIR_WEIGHTS"))
-    index = Path(args.index)
+@dataclass(frozen=True)
+class DemoOptions:
+    """``cbir demo``'s flags, typed (``images`` empty: scikit-image's sample photos)."""
+
+    images: str = ""
+    index: Path = Path("demo/index")
+    backbone: str = "vgg16"
+    max_side: int = 512
+    host: str = "127.0.0.1"
+    port: int = 8000
+    serve: bool = True
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> DemoOptions:
+        return from_namespace(cls, ns, index=Path(ns.index))
+
+
+def run_demo(opts: DemoOptions) -> int:
+    images = Path(opts.images) if opts.images else sample_images_dir()
+    weights = choose_weights(opts.backbone, os.environ.get("CBIR_WEIGHTS"))
+    index = opts.index
     if index.exists():
         shutil.rmtree(index)
     paths = [p.resolve() for p in list_images(images)]
     if not paths:
         raise ConfigError(f"no images found under {images}")
-    config = EmbedderConfig(backbone=args.backbone, weights=weights, max_side=args.max_side)
+    config = EmbedderConfig(backbone=opts.backbone, weights=weights, max_side=opts.max_side)
     embedder = Embedder.create(config)
     weights_file = None if weights in ("imagenet", "random") else str(Path(weights).resolve())
     collection = create_collection(index, embedder, weights_file=weights_file)
@@ -96,10 +116,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print_hits(str(paths[0]), search_image(collection, paths[0], 5), as_json=False)
     finally:
         collection.close()
-    if not args.serve:
+    if not opts.serve:
         return 0
-    print(f"serving on http://{args.host}:{args.port}/")
+    print(f"serving on http://{opts.host}:{opts.port}/")
     sys.stdout.flush()
-    argv = [sys.executable, "-m", "service", "--index", str(index), "--host", args.host,
-            "--port", str(args.port)]
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, ServeOptions(str(index), opts.host, opts.port).service_argv())

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.argtypes import cosine
+from indexer.argtypes import Subparsers, cosine, from_namespace
 from retrieval.index import (
     DEFAULT_LAYOUT_THRESHOLD,
     DEFAULT_THRESHOLD,
@@ -17,15 +18,14 @@ from retrieval.index import (
     duplicate_page,
 )
 
-__all__ = ["add_parser", "find_groups", "run_duplicates"]
+__all__ = ["DuplicatesOptions", "add_parser", "find_groups", "run_duplicates"]
 
 PAGE_SCAN = 5000
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser(
-        "duplicates", help="groups of near-duplicate images (copies: resized, re-encoded, "
-                           "lightly cropped, brightened, greyscale)",
+        "duplicates", help=help_text,
         description="Pairs whose global cosine is >= --threshold are candidates; a candidate "
                     "is a duplicate when the layouts of the two images (their feature maps "
                     "on a 4x4 grid) have cosine >= --layout-threshold. Pairs form groups, best "
@@ -37,7 +37,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    default=DEFAULT_LAYOUT_THRESHOLD,
                    help=f"layout cosine of duplicates (default {DEFAULT_LAYOUT_THRESHOLD})")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=run_duplicates)
+    p.set_defaults(options=DuplicatesOptions.from_args, run=run_duplicates)
+
+
+@dataclass(frozen=True)
+class DuplicatesOptions:
+    """``cbir duplicates``'s flags, typed (``index`` as given: it is printed back)."""
+
+    index: str
+    rule: DuplicateRule
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> DuplicatesOptions:
+        return from_namespace(cls, ns, rule=DuplicateRule(
+            threshold=ns.threshold, layout_threshold=ns.layout_threshold))
 
 
 def find_groups(index: ImageIndex, rule: DuplicateRule) -> list[DuplicateGroup]:
@@ -62,14 +76,14 @@ def _as_json(group: DuplicateGroup, paths: dict[int, str]) -> dict[str, Any]:
                       for p in group.pairs]}
 
 
-def run_duplicates(args: argparse.Namespace) -> int:
-    rule = DuplicateRule(threshold=args.threshold, layout_threshold=args.layout_threshold)
-    with ImageIndex.open(Path(args.index), read_only=True) as index:
+def run_duplicates(opts: DuplicatesOptions) -> int:
+    rule = opts.rule
+    with ImageIndex.open(Path(opts.index), read_only=True) as index:
         groups = find_groups(index, rule)
         ids = sorted({m for g in groups for m in g.members})
         paths = {r.id: r.path for r in index.records(ids)}
-    if args.json:
-        print(json.dumps({"index": str(args.index), "threshold": rule.threshold,
+    if opts.json:
+        print(json.dumps({"index": opts.index, "threshold": rule.threshold,
                           "layout_threshold": rule.layout_threshold,
                           "groups": [_as_json(g, paths) for g in groups]}, indent=2))
         return 0

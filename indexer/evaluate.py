@@ -21,13 +21,17 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from indexer.options import add_embedding_flags, config_from_args, positive
+from indexer.argtypes import Subparsers, from_namespace
+from indexer.evaluate_report import INFLATED, print_rows, summary
+from indexer.options import EmbeddingOptions, add_embedding_flags, positive
 from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
     BENCHMARKS,
@@ -42,9 +46,7 @@ from retrieval.evaluation import (
     evaluate_benchmark,
     inner_product_scores,
     load_benchmark,
-    markdown_table,
     reranked_scores,
-    sort_best_first,
     write_results,
 )
 from retrieval.features import (
@@ -56,19 +58,15 @@ from retrieval.features import (
 )
 from retrieval.pooling import pooling_class, pooling_names
 
-__all__ = ["add_parser", "run_evaluate"]
+__all__ = ["EvaluateOptions", "add_parser", "run_evaluate"]
 
 log = logging.getLogger("cbir")
 
 F32 = npt.NDArray[np.float32]
-INFLATED = ("--train-on-test: MOP/VLAD and whitening were learned on the evaluated images "
-            "themselves, so the mAP of those rows is INFLATED and not comparable to published "
-            "results")
 
 
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("evaluate", help="mAP of pooling variants on a retrieval benchmark")
+def add_parser(sub: Subparsers, help_text: str) -> None:
+    p = sub.add_parser("evaluate", help=help_text)
     p.add_argument("--dataset", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
     p.add_argument("--root", required=True, help="the benchmark's folder, in its standard layout")
     p.add_argument("--queries", default=None, help="folders only: a labelled query folder")
@@ -103,7 +101,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
-    p.set_defaults(handler=run_evaluate)
+    p.set_defaults(options=EvaluateOptions.from_args, run=run_evaluate)
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """``cbir evaluate``'s flags, typed (``pooling``: the comma-separated list as given)."""
+
+    dataset: str
+    root: str
+    embedding: EmbeddingOptions
+    pooling: str = "sum,avg,max,gem"
+    queries: str | None = None
+    rotated: bool = False
+    whiten: bool = False
+    train: str | None = None
+    train_on_test: bool = False
+    train_sample: int = 500
+    out: str | None = None
+    cache: str | None = None
+    cache_dtype: Literal["float16", "float32"] = "float16"
+    batch_size: int = 8
+    workers: int = 2
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int | None = None
+    qe: int = 0
+    qe_alpha: float = 3.0
+    dba: int = 0
+    dba_alpha: float = 3.0
+    ap: Literal["trapezoidal", "non_interpolated"] = "trapezoidal"
+    progress: bool = True
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> EvaluateOptions:
+        return from_namespace(cls, ns, embedding=EmbeddingOptions.from_args(ns))
 
 
 def _poolings(text: str) -> list[str]:
@@ -115,34 +147,34 @@ def _poolings(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _train_paths(args: argparse.Namespace, bench: Benchmark, needs: bool) -> list[Path]:
+def _train_paths(opts: EvaluateOptions, bench: Benchmark, needs: bool) -> list[Path]:
     """The (sampled) training images; checks --train / --train-on-test against what needs them."""
-    if args.train and args.train_on_test:
+    if opts.train and opts.train_on_test:
         raise ConfigError("--train and --train-on-test exclude each other")
     if not needs:
-        if args.train or args.train_on_test:
+        if opts.train or opts.train_on_test:
             log.info("nothing to learn (no learning pooling, no --whiten): training images "
                      "not used")
         return []
-    if not (args.train or args.train_on_test):
+    if not (opts.train or opts.train_on_test):
         raise ConfigError("learning poolings (mop) and --whiten learn from training images: pass "
                           "--train DIR (another dataset, e.g. Paris6k for Oxford5k) or "
                           "--train-on-test (inflates mAP)")
-    if args.train_on_test:
+    if opts.train_on_test or opts.train is None:
         pool = list(bench.database)
     else:
-        pool = list_images(args.train)
-        against = [q.path for q in bench.queries] if args.queries else bench.database
+        pool = list_images(opts.train)
+        against = [q.path for q in bench.queries] if opts.queries else bench.database
         shared = {p.resolve() for p in pool} & {p.resolve() for p in against}
-        if shared and args.queries:
-            raise ConfigError(f"--train {args.train} holds {len(shared)} of the query images")
+        if shared and opts.queries:
+            raise ConfigError(f"--train {opts.train} holds {len(shared)} of the query images")
         if shared:
-            raise ConfigError(f"--train {args.train} holds {len(shared)} of the evaluated images; "
+            raise ConfigError(f"--train {opts.train} holds {len(shared)} of the evaluated images; "
                               "pass --train-on-test to learn on them on purpose")
     if len(pool) < 2:
         raise ConfigError(f"need at least 2 training images, found {len(pool)}")
-    if len(pool) > args.train_sample:
-        pool = sorted(random.Random(args.seed).sample(pool, args.train_sample))
+    if len(pool) > opts.train_sample:
+        pool = sorted(random.Random(opts.embedding.seed).sample(pool, opts.train_sample))
     return pool
 
 
@@ -188,57 +220,59 @@ def _describe(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps
 
 
 def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
-           queries: dict[int, MapRequest], args: argparse.Namespace) -> list[ResultRow]:
-    xb, own = _describe(bench, variants, scale_maps, queries, args.progress)
+           queries: dict[int, MapRequest], opts: EvaluateOptions) -> list[ResultRow]:
+    xb, own = _describe(bench, variants, scale_maps, queries, opts.progress)
     dims = variants.dims()
     where = [q.database_index if i not in queries else None for i, q in enumerate(bench.queries)]
-    tag = "" if len(args.scales) == 1 else "@" + ",".join(f"{s:g}" for s in args.scales)
+    scales = opts.embedding.scales
+    tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
         runs = [("", inner_product_scores(xq, xb[v]))]
-        if args.qe:
-            runs.append((f"+qe{args.qe}", reranked_scores(xq, xb[v], where, qe_k=args.qe,
-                                                          qe_alpha=args.qe_alpha)))
-        if args.qe and args.dba:
-            runs.append((f"+qe{args.qe}+dba{args.dba}", reranked_scores(
-                xq, xb[v], where, qe_k=args.qe, qe_alpha=args.qe_alpha, dba_k=args.dba,
-                dba_alpha=args.dba_alpha)))
+        if opts.qe:
+            runs.append((f"+qe{opts.qe}", reranked_scores(xq, xb[v], where, qe_k=opts.qe,
+                                                          qe_alpha=opts.qe_alpha)))
+        if opts.qe and opts.dba:
+            runs.append((f"+qe{opts.qe}+dba{opts.dba}", reranked_scores(
+                xq, xb[v], where, qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
+                dba_alpha=opts.dba_alpha)))
         for suffix, scores in runs:
-            results = evaluate_benchmark(bench, scores=scores, method=args.ap)
+            results = evaluate_benchmark(bench, scores=scores, method=opts.ap)
             rows.append(ResultRow.of(v.pooling + tag + suffix, v.whiten, dims[v], results))
     return rows
 
 
-def _setup(args: argparse.Namespace) -> tuple[Benchmark, Variants, list[Path]]:
-    poolings = _poolings(args.pooling)
-    if args.whiten and len(args.scales) > 1:
+def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
+    poolings = _poolings(opts.pooling)
+    if opts.whiten and len(opts.embedding.scales) > 1:
         raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
-    if args.dba and not args.qe:
+    if opts.dba and not opts.qe:
         raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
-    if not 0 <= args.qe <= 50 or not 0 <= args.dba <= 50:
+    if not 0 <= opts.qe <= 50 or not 0 <= opts.dba <= 50:
         raise ConfigError("--qe and --dba must be from 0 to 50")
-    opts = {"rotated": True} if args.rotated else {}
-    bench = load_benchmark(args.dataset, args.root, queries=args.queries, **opts)
-    configs = [config_from_args(args, name, whiten=args.whiten) for name in poolings]
-    train = _train_paths(args, bench, any(c.needs_training for c in configs))
-    if args.weights == "random":
+    extra = {"rotated": True} if opts.rotated else {}
+    bench = load_benchmark(opts.dataset, opts.root, queries=opts.queries, **extra)
+    configs = [opts.embedding.config(name, whiten=opts.whiten) for name in poolings]
+    train = _train_paths(opts, bench, any(c.needs_training for c in configs))
+    if opts.embedding.weights == "random":
         print("WARNING: --weights random: the network is NOT trained; mAP is meaningless. "
               "Use this for tests only.", file=sys.stderr)
-    backbone = _backbone(args, bench, configs[0].image_side)
+    backbone = _backbone(opts, bench, configs[0].image_side)
     return bench, Variants(backbone, configs), train
 
 
-def _backbone(args: argparse.Namespace, bench: Benchmark, side: int) -> Backbone:
+def _backbone(opts: EvaluateOptions, bench: Benchmark, side: int) -> Backbone:
     """The backbone at ``--precision``; int8 is calibrated on a sample of the database."""
     n = len(bench.database)
-    precision = resolve_precision(args.precision, args.device, images=n)
-    backbone = load_backbone(args.backbone, args.weights, device=args.device, seed=args.seed,
+    precision = resolve_precision(opts.precision, opts.device, images=n)
+    flags = opts.embedding
+    backbone = load_backbone(flags.backbone, flags.weights, device=opts.device, seed=flags.seed,
                              precision=precision)
     if precision == "int8":
-        out = Path(args.out or Path("results") / bench.name)
-        cache = Path(args.cache) if args.cache else out / "cache"
-        prepare_int8(backbone, calibration_sample(bench.database, args.seed), max_side=side,
+        out = Path(opts.out or Path("results") / bench.name)
+        cache = Path(opts.cache) if opts.cache else out / "cache"
+        prepare_int8(backbone, calibration_sample(bench.database, flags.seed), max_side=side,
                      cache_dir=cache / "engines")
     return backbone
 
@@ -251,79 +285,41 @@ def _maps_identity(backbone: Backbone) -> str:
     return f"{backbone.weights_id}@{backbone.precision}" + (f":{key}" if key else "")
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def run_evaluate(opts: EvaluateOptions) -> int:
     start = time.perf_counter()
-    bench, variants, train = _setup(args)
-    if train and args.train_on_test:
+    bench, variants, train = _setup(opts)
+    if train and opts.train_on_test:
         print(f"WARNING: {INFLATED}", file=sys.stderr)
     backbone = next(iter(variants.embedders.values())).backbone
     config = next(iter(variants.embedders.values())).config
     side = config.image_side
-    out = Path(args.out or Path("results") / bench.name)
-    caches = [FeatureCache(Path(args.cache) if args.cache else out / "cache",
+    out = Path(opts.out or Path("results") / bench.name)
+    caches = [FeatureCache(Path(opts.cache) if opts.cache else out / "cache",
                            backbone=backbone.name, weights_id=_maps_identity(backbone), max_side=s,
-                           dtype=args.cache_dtype) for s in config.image_sides]
-    scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=args.batch_size,
-                              workers=args.workers)
+                           dtype=opts.cache_dtype) for s in config.image_sides]
+    scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=opts.batch_size,
+                              workers=opts.workers)
                   for c, s in zip(caches, config.image_sides, strict=True)]
     cache, maps = caches[0], scale_maps[0]
     queries = _query_requests(bench)
     requests = [MapRequest(p) for p in bench.database] + list(queries.values())
-    extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], args.progress)
+    extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], opts.progress)
     for more in scale_maps[1:]:
-        extraction_s += _extract(more, requests, args.progress)
+        extraction_s += _extract(more, requests, opts.progress)
     fit_start = time.perf_counter()
     if train:
         fitted = [m for m in (maps.get(MapRequest(p)) for p in train) if m is not None]
         variants.fit(fitted)
     score_start = time.perf_counter()
-    rows = _score(bench, variants, scale_maps, queries, args)
+    rows = _score(bench, variants, scale_maps, queries, opts)
     end = time.perf_counter()
     timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
               "fit_s": round(score_start - fit_start, 2),
               "pooling_and_search_s": round(end - score_start, 2)}
-    summary = _summary(args, bench, variants, backbone.weights_id, side, cache, maps, train,
-                       timing)
-    title = (f"{bench.name}: {backbone.name} ({Path(args.weights).name}), max side {side}"
+    doc = summary(opts, bench, variants, backbone.weights_id, side, cache, maps, train, timing)
+    title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
-             f"{' — TRAINED ON TEST' if train and args.train_on_test else ''}")
-    paths = write_results(out, summary, rows, title)
-    _print(rows, paths["json"].parent, maps, timing, bool(train and args.train_on_test))
+             f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")
+    paths = write_results(out, doc, rows, title)
+    print_rows(rows, paths["json"].parent, maps, timing, bool(train and opts.train_on_test))
     return 0
-
-
-def _summary(args: argparse.Namespace, bench: Benchmark, variants: Variants, weights_id: str,
-             side: int,
-             cache: FeatureCache, maps: FeatureMaps, train: list[Path],
-             timing: dict[str, float]) -> dict[str, object]:
-    inflated = bool(train) and bool(args.train_on_test)
-    return {
-        "dataset": bench.name, "root": str(args.root), "backbone": args.backbone,
-        "weights": args.weights, "weights_id": weights_id, "max_side": side,
-        "pooling_params": {name: dict(e.config.pooling_params)
-                           for name, e in variants.embedders.items()},
-        "whiten_dim": args.whiten_dim, "train": None if not train or inflated else args.train,
-        "n_train": len(train), "train_on_test": inflated, "mAP_inflated": inflated,
-        "warning": INFLATED if inflated else None,
-        "n_database": len(bench.database), "n_queries": len(bench.queries),
-        "setups": list(bench.setups), "ap_method": "trapezoidal",
-        "similarity": "inner product of L2-normalised descriptors (exact)",
-        "cache": {"directory": str(cache.directory), "dtype": cache.dtype,
-                  "hits": maps.stats.cached, "forwarded": maps.stats.forwarded,
-                  "failed": maps.stats.failed},
-        "timing": timing,
-    }
-
-
-def _print(rows: list[ResultRow], out: Path, maps: FeatureMaps, timing: dict[str, float],
-           inflated: bool) -> None:
-    print(markdown_table(sort_best_first(rows)), end="")
-    if inflated:
-        print(f"WARNING: {INFLATED}")
-    s = maps.stats
-    failed = f", {len(s.failed)} unreadable (scored as zero vectors)" if s.failed else ""
-    print(f"feature maps: {s.cached} from cache, {s.forwarded} forwarded{failed}; "
-          f"extraction {timing['extraction_s']:.1f} s, fitting {timing['fit_s']:.1f} s, "
-          f"pooling + search {timing['pooling_and_search_s']:.1f} s, "
-          f"total {timing['total_s']:.1f} s")
-    print(f"wrote {out / 'results.json'}, results.md, results.png")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.argtypes import Subparsers, from_namespace
 from retrieval.index import (
     UPLOADS_DIR_NAME,
     ImageIndex,
@@ -16,7 +18,46 @@ from retrieval.index import (
     sweep_files,
 )
 
-__all__ = ["clean_leftovers", "run_info", "run_remove"]
+__all__ = ["InfoOptions", "RemoveOptions", "add_info_parser", "add_remove_parser",
+           "clean_leftovers", "run_info", "run_remove"]
+
+
+def add_remove_parser(sub: Subparsers, help_text: str) -> None:
+    p = sub.add_parser("remove", help=help_text)
+    p.add_argument("--index", required=True)
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(options=RemoveOptions.from_args, run=run_remove)
+
+
+def add_info_parser(sub: Subparsers, help_text: str) -> None:
+    p = sub.add_parser("info", help=help_text)
+    p.add_argument("--index", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(options=InfoOptions.from_args, run=run_info)
+
+
+@dataclass(frozen=True)
+class RemoveOptions:
+    """``cbir index remove``'s flags, typed."""
+
+    index: Path
+    ids: tuple[int, ...]
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> RemoveOptions:
+        return from_namespace(cls, ns, index=Path(ns.index), ids=tuple(ns.ids))
+
+
+@dataclass(frozen=True)
+class InfoOptions:
+    """``cbir index info``'s flags, typed (``index`` as given: it is printed back)."""
+
+    index: str
+    json: bool = False
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> InfoOptions:
+        return from_namespace(cls, ns)
 
 
 def clean_leftovers(index: IndexStore) -> None:
@@ -28,11 +69,11 @@ def clean_leftovers(index: IndexStore) -> None:
         sweep_files(index, index.path / UPLOADS_DIR_NAME)
 
 
-def run_remove(args: argparse.Namespace) -> int:
-    with open_index(Path(args.index)) as index:
+def run_remove(opts: RemoveOptions) -> int:
+    with open_index(opts.index) as index:
         clean_leftovers(index)
-        removed = index.remove(args.ids)
-    missing = sorted(set(args.ids) - set(removed))
+        removed = index.remove(list(opts.ids))
+    missing = sorted(set(opts.ids) - set(removed))
     print(f"removed {len(removed)} images")
     if missing:
         print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
@@ -40,16 +81,16 @@ def run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_info(args: argparse.Namespace) -> int:
-    with open_index(Path(args.index), read_only=True) as index:
+def run_info(opts: InfoOptions) -> int:
+    with open_index(Path(opts.index), read_only=True) as index:
         count, searchable, size = index.count, index.ntotal, index.size_on_disk()
         m = index.manifest.to_dict()
-    store = store_spec(Path(args.index))
-    if args.json:
-        print(json.dumps({"index": str(args.index), "count": count, "searchable": searchable,
+    store = store_spec(Path(opts.index))
+    if opts.json:
+        print(json.dumps({"index": str(opts.index), "count": count, "searchable": searchable,
                           "size_bytes": size, "manifest": m, "store": store.to_dict()}, indent=2))
         return 0
-    print(f"{'index':<16}{args.index}")
+    print(f"{'index':<16}{opts.index}")
     print(f"{'images':<16}{count} ({searchable} searchable)")
     if store.kind != "faiss":
         print(f"{'store':<16}{store.kind} {store.uri} collection {store.collection}")

@@ -1,20 +1,25 @@
-"""Embedding flags -> :class:`EmbedderConfig`: the CLI's one mapping, shared by build and evaluate.
+"""Flag groups several commands share, and the typed options each one parses into.
 
-Each pooling's parameters become flags from its declaration (``--<pooling>-<param>``, plus any
-declared aliases such as ``--vlad-k``), so a new pooling gets its flags without an edit here.
+``add_*_flags`` adds a group to a command's parser; the matching ``*Options.from_args`` reads it
+back from the parsed namespace (called once, by the command's own ``from_args``). Embedding flags
+-> :class:`EmbedderConfig` is the CLI's one mapping, shared by build and evaluate. Each pooling's
+parameters become flags from its declaration (``--<pooling>-<param>``, plus any declared aliases
+such as ``--vlad-k``), so a new pooling gets its flags without an edit here.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from indexer.argtypes import positive
+from indexer.argtypes import from_namespace, positive
 from retrieval import ConfigError
 from retrieval.features import BACKBONES, EmbedderConfig, check_scales
-from retrieval.pooling import POOLINGS, Param, ParamValue, Pooling, pooling_class
+from retrieval.pooling import POOLINGS, Param, ParamValue, Pooling
 
-__all__ = ["add_embedding_flags", "config_from_args", "pooling_params", "positive", "scales"]
+__all__ = ["EmbeddingOptions", "RuntimeOptions", "add_embedding_flags", "add_rerank_flags",
+           "add_runtime_flags", "add_search_param_flags", "positive", "scales"]
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -75,17 +80,103 @@ def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
     _add_pooling_params(p)
 
 
-def pooling_params(args: argparse.Namespace, pooling: str) -> dict[str, ParamValue]:
-    """The parameters of ``pooling`` given on the command line (the rest take defaults)."""
-    cls = pooling_class(pooling)
-    given = {param.name: getattr(args, _dest(pooling, param.name), None) for param in cls.params}
-    return {name: value for name, value in given.items() if value is not None}
+@dataclass(frozen=True)
+class EmbeddingOptions:
+    """The embedding flags but ``--pooling`` and ``--whiten`` (their meaning is the command's).
+
+    ``pooling_params`` holds, per pooling, only the parameters given on the command line (the
+    rest take the pooling's declared defaults).
+    """
+
+    backbone: str = "vgg16"
+    weights: str = "imagenet"
+    max_side: int | None = None
+    scales: tuple[float, ...] = (1.0,)
+    whiten_dim: int | None = None
+    seed: int = 0
+    pooling_params: Mapping[str, Mapping[str, ParamValue]] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> EmbeddingOptions:
+        given: dict[str, dict[str, ParamValue]] = {}
+        for name, pooling in POOLINGS.items():
+            for param in pooling.params:
+                value = getattr(ns, _dest(name, param.name), None)
+                if value is not None:
+                    given.setdefault(name, {})[param.name] = value
+        return from_namespace(cls, ns, scales=tuple(ns.scales), pooling_params=given)
+
+    def config(self, pooling: str, *, whiten: bool) -> EmbedderConfig:
+        """The :class:`EmbedderConfig` the flags describe, for ``pooling``."""
+        return EmbedderConfig(
+            backbone=self.backbone, weights=self.weights, max_side=self.max_side,
+            pooling=pooling, pooling_params=dict(self.pooling_params.get(pooling, {})),
+            whiten=whiten, whiten_dim=self.whiten_dim, seed=self.seed, scales=self.scales,
+        )
 
 
-def config_from_args(args: argparse.Namespace, pooling: str, *, whiten: bool) -> EmbedderConfig:
-    """The :class:`EmbedderConfig` the flags describe, for ``pooling``."""
-    return EmbedderConfig(
-        backbone=args.backbone, weights=args.weights, max_side=args.max_side, pooling=pooling,
-        pooling_params=pooling_params(args, pooling), whiten=whiten,
-        whiten_dim=args.whiten_dim, seed=args.seed, scales=args.scales,
-    )
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    """Where and how the network runs (build, add, search)."""
+    from retrieval.features import PRECISION_CHOICES
+
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--weights-file", dest="weights_file", default=None,
+                   help="read the network weights from this file instead of where the index "
+                        "says (checked against the index's weights identity)")
+    p.add_argument("--threads", type=positive, default=None,
+                   help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
+                   help="fp32 (the default, exact), bf16 (autocast; channels_last on cpu), "
+                        "fp16 (cuda), int8 (cpu, OpenVINO, calibrated and cached) or auto (the "
+                        "fastest this processor runs natively; README \"Performance\")")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true",
+                   help="NHWC memory layout for the network (faster with cuda tensor cores)")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """``--device``, ``--weights-file``, ``--threads``, ``--precision``, ``--channels-last``."""
+
+    device: str = "cpu"
+    weights_file: str | None = None
+    threads: int | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> RuntimeOptions:
+        return from_namespace(cls, ns)
+
+
+def add_rerank_flags(p: argparse.ArgumentParser, *, build: bool) -> None:
+    """``--qe`` / ``--qe-alpha`` (and, for build, ``--dba`` / ``--dba-alpha``)."""
+    from retrieval.index import MAX_RERANK_K
+
+    def k(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= MAX_RERANK_K:
+            raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_RERANK_K}, "
+                                             f"got {text!r}")
+        return value
+
+    scope = "stored as the index's default" if build else "for this search (default: the index's)"
+    p.add_argument("--qe", type=k, default=0 if build else None,
+                   help=f"αQE: expand the query with its K nearest (0: off), {scope}")
+    p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0 if build else None,
+                   help="αQE weight exponent (default 3)")
+    if build:
+        p.add_argument("--dba", type=k, default=0,
+                       help="DBA: index each vector averaged with its K nearest (0: off)")
+        p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
+                       help="DBA weight exponent (default 3)")
+
+
+def add_search_param_flags(p: argparse.ArgumentParser, scope: str) -> None:
+    """``--nprobe`` (IVF) and ``--ef-search`` (HNSW)."""
+    p.add_argument("--nprobe", type=positive, default=None,
+                   help=f"IVF lists probed per query, {scope}")
+    p.add_argument("--ef-search", dest="ef_search", type=positive, default=None,
+                   help=f"HNSW candidate list size, {scope}")

@@ -18,7 +18,6 @@ the actors never hold every CPU and Ray's own tasks still run (whole-CPU actors 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -181,24 +180,30 @@ def _store(collection: Collection, batch: dict[str, npt.NDArray[Any]],
     report.added_keys.extend(n.path for n in news)
 
 
-def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], args: argparse.Namespace
+def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, address: str | None,
+                  actors: int | None, weights_file: str | None, progress: bool
                   ) -> tuple[IngestReport, float]:
-    """Embed ``paths`` on Ray and add them to ``collection``; returns the report and seconds."""
+    """Embed ``paths`` on Ray and add them to ``collection``; returns the report and seconds.
+
+    ``address``: ``--ray-address`` (None: a local Ray for this run); ``actors``: ``--ray-actors``
+    (None: from the cluster's resources); ``weights_file``: ``--weights-file`` (None: the
+    manifest's); ``progress``: show a progress bar.
+    """
     report = IngestReport()
     start = time.perf_counter()
     if not paths:
         return report, 0.0
     import ray
 
-    _init_ray(args.ray_address)
+    _init_ray(address)
     try:
-        actors, cpus, gpus = _pool_size(args.ray_actors)
+        actors, cpus, gpus = _pool_size(actors)
         log.info("embedding %d images on Ray: %d actors × %.2g CPU%s", len(paths), actors, cpus,
                  f" + {gpus:g} GPU" if gpus else "")
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = True
-        weights = getattr(args, "weights_file", None) or collection.manifest.weights_file
+        weights = weights_file or collection.manifest.weights_file
         items = ray.data.from_items([{"path": str(p)} for p in paths],
                                     override_num_blocks=max(1, -(-len(paths) // BLOCK_ROWS)))
         ds = items.map_batches(
@@ -208,7 +213,7 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], args: arg
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
-        with tqdm(total=len(paths), unit="img", disable=not args.progress or None,
+        with tqdm(total=len(paths), unit="img", disable=not progress or None,
                   dynamic_ncols=True, file=sys.stderr) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
                                          prefetch_batches=1):
