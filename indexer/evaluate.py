@@ -10,7 +10,7 @@ inflates mAP; with ``--queries`` the database itself may be ``--train`` (it is n
 queried: only an overlap with the queries is refused). Search is exact inner product of
 L2-normalised descriptors. ``--scales`` forwards each image at each scale (cached per scale, so
 adding a scale forwards only that one); ``--qe K`` adds a +αQE row per pooling and ``--dba K`` a
-+αQE+DBA row, under the strict protocol of :mod:`retrieval.evaluation._reranked`.
++αQE+DBA row, under the strict protocol of :mod:`retrieval.rerank` (the kernel the index uses).
 """
 
 from __future__ import annotations

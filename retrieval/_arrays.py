@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import ConfigError
+from retrieval.rerank import l2n
 
 __all__ = ["as_k", "as_matrix", "l2_normalize_rows"]
 
@@ -43,8 +44,5 @@ def as_k(k: int) -> int:
     return int(k)
 
 
-def l2_normalize_rows(x: npt.ArrayLike, eps: float = 1e-12) -> F32:
-    """Rows of ``x`` scaled to unit L2 norm, as float32 (zero rows stay zero)."""
-    a = np.asarray(x, dtype=np.float32)
-    out: F32 = (a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), eps)).astype(np.float32)
-    return out
+l2_normalize_rows = l2n
+"""Rows of ``x`` scaled to unit L2 norm, as float32: :func:`retrieval.rerank.l2n` itself."""

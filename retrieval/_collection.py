@@ -31,7 +31,6 @@ from retrieval.features import (
 )
 from retrieval.index._faiss import default_search_params
 from retrieval.index._manifest import Manifest, library_versions
-from retrieval.index._rerank import Rerank
 from retrieval.index._seam import (
     IndexStore,
     StoreSpec,
@@ -39,6 +38,7 @@ from retrieval.index._seam import (
     open_index,
     read_state_files,
 )
+from retrieval.rerank import Rerank
 
 __all__ = [
     "Collection",

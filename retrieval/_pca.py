@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from retrieval.errors import ArtifactError, ConfigError
+from retrieval.errors import ConfigError
 
 __all__ = ["PCA"]
 
@@ -65,21 +64,6 @@ class PCA:
         if xa.ndim != 2 or xa.shape[1] != self.d_in:
             raise ConfigError(f"PCA expects (n, {self.d_in}) vectors, got shape {xa.shape}")
         return np.ascontiguousarray((xa - self.mean) @ self.components.T, dtype=np.float32)
-
-    def save(self, path: Path) -> None:
-        with path.open("wb") as fh:
-            np.savez(fh, mean=self.mean, components=self.components)
-
-    @classmethod
-    def load(cls, path: Path) -> PCA:
-        try:
-            with np.load(path) as data:
-                mean, components = data["mean"], data["components"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise ArtifactError(f"{path} is missing or unreadable: {exc}") from exc
-        if components.ndim != 2 or mean.shape != (components.shape[1],):
-            raise ArtifactError(f"{path} has inconsistent shapes")
-        return cls(mean.astype(np.float32), components.astype(np.float32))
 
 
 #: Whitening learned on fewer than this many vectors per output dimension mostly amplifies noise.

@@ -2,6 +2,8 @@
 
 The metric and loader modules (``_metrics``, ``_ranking``, ``_datasets``, ``_landmarks``,
 ``_benchmarks``) use numpy and PIL only; the feature-map cache and the pooling variants need torch.
+Scale combination and the strict-protocol αQE / DBA scores are the re-ranking kernel's
+(:mod:`retrieval.rerank`, the code the index searches with), re-exported here.
 """
 
 from retrieval.evaluation._benchmarks import (
@@ -20,8 +22,8 @@ from retrieval.evaluation._metrics import (
     mean_average_precision,
 )
 from retrieval.evaluation._report import ResultRow, markdown_table, sort_best_first, write_results
-from retrieval.evaluation._reranked import combine_scales, reranked_scores
 from retrieval.evaluation._variants import Variant, Variants, inner_product_scores
+from retrieval.rerank import combine_scales, reranked_scores
 
 __all__ = [
     "BENCHMARKS",

@@ -31,6 +31,7 @@ from retrieval.features._backbone import Backbone, load_backbone
 from retrieval.features._config import EmbedderConfig
 from retrieval.features._whitening import Whitening
 from retrieval.pooling import Pooling, make_pooling
+from retrieval.rerank import combine_scales
 
 __all__ = ["Embedder"]
 
@@ -88,11 +89,7 @@ class Embedder:
 
     def pooled_scales(self, per_scale: Sequence[torch.Tensor]) -> F32:
         """Maps of the same images at each scale [(N, C, h_s, w_s)] -> l2n(Σ_s l2n(encode))."""
-        if len(per_scale) == 1:
-            return self.pooled(per_scale[0])
-        total = sum((self.pooled(f).astype(np.float64) for f in per_scale),
-                    np.zeros((per_scale[0].shape[0], self.pooled_dim)))
-        return l2_normalize_rows(total.astype(np.float32))
+        return combine_scales([self.pooled(f) for f in per_scale])
 
     def describe_scales(self, per_scale: Sequence[torch.Tensor]) -> F32:
         """Like :meth:`describe` for one map per configured scale (see :meth:`pooled_scales`)."""

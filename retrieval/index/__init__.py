@@ -20,7 +20,6 @@ from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_p
 from retrieval.index._index import Hit, ImageIndex
 from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
 from retrieval.index._query import search_hits, similar_hits
-from retrieval.index._rerank import MAX_RERANK_K, Rerank
 from retrieval.index._seam import (
     IndexStore,
     StoreSpec,
@@ -32,6 +31,7 @@ from retrieval.index._seam import (
 from retrieval.index._store import DEFAULT_KEY_TTL_S, STORE_NAME, ImageRecord, NewImage, Store
 from retrieval.index._sweep import UPLOADS_DIR_NAME, SweepReport, sweep_files
 from retrieval.index._unique import Added, AddOutcome
+from retrieval.rerank import MAX_RERANK_K, Rerank
 
 __all__ = [
     "DEFAULT_KEY_TTL_S",

@@ -17,8 +17,8 @@ from retrieval.errors import ConfigError
 from retrieval.index._faiss import VectorIndex
 from retrieval.index._locks import ReadWriteLock
 from retrieval.index._manifest import Manifest
-from retrieval.index._rerank import DbaState
 from retrieval.index._store import Store
+from retrieval.rerank import DbaState
 
 __all__ = ["DbaKeeping"]
 

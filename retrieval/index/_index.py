@@ -42,11 +42,11 @@ from retrieval.index._locks import DirectoryLock, ReadWriteLock
 from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._reads import Hit, Reading
 from retrieval.index._recovery import fill_from_store, trained_from_store
-from retrieval.index._rerank import DbaState
 from retrieval.index._seam import read_state_files, write_state_files
 from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
 from retrieval.index._store import DEFAULT_KEY_TTL_S, NewImage, Store
 from retrieval.index._unique import AddOutcome
+from retrieval.rerank import DbaState
 
 __all__ = ["Hit", "ImageIndex"]
 

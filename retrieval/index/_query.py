@@ -7,8 +7,8 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
 from retrieval.index._index import Hit
-from retrieval.index._rerank import Rerank, aqe
 from retrieval.index._seam import IndexStore
+from retrieval.rerank import Rerank, aqe
 
 __all__ = ["search_hits", "similar_hits"]
 

@@ -80,9 +80,7 @@ def vlad_encode(desc: F32, centroids: F32) -> F32:
     np.add.at(residuals, assign, desc - centroids[assign])
     residuals = l2_normalize_rows(residuals)
     v = np.sign(residuals) * np.sqrt(np.abs(residuals))
-    flat: F32 = v.reshape(-1).astype(np.float32)
-    flat /= max(float(np.linalg.norm(flat)), 1e-12)
-    return flat
+    return l2_normalize_rows(v.reshape(-1))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""An index with DBA: incremental adds/removes give the top-10 of a fresh build; αQE search and
-search by stored id against brute-force numpy."""
+"""An index with DBA: incremental adds/removes give the top-10 of a fresh build and of a
+brute-force αQE + DBA; αQE search and search by stored id against brute-force numpy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from retrieval.errors import ConfigError, NotFoundError
 from retrieval.index import ImageIndex, Manifest, NewImage, search_hits, similar_hits
-from retrieval.index._rerank import dba
+from tests.retrieval.rerank.references import brute_dba, expanded, ranked
 
 D = 16
 
@@ -29,9 +29,29 @@ def items(keys: range) -> list[NewImage]:
     return [NewImage(path=f"img{i}.jpg", sha256=f"{i:064x}", width=8, height=8) for i in keys]
 
 
-def top10(index: ImageIndex, xq: np.ndarray, ids: list[int]) -> list[list[str]]:
-    hits = search_hits(index, xq, 10)
-    return [[h.record.path for h in row] for row in hits]
+def top10(index: ImageIndex, xq: np.ndarray, row_of: dict[int, int]) -> list[list[int]]:
+    """Each query's top 10 as rows of ``x``; ``row_of`` maps an id to the row of ``x`` it was
+    added from (and its record's path names that row)."""
+    out = []
+    for hits in search_hits(index, xq, 10):
+        rows = [row_of[h.id] for h in hits]
+        assert [h.record.path for h in hits] == [f"img{r}.jpg" for r in rows]
+        out.append(rows)
+    return out
+
+
+def brute_top10(x: np.ndarray, live: list[int], q: np.ndarray, k: int,
+                alpha: float) -> list[list[int]]:
+    """αQE(k) + DBA(k) top 10 over rows ``live`` of ``x``, loop by loop (no kernel code)."""
+    aug = brute_dba(x[live].astype(np.float64), k, alpha)
+    result = []
+    for v in q.astype(np.float64):
+        s = aug @ v
+        nn = [n for _, n in ranked([(float(t), n) for n, t in enumerate(s)])[:k]]
+        e = expanded(v, [(float(s[n]), aug[n]) for n in nn], alpha)
+        result.append([live[n] for _, n in ranked([(float(t), n)
+                                                   for n, t in enumerate(aug @ e)])[:10]])
+    return result
 
 
 def test_incremental_dba_equals_fresh_build(tmp_path: Path) -> None:
@@ -44,15 +64,17 @@ def test_incremental_dba_equals_fresh_build(tmp_path: Path) -> None:
         gone += inc.remove([ids[45], ids[50]])
         ids += inc.add(items(range(70, 80)), x[70:])
         live = [i for i in range(80) if ids[i] not in gone]
-        incremental = top10(inc, q, ids)
+        incremental = top10(inc, q, {image_id: r for r, image_id in enumerate(ids)})
+    assert incremental == brute_top10(x, live, q, 2, 3.0)
     with ImageIndex.create(tmp_path / "fresh", m) as fresh:
-        fresh.add([items(range(80))[i] for i in live], x[live])
-        assert top10(fresh, q, []) == incremental
+        fresh_ids = fresh.add([items(range(80))[i] for i in live], x[live])
+        assert top10(fresh, q, dict(zip(fresh_ids, live, strict=True))) == incremental
         # FAISS holds exactly the DBA of the live raw vectors
         np.testing.assert_allclose(fresh.indexed_vectors(list(range(1, len(live) + 1))),
-                                   dba(x[live], 2, 3.0), atol=1e-6)
+                                   brute_dba(x[live].astype(np.float64), 2, 3.0),
+                                   atol=1e-6)
     with ImageIndex.open(tmp_path / "inc") as reopened:  # recomputed from the store on open
-        assert top10(reopened, q, ids) == incremental
+        assert top10(reopened, q, {i: r for r, i in enumerate(ids)}) == incremental
 
 
 def test_aqe_search_matches_brute_force(tmp_path: Path) -> None:

@@ -1,0 +1,32 @@
+"""The one re-ranking kernel (numpy only): used by the index, the embedder and the evaluation.
+
+* :func:`l2n` — row L2-normalisation (float64 norms, float32 result), the library's only one;
+  :func:`combine_scales` — ``l2n(Σ_s v_s)`` of the same images' vectors at several scales.
+* :func:`top_k` — neighbours by cosine, ties by the lower id; :func:`weights` — ``max(s, 0)^α``;
+  :func:`expand` — ``l2n(x + Σ w_i x_i)``, the one formula αQE and DBA share.
+* :func:`aqe` (query side) and :func:`dba` / :class:`DbaState` (database side, incremental, with
+  :meth:`DbaState.left_out` for leave-one-out); :class:`Rerank` the settings, at most
+  :data:`MAX_RERANK_K` neighbours.
+* :func:`reranked_scores` — αQE / αQE + DBA scores under the strict evaluation protocol.
+"""
+
+from retrieval.rerank._dba import DbaState, dba
+from retrieval.rerank._expansion import aqe
+from retrieval.rerank._neighbours import expand, top_k, weights
+from retrieval.rerank._normalize import combine_scales, l2n
+from retrieval.rerank._protocol import reranked_scores
+from retrieval.rerank._settings import MAX_RERANK_K, Rerank
+
+__all__ = [
+    "MAX_RERANK_K",
+    "DbaState",
+    "Rerank",
+    "aqe",
+    "combine_scales",
+    "dba",
+    "expand",
+    "l2n",
+    "reranked_scores",
+    "top_k",
+    "weights",
+]
