@@ -28,7 +28,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig, prepare_int8, resolve_precision
-from retrieval.index import MANIFEST_NAME, Rerank, StoreSpec
+from retrieval.index import MANIFEST_NAME, KnowsSources, Rerank, StoreSpec, Trains
 
 __all__ = ["run_add", "run_build"]
 
@@ -146,10 +146,11 @@ def run_build(args: argparse.Namespace) -> int:
                   else _new_collection(args, images, index_dir))
     try:
         clean_leftovers(collection.index)
-        if collection.index.images_root is None:
+        if isinstance(collection.index, KnowsSources) and collection.index.images_root is None:
             root = args.images if "://" in args.images else str(Path(args.images).resolve())
             collection.index.set_images_root(root)
-        present = collection.index.paths_present()
+        present = (collection.index.paths_present()
+                   if isinstance(collection.index, KnowsSources) else set())
         todo = [p for p in images if str(p) not in present]
         if present:
             log.info("%d of %d images already indexed; embedding the other %d",
@@ -161,7 +162,7 @@ def run_build(args: argparse.Namespace) -> int:
             _log_failures(collection.path, report)
         else:
             report, seconds = _ingest_with_progress(collection, [Path(p) for p in todo], args)
-        if not collection.index.is_trained:
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
             collection.index.train()
     finally:
         collection.close()
@@ -218,7 +219,7 @@ def run_add(args: argparse.Namespace) -> int:
         clean_leftovers(collection.index)
         report, seconds = _ingest_with_progress(
             collection, [p.resolve() for p in paths], args, atomic=True)
-        if not collection.index.is_trained:
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
             collection.index.train()
     finally:
         collection.close()

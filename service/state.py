@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from retrieval import Collection, open_collection
-from retrieval.index import ImageIndex, materialise_index, sweep_files
+from retrieval.index import ImageIndex, KnowsSources, materialise_index, sweep_files
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.inference import InferencePool
 from service.metrics import Metrics
@@ -47,8 +47,10 @@ class ServiceState:
 
     def loaded(self, collection: Collection) -> None:
         """Serve ``collection`` (and show paths relative to its folders)."""
+        index = collection.index
         self.paths = PathView(str(self.settings.uploads_dir.resolve()),
-                              collection.index.images_root, self.settings.absolute_paths)
+                              index.images_root if isinstance(index, KnowsSources) else None,
+                              self.settings.absolute_paths)
         self.collection = collection
 
 

@@ -1,8 +1,8 @@
-"""An index whose vectors *and* records live in a Milvus collection (:class:`IndexStore`).
+"""An index whose vectors *and* records live in a Milvus collection (an ``IndexStore``).
 
 The index directory keeps ``manifest.json`` (naming the store's URI and collection) and the fitted
 state; both are also published in the ``<collection>_meta`` collection, so an API replica can start
-from the URI and collection alone (:func:`~retrieval.index._seam.materialise_index`) and every
+from the URI and collection alone (:func:`~retrieval.index.materialise_index`) and every
 open checks the directory's manifest against the published one. Milvus holds no state in the API
 process: any number of processes may search one collection, and a change made through one is seen
 by the others at once (every read uses Strong consistency).
@@ -11,6 +11,10 @@ Ids are cbir's (``auto_id`` off, JSON-safe integers) from a counter row in the m
 like the FAISS+SQLite index, one writer at a time is expected (see README "Scale-out"). Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
+
+Besides the core it declares content dedupe and sources (:mod:`retrieval.index._protocol`); it
+has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
+(every read is current), no request keys, no DBA and no layouts.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval._arrays import as_k, as_matrix
-from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._index import Hit
+from retrieval.errors import ArtifactError, ConfigError, NotFoundError, StoreTimeoutError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._milvus_client import absolute, connect, fetch_published, id_lock, record
-from retrieval.index._milvus_schema import (
+from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
+from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
     MilvusSpec,
     create_collections,
+    default_search_params,
     get_text,
     is_lite,
     lite_size,
@@ -43,11 +49,9 @@ from retrieval.index._milvus_schema import (
     save_blob,
     search_params,
 )
-from retrieval.index._milvus_unique import MilvusExtras
-from retrieval.index._seam import StoreSpec, save_manifest
-from retrieval.index._store import ImageRecord, NewImage, _check_items
+from retrieval.index.milvus._unique import find_sha256, unique_add
 
-__all__ = ["MilvusIndex", "fetch_published"]
+__all__ = ["MilvusIndex"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -55,7 +59,10 @@ I64 = npt.NDArray[np.int64]
 INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
 GET_IDS = 1000                # ids per get()
 PATH_PAGE = 10_000            # ids per query of paths_present()
-class MilvusIndex(MilvusExtras):
+FLUSH_POLL_S = 0.5
+
+
+class MilvusIndex:
     """An index directory whose vectors and records are in Milvus; see the module docstring."""
 
     def __init__(self, path: Path, manifest: Manifest, store: StoreSpec, client: Any,
@@ -77,7 +84,8 @@ class MilvusIndex(MilvusExtras):
                exist_ok: bool = False) -> MilvusIndex:
         """New collections for ``manifest`` and a directory naming them (neither may exist)."""
         store = absolute(store)
-        milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
+        spec = milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
+        manifest = manifest.with_search_defaults(default_search_params(spec))
         if (path / MANIFEST_NAME).exists():
             if not exist_ok:
                 raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
@@ -95,9 +103,7 @@ class MilvusIndex(MilvusExtras):
             if client.has_collection(store.collection):
                 raise ArtifactError(f"collection {store.collection!r} already exists at "
                                     f"{store.uri}; choose another --collection")
-            create_collections(client, store.collection, manifest.dim,
-                               milvus_index(manifest.faiss_factory, manifest.metric,
-                                            lite=is_lite(store.uri)))
+            create_collections(client, store.collection, manifest.dim, spec)
             put_text(client, f"{store.collection}_meta", "manifest",
                      json.dumps(manifest.to_dict(), sort_keys=True))
             path.mkdir(parents=True, exist_ok=True)
@@ -151,10 +157,6 @@ class MilvusIndex(MilvusExtras):
         return self.count
 
     @property
-    def is_trained(self) -> bool:
-        return True  # Milvus trains its IVF lists itself, per sealed segment
-
-    @property
     def search_params(self) -> dict[str, int]:
         return dict(self._knobs)
 
@@ -181,7 +183,7 @@ class MilvusIndex(MilvusExtras):
         FAISS+SQLite store.
         """
         vectors = as_matrix(xb, self.d, n=len(items))
-        _check_items(items)
+        check_new_images(items)
         self._check_writable()
         ids = self._allocate(len(items))
         now = time.time()
@@ -248,9 +250,6 @@ class MilvusIndex(MilvusExtras):
             raise NotFoundError(f"no image with id {image_id}")
         return found[0]
 
-    def _records(self, ids: Sequence[int]) -> list[ImageRecord]:
-        return self.records(ids)
-
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         self._check_open()
@@ -275,17 +274,21 @@ class MilvusIndex(MilvusExtras):
         return out
 
     def flush(self, timeout_s: float = 3600.0) -> None:
-        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench)."""
+        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
+        :class:`StoreTimeoutError` if rows are still waiting for the index after ``timeout_s``."""
         self._client.flush(self._name)
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
             info = self._client.describe_index(self._name, index_name="vector")
-            if not int(info.get("pending_index_rows", 0)):
+            pending = int(info.get("pending_index_rows", 0))
+            if not pending:
                 return
-            time.sleep(0.5)
-
-    def train(self, sample: int = 100_000, seed: int = 0) -> None:
-        """Nothing to do: Milvus trains IVF indexes itself when it seals a segment."""
+            if time.monotonic() >= deadline:
+                raise StoreTimeoutError(
+                    f"Milvus collection {self._name!r} at {self.store.uri}: {pending} rows still "
+                    f"wait for their index after {timeout_s:g} s; they are stored and searched "
+                    "exactly meanwhile (flush again, or give it a longer timeout)")
+            time.sleep(FLUSH_POLL_S)
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
@@ -313,6 +316,42 @@ class MilvusIndex(MilvusExtras):
         self._check_open()
         names = json.loads(get_text(self._client, self._meta, "state") or "[]")
         return {n: load_blob(self._client, self._meta, f"state:{n}") or b"" for n in names}
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
+        self._check_open()
+        wanted = [int(i) for i in ids]
+        got = self._client.get(self._name, ids=wanted, output_fields=["vector"]) if wanted else []
+        rows = {int(r["id"]): r["vector"] for r in got}
+        missing = [i for i in wanted if i not in rows]
+        if missing:
+            raise NotFoundError(f"no image with id {', '.join(map(str, missing))}")
+        out: F32 = np.asarray([rows[i] for i in wanted], dtype=np.float32).reshape(-1, self.d)
+        return out
+
+    def find_sha256(self, sha256: str) -> list[ImageRecord]:
+        """Records of the images with this content, oldest first."""
+        self._check_open()
+        return find_sha256(self._client, self._name, sha256)
+
+    def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
+                   layouts: npt.ArrayLike | None = None) -> AddOutcome:
+        """Add what is not stored yet (by sha256); the rest answer with their existing record.
+
+        Not one transaction (see :mod:`._unique`); ``layouts`` are not kept, as in :meth:`add`.
+        """
+        vectors = as_matrix(xb, self.d, n=len(items))
+        return unique_add(items, vectors, find=self.find_sha256,
+                          add=lambda news, xs: self.add(news, xs), records=self.records)
+
+    @property
+    def images_root(self) -> str | None:
+        """The folder the index was built from (kept in the meta collection)."""
+        return get_text(self._client, self._meta, "images_root") or None
+
+    def set_images_root(self, folder: str) -> None:
+        self._check_writable()
+        put_text(self._client, self._meta, "images_root", folder)
 
     def close(self) -> None:
         if not self._closed:

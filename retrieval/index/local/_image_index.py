@@ -3,23 +3,28 @@
 Layout::
 
     manifest.json   how the vectors were made (retrieval.index._manifest); written last on create
-    store.sqlite    source of truth: image records and their vectors (._store)
+    store.sqlite    source of truth: image records, their vectors and layouts (._store)
     index.faiss     FAISS snapshot + the last store change it holds (._snapshot)
     lock            flock held by the one process that opened it for writing (._locks)
+    *.npz           fitted state of the embedder (MOP/VLAD codebooks, whitening)
+    engines/        the cached int8 engine of the backbone (retrieval._engines)
+    skipped.log     files a build or an add could not read, one per line
+    data/           the service's uploads, content-addressed (._sweep cleans it)
 
-Every change is committed to the store first, then applied to the in-memory FAISS index; the
-snapshot is written atomically by :meth:`ImageIndex.snapshot` and :meth:`ImageIndex.close`, and on
-open it is caught up by replaying newer store changes or rebuilt from the store
-(:mod:`retrieval.index._recovery`). FAISS offers no crash safety and no concurrent writes, so: one
-writing process per directory, and within it a readers/writer lock (searches run concurrently,
-changes one at a time). Ids are the store's, stable and never reused. Other processes may open
-the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings them up to date.
+:class:`ImageIndex` owns its parts: the SQLite :class:`Store`, the live FAISS
+:class:`VectorIndex`, a :class:`DbaKeeper` when the manifest asks for DBA, and a
+:class:`Follower` when opened read-only. Every change is committed to the store first, then
+applied to the FAISS index; the snapshot is written atomically by :meth:`ImageIndex.snapshot`
+and :meth:`ImageIndex.close`, and on open it is caught up by replaying newer store changes or
+rebuilt from the store (:mod:`._recovery`). FAISS offers no crash safety and no concurrent
+writes, so: one writing process per directory, and within it a readers/writer lock (searches run
+concurrently, changes one at a time). Ids are the store's, stable and never reused. Other
+processes may open the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings
+them up to date.
 
-With DBA (``manifest.dba_k > 0``) FAISS holds the augmented vectors and the store the raw ones:
-on open every augmented vector is computed from the store, and each add or remove recomputes
-exactly the vectors whose raw top-k neighbourhood changed (:class:`~._rerank.DbaState`), so the
-index always equals a fresh build of the same images. It needs a FAISS type that removes
-(Flat, IVF), not a graph (HNSW).
+With DBA (``manifest.dba_k > 0``) FAISS holds the augmented vectors and the store the raw ones,
+kept exact on every add and remove (:mod:`._dba`), so the index always equals a fresh build of
+the same images. It needs a FAISS type that removes (Flat, IVF), not a graph (HNSW).
 """
 
 from __future__ import annotations
@@ -32,23 +37,22 @@ from types import TracebackType
 import numpy as np
 import numpy.typing as npt
 
-from retrieval._arrays import as_matrix
+from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError
-from retrieval.index._dba import DbaKeeping
-from retrieval.index._directory import Opened, create_directory, holds_index, open_directory
-from retrieval.index._faiss import VectorIndex
-from retrieval.index._follow import Following
-from retrieval.index._locks import DirectoryLock, ReadWriteLock
 from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._reads import Hit, Reading
-from retrieval.index._recovery import fill_from_store, trained_from_store
-from retrieval.index._rerank import DbaState
-from retrieval.index._seam import read_state_files, write_state_files
-from retrieval.index._snapshot import SNAPSHOT_NAME, write_snapshot
-from retrieval.index._store import DEFAULT_KEY_TTL_S, NewImage, Store
-from retrieval.index._unique import AddOutcome
+from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
+from retrieval.index._state_files import read_state_files, write_state_files
+from retrieval.index.local import _reads
+from retrieval.index.local._dba import DbaKeeper
+from retrieval.index.local._directory import Opened, create_directory, holds_index, open_directory
+from retrieval.index.local._faiss import VectorIndex
+from retrieval.index.local._follow import Follower
+from retrieval.index.local._locks import DirectoryLock, ReadWriteLock
+from retrieval.index.local._recovery import fill_from_store, trained_from_store
+from retrieval.index.local._snapshot import SNAPSHOT_NAME, write_snapshot
+from retrieval.index.local._store import DEFAULT_KEY_TTL_S, Store
 
-__all__ = ["Hit", "ImageIndex"]
+__all__ = ["ImageIndex"]
 
 log = logging.getLogger(__name__)
 
@@ -56,36 +60,35 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-class ImageIndex(Reading, Following, DbaKeeping):
+class ImageIndex:
     """An open index directory; use :meth:`create` or :meth:`open`, and close it (or ``with``)."""
 
-    def __init__(self, path: Path, manifest: Manifest, store: Store, vectors: VectorIndex,
-                 seq: int, *, dirty: bool, lock: DirectoryLock | None) -> None:
+    def __init__(self, path: Path, opened: Opened) -> None:
         self.path = path
-        self.manifest = manifest
-        self._store = store
-        self._vectors = vectors
-        self._seq = seq
-        self._dirty = dirty
-        self._lock = lock
+        self.manifest = opened.manifest
+        self._store = opened.store
+        self._vectors = opened.recovered.vectors
+        self._seq = opened.recovered.seq
+        self._dirty = opened.recovered.dirty
+        self._lock: DirectoryLock | None = opened.lock
+        self._follower = (Follower(path, opened.store, opened.manifest) if opened.lock is None
+                          else None)
+        self._dba: DbaKeeper | None = None
         self._rw = ReadWriteLock()
         self._search_params: dict[str, float] = {}
         self._poisoned = False
         self._closed = False
-        self._dba: DbaState | None = None
 
     @classmethod
     def _from(cls, path: Path, opened: Opened) -> ImageIndex:
-        rec = opened.recovered
-        index = cls(path, opened.manifest, opened.store, rec.vectors, rec.seq, dirty=rec.dirty,
-                    lock=opened.lock)
+        index = cls(path, opened)
         try:
             index.set_search_params(**opened.manifest.search_params)
         except ConfigError as exc:
             index.close()
             raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
         try:
-            index._start_dba()
+            index._dba = DbaKeeper.start(index.manifest, index._store, index._vectors)
         except BaseException:
             index.close()
             raise
@@ -93,15 +96,15 @@ class ImageIndex(Reading, Following, DbaKeeping):
 
     @classmethod
     def create(cls, path: str | Path, manifest: Manifest, *, exist_ok: bool = False) -> ImageIndex:
-        """Make a new index in a new or empty directory.
+        """Make a new index in a new or empty directory (its FAISS index built once).
 
-        With ``exist_ok`` an existing index there is opened instead (to resume indexing), provided
-        its manifest matches ``manifest`` (embedding settings, metric and FAISS factory).
+        An IVF index probes :data:`~retrieval.index.DEFAULT_NPROBE` lists unless
+        ``manifest.search_params`` says otherwise. With ``exist_ok`` an existing index there is
+        opened instead (to resume indexing), provided its manifest matches ``manifest``
+        (embedding settings, metric and FAISS factory).
         """
         path = Path(path)
         if not holds_index(path):
-            probe = VectorIndex.new(manifest.dim, manifest.faiss_factory, manifest.metric)
-            probe.set_search_params({k: float(v) for k, v in manifest.search_params.items()})
             return cls._from(path, create_directory(path, manifest))
         if not exist_ok:
             raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
@@ -126,6 +129,10 @@ class ImageIndex(Reading, Following, DbaKeeping):
         return cls._from(path, open_directory(path, expect=expect, read_only=read_only))
 
     @property
+    def d(self) -> int:
+        return self.manifest.dim
+
+    @property
     def read_only(self) -> bool:
         return self._lock is None
 
@@ -145,22 +152,30 @@ class ImageIndex(Reading, Following, DbaKeeping):
         with self._rw.read():
             return self._vectors.is_trained
 
-    def _check_writable(self) -> None:
+    @property
+    def store(self) -> Store:
+        """The SQLite store (records, vectors, layout descriptors), for read-side modules."""
+        return self._store
+
+    def _check_open(self) -> None:
         if self._closed:
             raise ArtifactError(f"index {self.path} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
         if self._lock is None:
             raise ConfigError(f"index {self.path} was opened read-only")
         if self._poisoned:
             raise ArtifactError(f"index {self.path} failed mid-change; close and reopen it "
                                 "(the store is intact and the reopen catches up)")
 
+    # -- changes ------------------------------------------------------------------------------
+
     def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
             layouts: npt.ArrayLike | None = None) -> list[int]:
         """Store ``items`` with their (n, d) vectors (and layout descriptors) and index them;
-        returns their new ids.
-
-        Until a trainable index (IVF, PQ...) is trained, vectors only wait in the store.
-        """
+        returns their new ids. Until a trainable index (IVF, PQ...) is trained, vectors only
+        wait in the store."""
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
             self._check_writable()
@@ -173,8 +188,7 @@ class ImageIndex(Reading, Following, DbaKeeping):
                    layouts: npt.ArrayLike | None = None, request_key: str | None = None,
                    fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
         """:meth:`add` in one transaction, skipping content (sha256) already stored and replaying
-        the answer of an earlier call with the same ``request_key`` (see
-        :mod:`retrieval.index._unique`)."""
+        the answer of an earlier call with the same ``request_key`` (see :mod:`._unique`)."""
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
             self._check_writable()
@@ -192,15 +206,6 @@ class ImageIndex(Reading, Following, DbaKeeping):
                       key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
         """The answer of an earlier :meth:`add_unique` with ``request_key``, if one committed."""
         return self._store.saved_outcome(request_key, fingerprint, key_ttl_s)
-
-    @property
-    def images_root(self) -> str | None:
-        """The folder the index was built from (paths under it are shown relative to it)."""
-        return self._store.get_meta("images_root")
-
-    def set_images_root(self, folder: str) -> None:
-        self._check_writable()
-        self._store.set_meta("images_root", folder)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns the ids that existed and were removed (others ignored)."""
@@ -222,12 +227,24 @@ class ImageIndex(Reading, Following, DbaKeeping):
                           self.path)
             raise
 
+    def _index_new(self, ids: I64, vectors: F32) -> None:
+        if self._dba is not None:
+            self._dba.added(self._vectors, ids, vectors)
+        elif self._vectors.is_trained:
+            self._vectors.add(ids, vectors)
+
+    def _unindex(self, removed: list[int]) -> None:
+        if self._dba is not None:
+            self._dba.removed(self._vectors, removed)
+        else:
+            self._vectors.remove(removed)
+
     def train(self, sample: int = 100_000, seed: int = 0) -> None:
         """(Re)train a trainable index on up to ``sample`` stored vectors, then index them all.
 
-        A no-op for types that need no training (Flat, HNSW). :class:`ConfigError` says how many
-        vectors are needed when there are too few (an ``IVF1024`` needs 1024, better 39 * 1024).
-        Searches wait while this runs.
+        Nothing to do for types that need no training (Flat, HNSW). :class:`ConfigError` says how
+        many vectors are needed when there are too few (an ``IVF1024`` needs 1024, better
+        39 * 1024). Searches wait while this runs.
         """
         if isinstance(sample, bool) or sample < 1:
             raise ConfigError(f"sample must be a positive integer, got {sample!r}")
@@ -240,17 +257,13 @@ class ImageIndex(Reading, Following, DbaKeeping):
             self._install(fresh)
         log.info("trained %r and indexed %d vectors", self.manifest.faiss_factory, fresh.ntotal)
 
-    def _compact_locked(self) -> None:
-        if self._vectors.is_trained:
-            self._vectors.reset()
-            self._install(self._vectors)
-
     def _install(self, vectors: VectorIndex) -> None:
         """Fill a trained, empty ``vectors`` from the store and make it the live index."""
         fill_from_store(vectors, self._store)
         vectors.set_search_params(self._search_params)
         self._vectors, self._seq, self._dirty = vectors, self._store.last_seq(), True
-        self._fill_augmented()
+        if self._dba is not None:
+            self._dba.fill(vectors)
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Search-time knobs: IVF lists probed, HNSW candidate list size (over the manifest's)."""
@@ -268,6 +281,109 @@ class ImageIndex(Reading, Following, DbaKeeping):
         with self._rw.read():
             return {name: int(value) for name, value in self._search_params.items()}
 
+    # -- reads --------------------------------------------------------------------------------
+
+    def search(self, xq: npt.ArrayLike, k: int, *,
+               ids: Sequence[int] | None = None) -> tuple[F32, I64]:
+        """The ``k`` nearest images of each query row: D (nq, k) float32, I (nq, k) int64.
+
+        ``xq`` must be (nq, d); it is converted to C-contiguous float32 here, once. Missing
+        results (k > ntotal) have id -1 and score -inf (+inf for the l2 metric). ``ids``
+        restricts the candidates to those images (searched exactly; unknown ids ignored).
+        """
+        queries = as_matrix(xq, self.d, name="xq")
+        k = as_k(k)
+        with self._rw.read():
+            self._check_open()
+            return _reads.search(self._store, self._vectors, self.manifest, queries, k, ids)
+
+    def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
+        """:meth:`search` with each hit's record; hits removed meanwhile are dropped."""
+        return _reads.with_records(self._store, *self.search(xq, k))
+
+    def range_search(self, xq: npt.ArrayLike, threshold: float,
+                     cap: int) -> list[tuple[I64, F32]]:
+        """Per query row, the ids scoring at least ``threshold``, best first, at most ``cap``."""
+        queries = as_matrix(xq, self.d, name="xq")
+        with self._rw.read():
+            self._check_open()
+            return self._vectors.range_search(queries, threshold, cap)
+
+    def get(self, image_id: int) -> ImageRecord:
+        """The record of one image; :class:`NotFoundError` if there is none."""
+        return self._store.get_one(image_id)
+
+    def records(self, ids: Sequence[int]) -> list[ImageRecord]:
+        """Records of ``ids`` in the order asked, unknown ids left out."""
+        return self._store.get(ids)
+
+    def find_sha256(self, sha256: str) -> list[ImageRecord]:
+        """Records of the images with this content, oldest first."""
+        return self._store.find_by_sha256(sha256)
+
+    def paths_present(self) -> set[str]:
+        """Paths of every stored image (to resume an indexing run)."""
+        return self._store.paths_present()
+
+    @property
+    def images_root(self) -> str | None:
+        """The folder the index was built from (paths under it are shown relative to it)."""
+        return self._store.get_meta("images_root")
+
+    def set_images_root(self, folder: str) -> None:
+        self._check_writable()
+        self._store.set_meta("images_root", folder)
+
+    def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
+        """Layout descriptors of those ``ids`` that have one (none for older indexes)."""
+        return self._store.layouts(ids)
+
+    def ids_after(self, cursor: int, limit: int) -> list[int]:
+        """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
+        return self._store.ids_after(cursor, limit)
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
+        return self._store.vectors(ids)
+
+    def indexed_vectors(self, ids: Sequence[int]) -> F32:
+        """The vectors FAISS searches for ``ids``: DBA-augmented with DBA, else the stored ones."""
+        if self._dba is not None:
+            with self._rw.read():
+                return self._dba.augmented(ids)
+        return self._store.vectors(ids)
+
+    # -- following, snapshots, closing --------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Catch up with changes another process committed since (read-only indexes only).
+
+        Replays the store's change log as recovery does on open, or reloads the snapshot and
+        replays when the writer has pruned the log past this index; with DBA every augmented
+        vector is recomputed. Returns whether anything changed. Searches wait meanwhile.
+        """
+        follower = self._follower
+        if follower is None or self._closed or follower.last_seq() == self._seq:
+            return False
+        with self._rw.write():
+            if self._closed:
+                return False
+            if self._dba is not None:  # augmented vectors depend on neighbours: recompute all
+                seq = follower.last_seq()
+                self._dba = DbaKeeper.start(self.manifest, self._store, self._vectors)
+                self._seq = seq
+                log.info("followed the store to seq %d (DBA recomputed)", seq)
+                return True
+            done = follower.replay(self._vectors, self._seq)
+            if done is not None:
+                self._seq = done
+                return True
+        fresh = follower.reload(self._search_params)
+        with self._rw.write():
+            if not self._closed:
+                self._vectors, self._seq = fresh.vectors, fresh.seq
+        return True
+
     def snapshot(self) -> None:
         """Write ``index.faiss`` atomically with the last change it holds, then prune the log."""
         with self._rw.write():
@@ -275,9 +391,10 @@ class ImageIndex(Reading, Following, DbaKeeping):
             self._snapshot_locked()
 
     def _snapshot_locked(self) -> None:
-        if self._vectors.needs_compaction:
+        if self._vectors.needs_compaction and self._vectors.is_trained:
             log.info("compacting: %d tombstones", len(self._vectors.tombstones))
-            self._compact_locked()
+            self._vectors.reset()
+            self._install(self._vectors)
         write_snapshot(self.path / SNAPSHOT_NAME, self._vectors.to_bytes(), seq=self._seq,
                        store_uuid=self._store.uuid, d=self.d,
                        factory=self.manifest.faiss_factory, metric=self.manifest.metric,
