@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 
@@ -286,3 +287,26 @@ def test_search_params_that_do_not_apply_are_refused_before_writing(tmp_path: Pa
         ImageIndex.open(tmp_path / "idx")
     (tmp_path / "idx" / MANIFEST_NAME).write_text(data)
     ImageIndex.open(tmp_path / "idx").close()  # the failed open released the directory lock
+
+
+@pytest.mark.parametrize(("factory", "defaults"), [
+    ("Flat", {}), ("HNSW16", {}), ("IVF16,Flat", {"nprobe": 16}),
+    ("PCA8,IVF4,Flat", {"nprobe": 16})])
+def test_create_builds_the_faiss_index_once_and_takes_its_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: str,
+        defaults: dict[str, int]) -> None:
+    built: list[str] = []
+    real = faiss.index_factory
+
+    def counted(d: int, spec: str, metric: int) -> faiss.Index:
+        built.append(spec)
+        return real(d, spec, metric)
+
+    monkeypatch.setattr(faiss, "index_factory", counted)
+    with ImageIndex.create(tmp_path / "idx", manifest(factory)) as index:
+        assert built == [factory]
+        assert dict(index.manifest.search_params) == index.search_params == defaults
+    assert Manifest.load(tmp_path / "idx").search_params == defaults
+    asked = manifest(factory, search_params={"nprobe": 2}) if defaults else manifest(factory)
+    with ImageIndex.create(tmp_path / "asked", asked) as index:
+        assert index.search_params == dict(asked.search_params)  # what the manifest says wins

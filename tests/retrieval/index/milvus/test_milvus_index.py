@@ -17,7 +17,7 @@ from tests.retrieval.index.samples import images, manifest, unit_vectors
 pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
 pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
 
-from retrieval.index.milvus import MilvusIndex  # noqa: E402  (needs pymilvus)
+from retrieval.index.milvus import MilvusIndex  # needs pymilvus
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ class _StillIndexing:
 def test_flush_raises_when_the_index_does_not_catch_up(spec: StoreSpec, tmp_path: Path) -> None:
     client = _StillIndexing()
     index = MilvusIndex(tmp_path, manifest(), spec, client, read_only=False)
-    with pytest.raises(StoreTimeoutError, match="7 rows still wait for their index after 0.2 s"):
+    with pytest.raises(StoreTimeoutError, match=r"7 rows still wait for their index after 0\.2 s"):
         index.flush(timeout_s=0.2)
     assert client.polls >= 2
     index.close()
