@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from retrieval.index._manifest import Manifest
-from retrieval.index.local._faiss import VectorIndex
+from retrieval.index.local._live import Live
 from retrieval.index.local._recovery import Recovered, catch_up, recover
 from retrieval.index.local._snapshot import SNAPSHOT_NAME
 from retrieval.index.local._store import Store
@@ -20,7 +20,7 @@ class Follower:
     """Replays what the writer committed since, as recovery does on open.
 
     Owned by a read-only :class:`~retrieval.index.local.ImageIndex`, which holds its write lock
-    around :meth:`replay` and installs what :meth:`reload` returns.
+    around :meth:`catch_up` and installs what :meth:`reload` returns.
     """
 
     def __init__(self, directory: Path, store: Store, manifest: Manifest) -> None:
@@ -32,14 +32,22 @@ class Follower:
         """The last change the writer committed."""
         return self._store.last_seq()
 
-    def replay(self, vectors: VectorIndex, seq: int) -> int | None:
-        """Apply to ``vectors`` (at ``seq``) the changes committed since; the new seq, or None
-        when the log no longer reaches back to ``seq`` (then :meth:`reload`)."""
-        done = catch_up(vectors, self._store, seq)
+    def catch_up(self, live: Live) -> bool:
+        """Apply to ``live`` in place what the writer committed since its seq: replayed from
+        the change log, or with DBA every augmented vector recomputed. False when the log no
+        longer reaches back that far (then :meth:`reload`)."""
+        if live.dba is not None:  # augmented vectors depend on neighbours: recompute them all
+            seq = self._store.last_seq()
+            live.restart_dba(self._manifest, self._store)
+            live.seq = seq
+            log.info("followed the store to seq %d (DBA recomputed)", seq)
+            return True
+        done = catch_up(live.vectors, self._store, live.seq)
         if done is None:
-            return None
+            return False
+        live.seq = done[0]
         log.info("followed the store to seq %d: %d adds, %d removes", *done)
-        return done[0]
+        return True
 
     def reload(self, search_params: dict[str, float]) -> Recovered:
         """The index as a fresh open finds it (snapshot plus replay), with ``search_params``."""

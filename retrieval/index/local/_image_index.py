@@ -30,7 +30,7 @@ the same images. It needs a FAISS type that removes (Flat, IVF), not a graph (HN
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -43,14 +43,12 @@ from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._state_files import read_state_files, write_state_files
 from retrieval.index.local import _reads
-from retrieval.index.local._dba import DbaKeeper
 from retrieval.index.local._directory import Opened, create_directory, holds_index, open_directory
-from retrieval.index.local._faiss import VectorIndex
 from retrieval.index.local._follow import Follower
-from retrieval.index.local._locks import DirectoryLock, ReadWriteLock
-from retrieval.index.local._recovery import fill_from_store, trained_from_store
-from retrieval.index.local._snapshot import SNAPSHOT_NAME, write_snapshot
+from retrieval.index.local._live import Live
+from retrieval.index.local._locks import ReadWriteLock
 from retrieval.index.local._store import DEFAULT_KEY_TTL_S, Store
+from retrieval.index.local._writer import Writer
 
 __all__ = ["ImageIndex"]
 
@@ -63,32 +61,29 @@ I64 = npt.NDArray[np.int64]
 class ImageIndex:
     """An open index directory; use :meth:`create` or :meth:`open`, and close it (or ``with``)."""
 
-    def __init__(self, path: Path, opened: Opened) -> None:
+    def __init__(self, path: Path, opened: Opened, live: Live) -> None:
         self.path = path
         self.manifest = opened.manifest
         self._store = opened.store
-        self._vectors = opened.recovered.vectors
-        self._seq = opened.recovered.seq
-        self._dirty = opened.recovered.dirty
-        self._lock: DirectoryLock | None = opened.lock
+        self._live = live
+        self._writer = (None if opened.lock is None
+                        else Writer(path, opened.manifest, opened.store, opened.lock))
         self._follower = (Follower(path, opened.store, opened.manifest) if opened.lock is None
                           else None)
-        self._dba: DbaKeeper | None = None
         self._rw = ReadWriteLock()
-        self._search_params: dict[str, float] = {}
-        self._poisoned = False
         self._closed = False
 
     @classmethod
     def _from(cls, path: Path, opened: Opened) -> ImageIndex:
-        index = cls(path, opened)
+        rec = opened.recovered
+        index = cls(path, opened, Live(rec.vectors, rec.seq, rec.dirty))
         try:
             index.set_search_params(**opened.manifest.search_params)
         except ConfigError as exc:
             index.close()
             raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
         try:
-            index._dba = DbaKeeper.start(index.manifest, index._store, index._vectors)
+            index._live.restart_dba(index.manifest, index._store)
         except BaseException:
             index.close()
             raise
@@ -134,7 +129,7 @@ class ImageIndex:
 
     @property
     def read_only(self) -> bool:
-        return self._lock is None
+        return self._writer is None
 
     @property
     def count(self) -> int:
@@ -145,12 +140,12 @@ class ImageIndex:
     def ntotal(self) -> int:
         """Vectors searchable now."""
         with self._rw.read():
-            return self._vectors.ntotal
+            return self._live.vectors.ntotal
 
     @property
     def is_trained(self) -> bool:
         with self._rw.read():
-            return self._vectors.is_trained
+            return self._live.vectors.is_trained
 
     @property
     def store(self) -> Store:
@@ -161,13 +156,12 @@ class ImageIndex:
         if self._closed:
             raise ArtifactError(f"index {self.path} is closed")
 
-    def _check_writable(self) -> None:
+    def _writing(self) -> Writer:
         self._check_open()
-        if self._lock is None:
+        if self._writer is None:
             raise ConfigError(f"index {self.path} was opened read-only")
-        if self._poisoned:
-            raise ArtifactError(f"index {self.path} failed mid-change; close and reopen it "
-                                "(the store is intact and the reopen catches up)")
+        self._writer.check()
+        return self._writer
 
     # -- changes ------------------------------------------------------------------------------
 
@@ -178,11 +172,7 @@ class ImageIndex:
         wait in the store."""
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
-            self._check_writable()
-            ids = self._store.add(items, vectors, layouts)
-            self._seq, self._dirty = self._store.last_seq(), True
-            self._guarded(lambda: self._index_new(np.asarray(ids, dtype=np.int64), vectors))
-        return ids
+            return self._writing().add(self._live, items, vectors, layouts)
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
                    layouts: npt.ArrayLike | None = None, request_key: str | None = None,
@@ -191,16 +181,9 @@ class ImageIndex:
         the answer of an earlier call with the same ``request_key`` (see :mod:`._unique`)."""
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
-            self._check_writable()
-            outcome = self._store.add_unique(items, vectors, layouts=layouts,
-                                             request_key=request_key, fingerprint=fingerprint,
-                                             key_ttl_s=key_ttl_s)
-            if outcome.new_ids:
-                self._seq, self._dirty = self._store.last_seq(), True
-                rows = [i for i, a in enumerate(outcome.added) if not a.duplicate]
-                self._guarded(lambda: self._index_new(
-                    np.asarray(outcome.new_ids, dtype=np.int64), vectors[rows]))
-        return outcome
+            return self._writing().add_unique(self._live, items, vectors, layouts=layouts,
+                                              request_key=request_key, fingerprint=fingerprint,
+                                              key_ttl_s=key_ttl_s)
 
     def saved_outcome(self, request_key: str, fingerprint: str,
                       key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
@@ -210,34 +193,7 @@ class ImageIndex:
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns the ids that existed and were removed (others ignored)."""
         with self._rw.write():
-            self._check_writable()
-            removed = self._store.remove(ids)
-            self._seq, self._dirty = self._store.last_seq(), True
-            self._guarded(lambda: self._unindex(removed))
-        log.info("removed %d images", len(removed))
-        return removed
-
-    def _guarded(self, change: Callable[[], None]) -> None:
-        """Run a FAISS change; if it fails, the in-memory index no longer matches its seq."""
-        try:
-            change()
-        except BaseException:
-            self._poisoned = True
-            log.exception("faiss change failed after the store committed; index %s needs reopening",
-                          self.path)
-            raise
-
-    def _index_new(self, ids: I64, vectors: F32) -> None:
-        if self._dba is not None:
-            self._dba.added(self._vectors, ids, vectors)
-        elif self._vectors.is_trained:
-            self._vectors.add(ids, vectors)
-
-    def _unindex(self, removed: list[int]) -> None:
-        if self._dba is not None:
-            self._dba.removed(self._vectors, removed)
-        else:
-            self._vectors.remove(removed)
+            return self._writing().remove(self._live, ids)
 
     def train(self, sample: int = 100_000, seed: int = 0) -> None:
         """(Re)train a trainable index on up to ``sample`` stored vectors, then index them all.
@@ -249,21 +205,7 @@ class ImageIndex:
         if isinstance(sample, bool) or sample < 1:
             raise ConfigError(f"sample must be a positive integer, got {sample!r}")
         with self._rw.write():
-            self._check_writable()
-            fresh = trained_from_store(self._store, self.manifest, sample, seed)
-            if fresh is None:
-                log.info("%r needs no training", self.manifest.faiss_factory)
-                return
-            self._install(fresh)
-        log.info("trained %r and indexed %d vectors", self.manifest.faiss_factory, fresh.ntotal)
-
-    def _install(self, vectors: VectorIndex) -> None:
-        """Fill a trained, empty ``vectors`` from the store and make it the live index."""
-        fill_from_store(vectors, self._store)
-        vectors.set_search_params(self._search_params)
-        self._vectors, self._seq, self._dirty = vectors, self._store.last_seq(), True
-        if self._dba is not None:
-            self._dba.fill(vectors)
+            self._writing().train(self._live, sample, seed)
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Search-time knobs: IVF lists probed, HNSW candidate list size (over the manifest's)."""
@@ -272,14 +214,13 @@ class ImageIndex:
         if any(v < 1 for v in wanted.values()):
             raise ConfigError(f"search parameters must be positive, got {wanted}")
         with self._rw.write():
-            self._vectors.set_search_params(wanted)
-            self._search_params.update(wanted)
+            self._live.set_params(wanted)
 
     @property
     def search_params(self) -> dict[str, int]:
         """The search-time knobs in force (from the manifest, then :meth:`set_search_params`)."""
         with self._rw.read():
-            return {name: int(value) for name, value in self._search_params.items()}
+            return {name: int(value) for name, value in self._live.params.items()}
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -295,7 +236,7 @@ class ImageIndex:
         k = as_k(k)
         with self._rw.read():
             self._check_open()
-            return _reads.search(self._store, self._vectors, self.manifest, queries, k, ids)
+            return _reads.search(self._store, self._live.vectors, self.manifest, queries, k, ids)
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record; hits removed meanwhile are dropped."""
@@ -307,7 +248,7 @@ class ImageIndex:
         queries = as_matrix(xq, self.d, name="xq")
         with self._rw.read():
             self._check_open()
-            return self._vectors.range_search(queries, threshold, cap)
+            return self._live.vectors.range_search(queries, threshold, cap)
 
     def get(self, image_id: int) -> ImageRecord:
         """The record of one image; :class:`NotFoundError` if there is none."""
@@ -331,7 +272,7 @@ class ImageIndex:
         return self._store.get_meta("images_root")
 
     def set_images_root(self, folder: str) -> None:
-        self._check_writable()
+        self._writing()
         self._store.set_meta("images_root", folder)
 
     def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
@@ -348,10 +289,8 @@ class ImageIndex:
 
     def indexed_vectors(self, ids: Sequence[int]) -> F32:
         """The vectors FAISS searches for ``ids``: DBA-augmented with DBA, else the stored ones."""
-        if self._dba is not None:
-            with self._rw.read():
-                return self._dba.augmented(ids)
-        return self._store.vectors(ids)
+        with self._rw.read():
+            return self._live.indexed(ids, self._store)
 
     # -- following, snapshots, closing --------------------------------------------------------
 
@@ -363,45 +302,23 @@ class ImageIndex:
         vector is recomputed. Returns whether anything changed. Searches wait meanwhile.
         """
         follower = self._follower
-        if follower is None or self._closed or follower.last_seq() == self._seq:
+        if follower is None or self._closed or follower.last_seq() == self._live.seq:
             return False
         with self._rw.write():
             if self._closed:
                 return False
-            if self._dba is not None:  # augmented vectors depend on neighbours: recompute all
-                seq = follower.last_seq()
-                self._dba = DbaKeeper.start(self.manifest, self._store, self._vectors)
-                self._seq = seq
-                log.info("followed the store to seq %d (DBA recomputed)", seq)
+            if follower.catch_up(self._live):
                 return True
-            done = follower.replay(self._vectors, self._seq)
-            if done is not None:
-                self._seq = done
-                return True
-        fresh = follower.reload(self._search_params)
+        fresh = follower.reload(self._live.params)
         with self._rw.write():
             if not self._closed:
-                self._vectors, self._seq = fresh.vectors, fresh.seq
+                self._live.vectors, self._live.seq = fresh.vectors, fresh.seq
         return True
 
     def snapshot(self) -> None:
         """Write ``index.faiss`` atomically with the last change it holds, then prune the log."""
         with self._rw.write():
-            self._check_writable()
-            self._snapshot_locked()
-
-    def _snapshot_locked(self) -> None:
-        if self._vectors.needs_compaction and self._vectors.is_trained:
-            log.info("compacting: %d tombstones", len(self._vectors.tombstones))
-            self._vectors.reset()
-            self._install(self._vectors)
-        write_snapshot(self.path / SNAPSHOT_NAME, self._vectors.to_bytes(), seq=self._seq,
-                       store_uuid=self._store.uuid, d=self.d,
-                       factory=self.manifest.faiss_factory, metric=self.manifest.metric,
-                       tombstones=self._vectors.tombstones)
-        self._store.prune_changes(self._seq)
-        self._dirty = False
-        log.info("snapshot of %d vectors at seq %d written", self._vectors.ntotal, self._seq)
+            self._writing().snapshot(self._live)
 
     def save_state_blobs(self, blobs: Mapping[str, bytes]) -> None:
         """Write fitted state (``<step>.npz`` by name) into the directory, atomically."""
@@ -421,13 +338,13 @@ class ImageIndex:
             if self._closed:
                 return
             try:
-                if self._dirty and self._lock is not None and not self._poisoned:
-                    self._snapshot_locked()
+                if self._writer is not None:
+                    self._writer.finish(self._live)
             finally:
                 self._closed = True
                 self._store.close()
-                if self._lock is not None:
-                    self._lock.release()
+                if self._writer is not None:
+                    self._writer.release()
 
     def __enter__(self) -> ImageIndex:
         return self

@@ -20,7 +20,6 @@ has no training (Milvus trains its IVF lists itself, per sealed segment), nothin
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -30,11 +29,19 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval._arrays import as_k, as_matrix
-from retrieval.errors import ArtifactError, ConfigError, NotFoundError, StoreTimeoutError
+from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._rows import (
+    fetch_records,
+    fetch_vectors,
+    search_rows,
+    stored_paths,
+    upsert_images,
+    wait_indexed,
+)
 from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
     MilvusSpec,
@@ -55,12 +62,6 @@ __all__ = ["MilvusIndex"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-
-INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
-GET_IDS = 1000                # ids per get()
-PATH_PAGE = 10_000            # ids per query of paths_present()
-FLUSH_POLL_S = 0.5
-
 
 class MilvusIndex:
     """An index directory whose vectors and records are in Milvus; see the module docstring."""
@@ -186,19 +187,7 @@ class MilvusIndex:
         check_new_images(items)
         self._check_writable()
         ids = self._allocate(len(items))
-        now = time.time()
-        rows: list[dict[str, Any]] = []
-        size = 0
-        for image_id, item, vector in zip(ids, items, vectors, strict=True):
-            rows.append({"id": image_id, "vector": vector, "path": item.path,
-                         "sha256": item.sha256, "width": item.width, "height": item.height,
-                         "added_at": now})
-            size += vector.nbytes + len(item.path.encode()) + 128
-            if size >= INSERT_BYTES:
-                self._client.upsert(self._name, rows)
-                rows, size = [], 0
-        if rows:
-            self._client.upsert(self._name, rows)
+        upsert_images(self._client, self._name, ids, items, vectors)
         return ids
 
     def remove(self, ids: Iterable[int]) -> list[int]:
@@ -220,23 +209,9 @@ class MilvusIndex:
         queries = as_matrix(xq, self.d, name="xq")
         k = as_k(k)
         self._check_open()
-        worst = -np.inf if self.manifest.metric == "inner_product" else np.inf
-        distances = np.full((len(queries), k), worst, np.float32)
-        labels = np.full((len(queries), k), -1, np.int64)
-        if ids is not None and not len(ids):
-            return distances, labels, [[] for _ in queries]
-        flt = f"id in {[int(i) for i in ids]}" if ids is not None else ""
-        res = self._client.search(self._name, data=[q.tolist() for q in queries], limit=k,
-                                  filter=flt, output_fields=fields, anns_field="vector",
-                                  search_params=search_params(self._spec, self._knobs, k),
-                                  consistency_level="Strong")
-        entities: list[list[dict[str, Any]]] = []
-        for q, hits in enumerate(res):
-            for j, hit in enumerate(list(hits)[:k]):
-                labels[q, j], distances[q, j] = int(hit["id"]), float(hit["distance"])
-            entities.append([{**hit.get("entity", {}), "id": hit["id"]} for hit in
-                             list(hits)[:k]])
-        return distances, labels, entities
+        return search_rows(self._client, self._name, queries, k, ids=ids, fields=fields,
+                           params=search_params(self._spec, self._knobs, k),
+                           metric=self.manifest.metric)
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record, fetched in the same request."""
@@ -253,42 +228,24 @@ class MilvusIndex:
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         self._check_open()
-        wanted = [int(i) for i in ids]
-        found: dict[int, ImageRecord] = {}
-        for start in range(0, len(wanted), GET_IDS):
-            rows = self._client.get(self._name, ids=wanted[start:start + GET_IDS],
-                                    output_fields=RECORD_FIELDS)
-            found.update((int(r["id"]), record(r)) for r in rows)
-        return [found[i] for i in wanted if i in found]
+        return fetch_records(self._client, self._name, ids)
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
+        self._check_open()
+        return fetch_vectors(self._client, self._name, ids, self.d)
 
     def paths_present(self) -> set[str]:
-        """Every stored path, read in id ranges (Milvus Lite has no query iterator)."""
+        """Every stored path."""
         self._check_open()
-        out: set[str] = set()
-        end = int(get_text(self._client, self._meta, "next_id") or 1)
-        for low in range(0, end, PATH_PAGE):
-            rows = self._client.query(self._name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
-                                      output_fields=["path"], limit=PATH_PAGE,
-                                      consistency_level="Strong")
-            out.update(str(r["path"]) for r in rows)
-        return out
+        return stored_paths(self._client, self._name,
+                            int(get_text(self._client, self._meta, "next_id") or 1))
 
     def flush(self, timeout_s: float = 3600.0) -> None:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
-        :class:`StoreTimeoutError` if rows are still waiting for the index after ``timeout_s``."""
-        self._client.flush(self._name)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            info = self._client.describe_index(self._name, index_name="vector")
-            pending = int(info.get("pending_index_rows", 0))
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                raise StoreTimeoutError(
-                    f"Milvus collection {self._name!r} at {self.store.uri}: {pending} rows still "
-                    f"wait for their index after {timeout_s:g} s; they are stored and searched "
-                    "exactly meanwhile (flush again, or give it a longer timeout)")
-            time.sleep(FLUSH_POLL_S)
+        :class:`StoreTimeoutError` if rows still wait for the index after ``timeout_s``."""
+        wait_indexed(self._client, self._name, timeout_s,
+                     f"Milvus collection {self._name!r} at {self.store.uri}")
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
@@ -316,18 +273,6 @@ class MilvusIndex:
         self._check_open()
         names = json.loads(get_text(self._client, self._meta, "state") or "[]")
         return {n: load_blob(self._client, self._meta, f"state:{n}") or b"" for n in names}
-
-    def stored_vectors(self, ids: Sequence[int]) -> F32:
-        """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
-        self._check_open()
-        wanted = [int(i) for i in ids]
-        got = self._client.get(self._name, ids=wanted, output_fields=["vector"]) if wanted else []
-        rows = {int(r["id"]): r["vector"] for r in got}
-        missing = [i for i in wanted if i not in rows]
-        if missing:
-            raise NotFoundError(f"no image with id {', '.join(map(str, missing))}")
-        out: F32 = np.asarray([rows[i] for i in wanted], dtype=np.float32).reshape(-1, self.d)
-        return out
 
     def find_sha256(self, sha256: str) -> list[ImageRecord]:
         """Records of the images with this content, oldest first."""
