@@ -10,21 +10,15 @@ Beyond the core, an engine *declares* capabilities by having their members; an e
 checks it with ``isinstance`` (the protocols are runtime-checkable) and says plainly when the store
 lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
 
-====================== ============================================== ========== ==========
-capability             members                                        local      Milvus
-====================== ============================================== ========== ==========
-:class:`DedupesContent`   ``find_sha256``, ``add_unique``              yes        yes
-:class:`KeepsRequestKeys` ``saved_outcome``, ``add_unique(request_key)``  yes        no
-:class:`KnowsSources`     ``images_root``, ``set_images_root``,         yes        yes
-                          ``paths_present``
-:class:`Trains`           ``is_trained``, ``train``                    yes        no (Milvus
-                                                                                  trains itself)
-:class:`FollowsWriter`    ``refresh``                                  yes        no (always
-                                                                                  current)
-:class:`AugmentsVectors`  ``indexed_vectors`` (DBA re-ranking state)   yes        no
-:class:`KeepsLayouts`     ``layouts``, ``range_search``, ``ids_after``  yes        no
-                          (near-duplicates)
-====================== ============================================== ========== ==========
+* :class:`DedupesContent` — ``find_sha256``, ``add_unique``: local and Milvus;
+* :class:`KeepsRequestKeys` — ``saved_outcome``, ``add_unique(request_key=...)``: local only
+  (the key commits in the add's SQLite transaction);
+* :class:`KnowsSources` — ``images_root``, ``set_images_root``, ``paths_present``: both;
+* :class:`Trains` — ``is_trained``, ``train``: local only (Milvus trains its lists itself);
+* :class:`FollowsWriter` — ``refresh``: local only (a Milvus store is always current);
+* :class:`AugmentsVectors` — ``indexed_vectors``, the DBA re-ranking state: local only;
+* :class:`KeepsLayouts` — ``layouts``, ``range_search``, ``ids_after`` (near-duplicates): local
+  only.
 
 Python 3.11's ``isinstance`` against a protocol reads each member, properties included: the few
 property members of the capabilities (``is_trained``, ``images_root``) are cheap reads.

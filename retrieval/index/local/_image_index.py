@@ -11,16 +11,16 @@ Layout::
     skipped.log     files a build or an add could not read, one per line
     data/           the service's uploads, content-addressed (._sweep cleans it)
 
-:class:`ImageIndex` owns its parts: the SQLite :class:`Store`, the live FAISS
-:class:`VectorIndex`, a :class:`DbaKeeper` when the manifest asks for DBA, and a
-:class:`Follower` when opened read-only. Every change is committed to the store first, then
-applied to the FAISS index; the snapshot is written atomically by :meth:`ImageIndex.snapshot`
+:class:`ImageIndex` owns its parts: the SQLite :class:`~._store.Store` (the truth), the
+in-memory side (:class:`~._live.Live`: the FAISS :class:`~._faiss.VectorIndex` it searches and,
+with DBA, a :class:`~._dba.DbaKeeper`), and either a :class:`~._writer.Writer` (opened for
+writing: it holds the directory lock) or a :class:`~._follow.Follower` (opened read-only: another
+process may write, :meth:`ImageIndex.refresh` catches up). Every change is committed to the store
+first, then applied to FAISS; the snapshot is written atomically by :meth:`ImageIndex.snapshot`
 and :meth:`ImageIndex.close`, and on open it is caught up by replaying newer store changes or
 rebuilt from the store (:mod:`._recovery`). FAISS offers no crash safety and no concurrent
 writes, so: one writing process per directory, and within it a readers/writer lock (searches run
-concurrently, changes one at a time). Ids are the store's, stable and never reused. Other
-processes may open the directory read-only meanwhile, and :meth:`ImageIndex.refresh` brings
-them up to date.
+concurrently, changes one at a time). Ids are the store's, stable and never reused.
 
 With DBA (``manifest.dba_k > 0``) FAISS holds the augmented vectors and the store the raw ones,
 kept exact on every add and remove (:mod:`._dba`), so the index always equals a fresh build of
@@ -29,7 +29,6 @@ the same images. It needs a FAISS type that removes (Flat, IVF), not a graph (HN
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -51,8 +50,6 @@ from retrieval.index.local._store import DEFAULT_KEY_TTL_S, Store
 from retrieval.index.local._writer import Writer
 
 __all__ = ["ImageIndex"]
-
-log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
