@@ -63,6 +63,7 @@ __all__ = ["MilvusIndex"]
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
+
 class MilvusIndex:
     """An index directory whose vectors and records are in Milvus; see the module docstring."""
 
