@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,16 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._protocol import (
+    AugmentsVectors,
+    DedupesContent,
+    FollowsWriter,
+    IndexStore,
+    KeepsLayouts,
+    KeepsRequestKeys,
+    KnowsSources,
+    Trains,
+)
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._state_files import read_state_files, write_state_files
 from retrieval.index.local import _reads
@@ -353,3 +364,10 @@ class ImageIndex:
     def __repr__(self) -> str:
         return (f"ImageIndex({str(self.path)!r}, factory={self.manifest.faiss_factory!r}, "
                 f"d={self.d}, closed={self._closed})")
+
+
+if TYPE_CHECKING:  # mypy checks that ImageIndex has the core and every capability it declares
+    def _declared(index: ImageIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
+                                              KnowsSources, Trains, FollowsWriter,
+                                              AugmentsVectors, KeepsLayouts]:
+        return index, index, index, index, index, index, index, index

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
@@ -314,3 +315,8 @@ class MilvusIndex:
     def __repr__(self) -> str:
         return (f"MilvusIndex({str(self.path)!r}, uri={self.store.uri!r}, "
                 f"collection={self._name!r}, factory={self.manifest.faiss_factory!r})")
+
+
+if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources]:
+        return index, index, index
