@@ -11,6 +11,7 @@ from indexer.maintain import clean_leftovers
 from indexer.options import RuntimeOptions, add_runtime_flags
 from indexer.progress import ingest_with_progress, print_summary
 from retrieval import list_images, open_collection
+from retrieval.index import Trains
 
 __all__ = ["AddOptions", "add_parser", "run_add"]
 
@@ -64,7 +65,7 @@ def run_add(opts: AddOptions) -> int:
         report, seconds = ingest_with_progress(
             collection, [p.resolve() for p in paths], batch_size=opts.batch_size,
             workers=opts.workers, progress=opts.progress, atomic=True)
-        if not collection.index.is_trained:
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
             collection.index.train()
     finally:
         collection.close()

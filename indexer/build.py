@@ -39,7 +39,7 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig, prepare_int8, resolve_precision
-from retrieval.index import MANIFEST_NAME, Rerank, StoreSpec
+from retrieval.index import MANIFEST_NAME, KnowsSources, Rerank, StoreSpec, Trains
 
 __all__ = ["BuildOptions", "add_parser", "run_build"]
 
@@ -253,10 +253,11 @@ def run_build(opts: BuildOptions) -> int:
     collection = _open_for_build(opts, images)
     try:
         clean_leftovers(collection.index)
-        if collection.index.images_root is None:
+        if isinstance(collection.index, KnowsSources) and collection.index.images_root is None:
             root = opts.images if is_uri(opts.images) else str(Path(opts.images).resolve())
             collection.index.set_images_root(root)
-        present = collection.index.paths_present()
+        present = (collection.index.paths_present()
+                   if isinstance(collection.index, KnowsSources) else set())
         todo = [p for p in images if str(p) not in present]
         if present:
             log.info("%d of %d images already indexed; embedding the other %d",
@@ -272,7 +273,7 @@ def run_build(opts: BuildOptions) -> int:
             report, seconds = ingest_with_progress(
                 collection, [Path(p) for p in todo], batch_size=opts.batch_size,
                 workers=opts.workers, progress=opts.progress)
-        if not collection.index.is_trained:
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
             collection.index.train()
     finally:
         collection.close()

@@ -32,6 +32,7 @@ from retrieval import (
     list_images,
 )
 from retrieval.features import load_backbone
+from retrieval.index import KnowsSources
 
 __all__ = ["DemoOptions", "add_parser", "choose_weights", "run_demo", "sample_images_dir"]
 
@@ -107,7 +108,8 @@ def run_demo(opts: DemoOptions) -> int:
     weights_file = None if weights in ("imagenet", "random") else str(Path(weights).resolve())
     collection = create_collection(index, embedder, weights_file=weights_file)
     try:
-        collection.index.set_images_root(str(images.resolve()))  # API paths relative to it
+        if isinstance(collection.index, KnowsSources):  # API paths relative to it
+            collection.index.set_images_root(str(images.resolve()))
         with tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
             report = ingest(collection, [(str(p), p) for p in paths], on_progress=bar.update)
         print(f"indexed {len(report.added)} images into {index} "

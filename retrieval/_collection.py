@@ -29,15 +29,9 @@ from retrieval.features import (
     extract_batches,
     resolve_precision,
 )
-from retrieval.index._faiss import default_search_params
+from retrieval.index import IndexStore, StoreSpec, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
-from retrieval.index._seam import (
-    IndexStore,
-    StoreSpec,
-    create_index,
-    open_index,
-    read_state_files,
-)
+from retrieval.index._state_files import read_state_files
 from retrieval.rerank import Rerank
 
 __all__ = [
@@ -79,11 +73,11 @@ def manifest_for(
     ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors.
 
     ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
-    opened; by default an IVF index probes :data:`~retrieval.index._faiss.DEFAULT_NPROBE` lists.
+    opened; by default an IVF index probes :data:`~retrieval.index.DEFAULT_NPROBE` lists (the
+    store adds that default when it creates the index).
     """
     c = embedder.config
-    wanted = {**default_search_params(embedder.dim, factory, "inner_product"),
-              **(search_params or {})}
+    wanted = dict(search_params or {})
     rr = rerank or Rerank()
     return Manifest(
         backbone=c.backbone,

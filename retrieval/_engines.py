@@ -23,7 +23,7 @@ from retrieval._atomic import write_atomic
 from retrieval.errors import ConfigError
 from retrieval.features import CALIBRATION_IMAGES, Backbone, prepare_int8
 from retrieval.features._int8 import Int8Engine, engine_key
-from retrieval.index._seam import IndexStore
+from retrieval.index import IndexStore, KnowsSources
 
 __all__ = ["ENGINES_DIR", "attach_index_int8", "calibration_sample", "index_engine_ready",
            "save_index_engine"]
@@ -97,6 +97,8 @@ def attach_index_int8(backbone: Backbone, index: IndexStore, index_dir: Path,
 
 def _stored_files(index: IndexStore, index_dir: Path) -> list[Path]:
     """A reproducible sample of the index's stored files that still exist."""
+    if not isinstance(index, KnowsSources):
+        return []
     roots = [Path(r) for r in (index.images_root, index_dir / "data") if r is not None]
     names = sorted(index.paths_present())
     random.Random(0).shuffle(names)

@@ -28,7 +28,7 @@ from retrieval._collection import Collection
 from retrieval.features._extraction import Batch, Failure, Source, extract_batches
 from retrieval.features._layout import layout_descriptors
 from retrieval.images import DEFAULT_MAX_PIXELS
-from retrieval.index._store import NewImage
+from retrieval.index import NewImage
 
 __all__ = ["IngestReport", "ingest"]
 

@@ -13,6 +13,7 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
     ├── ArtifactError           an index directory or fitted artifact is missing, corrupt, wrong
     │   └── ManifestMismatchError   a query would not be embedded like the database
     ├── NotFoundError           an image id is not in the index
+    ├── StoreTimeoutError       a vector store did not finish its work in the time allowed
     └── DatasetError            a benchmark's files are missing or malformed
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "ManifestMismatchError",
     "NotFoundError",
     "RetrievalError",
+    "StoreTimeoutError",
     "UnknownNameError",
     "UnsupportedImageError",
     "WeightsError",
@@ -84,6 +86,10 @@ class ManifestMismatchError(ArtifactError):
 
 class NotFoundError(RetrievalError):
     """An image id is not in the index."""
+
+
+class StoreTimeoutError(RetrievalError):
+    """A vector store (Milvus) did not finish indexing or loading in the time allowed."""
 
 
 class DatasetError(RetrievalError):

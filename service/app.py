@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from retrieval.index import FollowsWriter
 from service.errors import install_error_handlers
 from service.http.limits import BodySizeLimit
 from service.http.metrics import MetricsMiddleware
@@ -72,7 +73,8 @@ async def _follow(state: ServiceState, loader: asyncio.Task[None]) -> None:
         if collection is None:
             return
         try:
-            if await asyncio.to_thread(collection.index.refresh):
+            index = collection.index  # only stores that follow a writer (a Milvus one is current)
+            if isinstance(index, FollowsWriter) and await asyncio.to_thread(index.refresh):
                 state.loaded(collection)  # a first build may have set the images folder
         except Exception as exc:  # keep serving what is loaded; the next round retries
             log.warning("cannot follow the store of %s: %s: %s", state.settings.index_dir,

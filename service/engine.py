@@ -15,12 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval import Collection, NotFoundError, load_image, load_image_with_suffix, sha256_hex
+from retrieval import (
+    Collection,
+    ConfigError,
+    NotFoundError,
+    load_image,
+    load_image_with_suffix,
+    sha256_hex,
+)
 from retrieval.features import layout_descriptors
 from retrieval.index import (
     DEFAULT_KEY_TTL_S,
     AddOutcome,
+    DedupesContent,
     Hit,
+    KeepsRequestKeys,
     NewImage,
     search_hits,
     similar_hits,
@@ -81,10 +90,16 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max
     answer before anything is decoded.
     """
     index = collection.index
+    if not isinstance(index, DedupesContent):
+        raise ConfigError("adding uploads needs a store that keeps one record per content")
+    keyed = index if isinstance(index, KeepsRequestKeys) else None
     shas = [sha256_hex(upload.data) for upload in uploads]
     fingerprint = sha256_hex("\n".join(shas).encode())
     if request_key is not None:
-        saved = index.saved_outcome(request_key, fingerprint, key_ttl_s)
+        if keyed is None:
+            raise ConfigError("Idempotency-Key needs the FAISS+SQLite store (it commits the key "
+                              "with the add); a Milvus store cannot")
+        saved = keyed.saved_outcome(request_key, fingerprint, key_ttl_s)
         if saved is not None:
             return saved
     done = [_embed(collection, u, sha, max_pixels) for u, sha in zip(uploads, shas, strict=True)]
@@ -95,8 +110,10 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max
             paths[item.sha256] = (known[0].path if known else
                                   str(store_file(folder, upload.data, item.sha256, item.suffix)))
     news = [NewImage(paths[d.sha256], d.sha256, d.width, d.height) for d in done]
-    return index.add_unique(news, np.stack([d.vector for d in done]),
-                            layouts=np.stack([d.layout for d in done]), request_key=request_key,
+    xb, layouts = np.stack([d.vector for d in done]), np.stack([d.layout for d in done])
+    if keyed is None:
+        return index.add_unique(news, xb, layouts=layouts)
+    return keyed.add_unique(news, xb, layouts=layouts, request_key=request_key,
                             fingerprint=fingerprint, key_ttl_s=key_ttl_s)
 
 

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 
 from retrieval import Collection, open_collection
-from retrieval.index import ImageIndex, materialise_index, sweep_files
+from retrieval.index import ImageIndex, KnowsSources, materialise_index, sweep_files
 from service.http.inference import InferencePool
 from service.http.metrics import Metrics
 from service.paths import PathView
@@ -41,8 +41,10 @@ class ServiceState:
 
     def loaded(self, collection: Collection) -> None:
         """Serve ``collection`` (and show paths relative to its folders)."""
+        index = collection.index
         self.paths = PathView(str(self.settings.uploads_dir.resolve()),
-                              collection.index.images_root, self.settings.absolute_paths)
+                              index.images_root if isinstance(index, KnowsSources) else None,
+                              self.settings.absolute_paths)
         self.collection = collection
 
 

@@ -1,4 +1,12 @@
-"""The durable index: SQLite records (the truth), a FAISS snapshot, recovery, locks, manifest.
+"""The durable index: the store protocol, the code that opens the right engine, and the engines.
+
+* shared, apart from both engines: :class:`Manifest`, the records (:class:`NewImage`,
+  :class:`ImageRecord`, :class:`Hit`, :class:`AddOutcome`), the protocol (:class:`IndexStore`
+  and its optional capabilities, :mod:`._protocol`), :func:`open_index` / :func:`create_index` /
+  :func:`materialise_index`, αQE search (:func:`search_hits`) and near-duplicates;
+* :mod:`retrieval.index.local`: FAISS in memory over SQLite in the directory (:class:`ImageIndex`);
+* :mod:`retrieval.index.milvus`: vectors and records in a Milvus collection (imported only when
+  such a directory is opened, so pymilvus is optional).
 
 Nothing here imports torch: an index is opened, searched and changed without a network.
 """
@@ -16,21 +24,37 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
-from retrieval.index._faiss import DEFAULT_NPROBE, VectorIndex, default_search_params
-from retrieval.index._index import Hit, ImageIndex
-from retrieval.index._manifest import MANIFEST_NAME, SEARCH_PARAM_NAMES, Manifest, library_versions
-from retrieval.index._query import search_hits, similar_hits
-from retrieval.index._seam import (
-    IndexStore,
-    StoreSpec,
-    create_index,
-    materialise_index,
-    open_index,
-    store_spec,
+from retrieval.index._manifest import (
+    DEFAULT_NPROBE,
+    MANIFEST_NAME,
+    SEARCH_PARAM_NAMES,
+    Manifest,
+    library_versions,
 )
-from retrieval.index._store import DEFAULT_KEY_TTL_S, STORE_NAME, ImageRecord, NewImage, Store
-from retrieval.index._sweep import UPLOADS_DIR_NAME, SweepReport, sweep_files
-from retrieval.index._unique import Added, AddOutcome
+from retrieval.index._opening import create_index, materialise_index, open_index
+from retrieval.index._protocol import (
+    AugmentsVectors,
+    DedupesContent,
+    FollowsWriter,
+    IndexStore,
+    KeepsLayouts,
+    KeepsRequestKeys,
+    KnowsSources,
+    Trains,
+)
+from retrieval.index._query import search_hits, similar_hits
+from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage
+from retrieval.index._spec import StoreSpec, store_spec
+from retrieval.index.local import (
+    DEFAULT_KEY_TTL_S,
+    STORE_NAME,
+    UPLOADS_DIR_NAME,
+    ImageIndex,
+    Store,
+    SweepReport,
+    VectorIndex,
+    sweep_files,
+)
 from retrieval.rerank import MAX_RERANK_K, Rerank
 
 __all__ = [
@@ -46,23 +70,29 @@ __all__ = [
     "UPLOADS_DIR_NAME",
     "AddOutcome",
     "Added",
+    "AugmentsVectors",
+    "DedupesContent",
     "DuplicateGroup",
     "DuplicatePage",
     "DuplicatePair",
     "DuplicateRule",
+    "FollowsWriter",
     "Hit",
     "ImageIndex",
     "ImageRecord",
     "IndexStore",
+    "KeepsLayouts",
+    "KeepsRequestKeys",
+    "KnowsSources",
     "Manifest",
     "NewImage",
     "Rerank",
     "Store",
     "StoreSpec",
     "SweepReport",
+    "Trains",
     "VectorIndex",
     "create_index",
-    "default_search_params",
     "duplicate_page",
     "duplicates_of",
     "group_pairs",

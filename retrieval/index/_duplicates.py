@@ -4,7 +4,7 @@ not merely "the same place".
 Two stages, both measured on paris250 (README, "Near-duplicates"):
 
 1. **candidates** — images whose global vectors (the index's own) have cosine ≥ ``threshold``,
-   found with a FAISS range search (:meth:`ImageIndex.range_search`);
+   found with a range search (:meth:`~retrieval.index.KeepsLayouts.range_search`);
 2. **confirmation** — a candidate pair is kept when the two layout descriptors
    (:mod:`retrieval.features._layout`, stored at ingest) have cosine ≥ ``layout_threshold``.
    Two photos of one landmark pass stage 1 but not stage 2; an edited copy passes both.
@@ -17,6 +17,9 @@ would need the network). Re-add the images to give them descriptors.
 Pairs form groups (connected components). :func:`duplicate_page` walks the index in id order
 from a cursor and reports each group once, at its smallest id, so a client pages through all
 groups with bounded work per call; :func:`duplicates_of` answers for given images.
+
+Engine-neutral: it runs on any store that :class:`~retrieval.index.KeepsLayouts` (the local
+FAISS+SQLite one does; a Milvus store keeps no layouts and is refused with a clear error).
 """
 
 from __future__ import annotations
@@ -27,8 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retrieval.errors import ConfigError
-from retrieval.index._index import ImageIndex
-from retrieval.index._seam import IndexStore
+from retrieval.index._protocol import IndexStore, KeepsLayouts
 
 __all__ = [
     "DEFAULT_LAYOUT_THRESHOLD",
@@ -109,7 +111,8 @@ class DuplicatePage:
 class _Neighbours:
     """Confirmed near-duplicate pairs of images, computed in batches and cached per request."""
 
-    def __init__(self, index: ImageIndex, rule: DuplicateRule) -> None:
+    def __init__(self, index: IndexStore, rule: DuplicateRule) -> None:
+        self.layouts = _with_layouts(index)
         if index.manifest.metric != "inner_product":
             raise ConfigError("near-duplicates need an inner-product index of unit vectors")
         self.index, self.rule = index, rule
@@ -123,15 +126,15 @@ class _Neighbours:
         return {i: self.cache[i] for i in wanted}
 
     def _fill(self, ids: list[int]) -> None:
-        store = self.index.store
-        present = [r.id for r in store.get(ids)]
+        present = [r.id for r in self.index.records(ids)]
         for i in set(ids) - set(present):
             self.cache[i] = []
         if not present:
             return
-        hits = self.index.range_search(store.vectors(present), self.rule.threshold, MAX_NEIGHBOURS)
+        hits = self.layouts.range_search(self.index.stored_vectors(present), self.rule.threshold,
+                                         MAX_NEIGHBOURS)
         others = {int(j) for found, _ in hits for j in found}
-        layouts = store.layouts(sorted(others | set(present)))
+        layouts = self.layouts.layouts(sorted(others | set(present)))
         for i, (found, scores) in zip(present, hits, strict=True):
             self.cache[i] = [p for j, s in zip(found.tolist(), scores.tolist(), strict=True)
                              if j != i and (p := self._confirm(i, j, s, layouts)) is not None]
@@ -197,12 +200,12 @@ def group_pairs(pairs: Iterable[DuplicatePair]) -> list[DuplicateGroup]:
 
 
 def supports_duplicates(index: object) -> bool:
-    """Whether ``index`` can find near-duplicates (the FAISS+SQLite store keeps layouts)."""
-    return isinstance(index, ImageIndex)
+    """Whether ``index`` can find near-duplicates (its store keeps layouts)."""
+    return isinstance(index, KeepsLayouts)
 
 
-def _faiss_store(index: object) -> ImageIndex:
-    if not isinstance(index, ImageIndex):
+def _with_layouts(index: object) -> KeepsLayouts:
+    if not isinstance(index, KeepsLayouts):
         raise ConfigError("near-duplicate search needs the FAISS+SQLite store (it keeps the "
                           "layout descriptors); this index keeps its vectors elsewhere")
     return index
@@ -216,9 +219,8 @@ def duplicate_page(index: IndexStore, rule: DuplicateRule | None = None, *, curs
     if limit < 1 or scan < 1 or cursor < 0:
         raise ConfigError(f"limit and scan must be positive and cursor >= 0, got "
                           f"{limit}, {scan}, {cursor}")
-    faiss_index = _faiss_store(index)
-    nbrs = _Neighbours(faiss_index, rule or DuplicateRule())
-    anchors = faiss_index.store.ids_after(cursor, scan + 1)
+    nbrs = _Neighbours(index, rule or DuplicateRule())
+    anchors = nbrs.layouts.ids_after(cursor, scan + 1)
     more = len(anchors) > scan
     anchors = anchors[:scan]
     nbrs.of(anchors)
@@ -244,6 +246,6 @@ def duplicates_of(index: IndexStore, ids: Sequence[int], rule: DuplicateRule | N
                   exclude: Iterable[int] = ()) -> dict[int, list[DuplicatePair]]:
     """The confirmed near-duplicates of each of ``ids`` (pairs best-first), ``exclude`` left out."""
     skip = {int(i) for i in exclude}
-    found = _Neighbours(_faiss_store(index), rule or DuplicateRule()).of(ids)
+    found = _Neighbours(index, rule or DuplicateRule()).of(ids)
     return {i: [p for p in pairs if (p.b if p.a == i else p.a) not in skip]
             for i, pairs in found.items()}

@@ -6,8 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
-from retrieval.index._index import Hit
-from retrieval.index._seam import IndexStore
+from retrieval.index._protocol import AugmentsVectors, IndexStore
+from retrieval.index._records import Hit
 from retrieval.rerank import Rerank, aqe
 
 __all__ = ["search_hits", "similar_hits"]
@@ -40,8 +40,9 @@ def search_hits(index: IndexStore, xq: npt.ArrayLike, k: int, *, qe_k: int | Non
 def _padded(index: IndexStore, labels: npt.NDArray[np.int64], k: int) -> npt.NDArray[np.float32]:
     valid = [int(i) for i in labels if i >= 0]
     out = np.zeros((k, index.d), dtype=np.float32)
-    if valid:
-        out[:len(valid)] = index.indexed_vectors(valid)
+    if valid:  # what the search compared against: DBA-augmented where the store keeps DBA
+        out[:len(valid)] = (index.indexed_vectors(valid) if isinstance(index, AugmentsVectors)
+                            else index.stored_vectors(valid))
     return out
 
 

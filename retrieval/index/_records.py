@@ -1,10 +1,14 @@
-"""What the store holds of an image, before and after it is added."""
+"""What every store holds of an image: before it is added, once stored, as a search hit, as the
+outcome of an idempotent add. Engine-neutral (both engines build these)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ImageRecord", "NewImage"]
+from retrieval.errors import ConfigError
+
+__all__ = ["AddOutcome", "Added", "Hit", "ImageRecord", "NewImage", "check_new_images"]
 
 
 @dataclass(frozen=True)
@@ -27,3 +31,48 @@ class ImageRecord:
     width: int
     height: int
     added_at: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: the image id, its score (inner product: higher is closer), its record."""
+
+    id: int
+    score: float
+    record: ImageRecord
+
+
+@dataclass(frozen=True)
+class Added(ImageRecord):
+    """One item of an idempotent add: its record and whether that record existed before."""
+
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class AddOutcome:
+    """What an idempotent add did, one :class:`Added` per item in order.
+
+    ``replayed``: the answer saved by an earlier call with the same request key (nothing was
+    changed by this one).
+    """
+
+    added: list[Added]
+    replayed: bool = False
+
+    @property
+    def new_ids(self) -> list[int]:
+        return [] if self.replayed else [a.id for a in self.added if not a.duplicate]
+
+
+def check_new_images(items: Sequence[NewImage]) -> None:
+    """:class:`ConfigError` unless every item is a :class:`NewImage` with a path, a sha256 and a
+    positive size (what every store checks before it adds anything)."""
+    for item in items:
+        if not isinstance(item, NewImage):
+            raise ConfigError(f"expected NewImage records, got {type(item).__name__}")
+        if not item.path or not item.sha256:
+            raise ConfigError(f"an image needs a path and a sha256, got {item}")
+        if item.width < 1 or item.height < 1:
+            raise ConfigError(f"{item.path}: image size must be positive, got "
+                              f"{item.width}x{item.height}")

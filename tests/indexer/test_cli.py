@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from indexer.cli import main
-from retrieval.index._index import ImageIndex
-from retrieval.index._store import Store
+from retrieval.index import ImageIndex, Store
 from tests.conftest import scene
 
 BUILD = ["--backbone", "squeezenet1_1", "--weights", "random", "--max-side", "64",

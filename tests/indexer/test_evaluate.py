@@ -200,8 +200,7 @@ def test_paris250_reports(paris_eval: dict[str, Any]) -> None:
 def test_paris250_sum_matches_index_build_and_search(
     paris_eval: dict[str, Any], shared: Path, squeezenet_weights: Path, tmp_path: Path
 ) -> None:
-    from retrieval.index._index import ImageIndex
-    from retrieval.index._store import STORE_NAME, Store
+    from retrieval.index import STORE_NAME, ImageIndex, Store
 
     images = shared / "data" / "paris250"
     index_dir = tmp_path / "index"

@@ -18,8 +18,7 @@ from retrieval.evaluation._metrics import evaluate
 from retrieval.features._backbone import load_backbone
 from retrieval.features._embedder import Embedder, EmbedderConfig
 from retrieval.features._extraction import Batch, extract_batches
-from retrieval.index._index import ImageIndex
-from retrieval.index._store import Store
+from retrieval.index import ImageIndex, Store
 
 pytestmark = pytest.mark.shared
 

@@ -30,7 +30,7 @@ from retrieval.features._backbone import Backbone, load_backbone
 from retrieval.features._embedder import Embedder, EmbedderConfig
 from retrieval.features._extraction import Batch, extract_batches
 from retrieval.images import list_images, load_image
-from retrieval.index._index import ImageIndex
+from retrieval.index import ImageIndex
 
 F32 = npt.NDArray[np.float32]
 SIDE = 64

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
-from retrieval.index._manifest import MANIFEST_NAME, Manifest, library_versions
+from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest, library_versions
 
 
 def manifest(**changes: Any) -> Manifest:
@@ -118,10 +118,26 @@ def test_check_matches_on_chosen_fields() -> None:
         manifest().check_matches(manifest(faiss_factory="HNSW32"), fields=("faiss_factory",))
 
 
-def test_embedding_fields() -> None:
-    assert set(manifest().embedding_fields()) == {
+def test_embedding_fields_are_what_a_query_must_share() -> None:
+    assert set(EMBEDDING_FIELDS) == {
         "backbone", "weights", "max_side", "scales", "pooling", "pooling_params", "whiten",
         "whiten_dim", "dim"}
+    changed = {"backbone": "resnet50", "weights": "random:seed=1", "max_side": 512,
+               "scales": (1.0, 0.5), "pooling": "mac", "pooling_params": {}, "whiten": False,
+               "whiten_dim": 8, "dim": 8}
+    for name, value in changed.items():
+        with pytest.raises(ManifestMismatchError, match=name):
+            manifest().check_matches(manifest(**{name: value}))
+    manifest().check_matches(manifest(faiss_factory="HNSW32", search_params={"ef_search": 64},
+                                      qe_k=3, dba_k=2))  # index and query knobs: not embedding
+
+
+def test_search_defaults_fill_only_what_is_unset() -> None:
+    m = manifest(search_params={"ef_search": 64})
+    assert m.with_search_defaults({}) is m
+    filled = m.with_search_defaults({"nprobe": 16, "ef_search": 16})
+    assert dict(filled.search_params) == {"nprobe": 16, "ef_search": 64}
+    assert filled.created_at == m.created_at and filled.dim == m.dim
 
 
 def test_old_manifest_without_scales_or_rerank_means_one_scale_and_none() -> None:

@@ -1,8 +1,9 @@
-"""The store seam's contract, run against every engine: FAISS+SQLite and Milvus (Lite).
+"""The store protocol's contract, run against every engine: FAISS+SQLite and Milvus (Lite).
 
 Each test gets a fresh index through :func:`create_index` and checks it against numpy: add,
 remove, search (brute force), search filtered by ids, records, reopen, fitted state, manifest
-mismatch refused, concurrent searches while adding.
+mismatch refused, concurrent searches while adding; then which optional capabilities each engine
+declares, and that a declared one behaves the same on both.
 """
 
 from __future__ import annotations
@@ -16,10 +17,27 @@ import numpy as np
 import pytest
 
 from retrieval.errors import ArtifactError, ManifestMismatchError, NotFoundError
-from retrieval.index import IndexStore, StoreSpec, create_index, open_index, store_spec
-from tests.retrieval.index.test_index import brute_force, images, manifest, unit_vectors
+from retrieval.index import (
+    AugmentsVectors,
+    DedupesContent,
+    FollowsWriter,
+    IndexStore,
+    KeepsLayouts,
+    KeepsRequestKeys,
+    KnowsSources,
+    StoreSpec,
+    Trains,
+    create_index,
+    open_index,
+    store_spec,
+)
+from tests.retrieval.index.samples import brute_force, images, manifest, unit_vectors
 
 ENGINES = ["faiss", "milvus"]
+CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
+                "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
+                "dba": AugmentsVectors, "layouts": KeepsLayouts}
+DECLARED = {"faiss": set(CAPABILITIES), "milvus": {"dedupe", "sources"}}
 
 
 @pytest.fixture(scope="module")
@@ -143,25 +161,22 @@ def test_concurrent_searches_while_adding(made: tuple[IndexStore, Path, StoreSpe
     assert index.count == 120
 
 
-def test_milvus_published_manifest_checked(request: pytest.FixtureRequest,
-                                           tmp_path: Path) -> None:
-    """A directory whose manifest disagrees with what Milvus publishes is refused."""
-    spec = spec_for("milvus", request)
-    create_index(tmp_path / "a", manifest(), spec).close()
-    from retrieval.index._seam import save_manifest
-
-    save_manifest(tmp_path / "a", manifest(whiten=True), spec)
-    with pytest.raises(ManifestMismatchError, match="whiten"):
-        open_index(tmp_path / "a")
+def test_declared_capabilities(engine: str, made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    assert isinstance(index, IndexStore)
+    assert {name for name, cap in CAPABILITIES.items() if isinstance(index, cap)} == \
+        DECLARED[engine]
 
 
-def test_milvus_refuses_what_it_cannot_do(request: pytest.FixtureRequest,
-                                          tmp_path: Path) -> None:
-    spec = spec_for("milvus", request)
-    from retrieval.errors import ConfigError
-
-    for factory, words in [("IVF64,PQ8", "Milvus Lite has no IVF_PQ"),
-                           ("PCA64,Flat", "no Milvus equivalent")]:
-        with pytest.raises(ConfigError, match=words):
-            create_index(tmp_path / factory, manifest(factory), spec)
-        assert not (tmp_path / factory).exists()
+def test_a_declared_capability_behaves_alike(made: tuple[IndexStore, Path, StoreSpec]) -> None:
+    index = made[0]
+    assert isinstance(index, DedupesContent) and isinstance(index, KnowsSources)
+    first = index.add_unique(images(3), unit_vectors(3, 7))
+    again = index.add_unique(images(4, start=2), unit_vectors(4, 8))
+    assert [a.duplicate for a in again.added] == [True, False, False, False]
+    assert again.added[0].id == first.added[2].id and index.count == 6
+    assert [r.id for r in index.find_sha256(images(1, start=2)[0].sha256)] == [first.added[2].id]
+    assert index.images_root is None
+    index.set_images_root("/photos")
+    assert index.images_root == "/photos"
+    assert index.paths_present() == {f"img/{i:05d}.jpg" for i in range(6)}

@@ -7,7 +7,8 @@ collection needs a vector field, hence a 2-d ``dummy``). Milvus has no BLOB type
 is stored as base64 chunks of 49 149 bytes (65 532 characters, under VARCHAR's 65 535) with a
 header row, written last, that names the chunk count and the sha256 the reader checks.
 
-pymilvus is imported here, never by :mod:`retrieval.index`'s ``__init__``.
+pymilvus is imported here, so only when :mod:`retrieval.index.milvus` is (never by
+:mod:`retrieval.index`'s ``__init__``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 from pymilvus import DataType, MilvusClient
 
 from retrieval.errors import ArtifactError, ConfigError
+from retrieval.index._manifest import DEFAULT_NPROBE
 
-__all__ = [
-    "RECORD_FIELDS", "MilvusSpec", "create_collections", "is_lite", "load_blob", "milvus_index",
-           "save_blob", "search_params"]
+__all__ = ["RECORD_FIELDS", "MilvusSpec", "create_collections", "default_search_params", "get_text",
+           "is_lite", "lite_size", "load_blob", "milvus_index", "put_text", "save_blob",
+           "search_params"]
 
 #: The scalar fields of an image row, in :class:`ImageRecord` order (plus the id).
 RECORD_FIELDS = ["id", "path", "sha256", "width", "height", "added_at"]
@@ -83,6 +85,11 @@ def milvus_index(factory: str, metric: str, *, lite: bool) -> MilvusSpec:
         return MilvusSpec(index_type, params, _METRICS[metric])
     raise ConfigError(f"--faiss {factory} has no Milvus equivalent: the Milvus store takes Flat, "
                       "HNSW<M>, IVF<n>,Flat, IVF<n>,SQ8 or IVF<n>,PQ<m> (server only)")
+
+
+def default_search_params(spec: MilvusSpec) -> dict[str, int]:
+    """What a new manifest probes unless it says: ``nprobe`` for IVF indexes, as locally."""
+    return {"nprobe": DEFAULT_NPROBE} if spec.index_type.startswith("IVF") else {}
 
 
 def search_params(spec: MilvusSpec, knobs: dict[str, int], k: int) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._faiss import RECOMMENDED_POINTS_PER_CENTROID, VectorIndex
 from retrieval.index._manifest import Manifest
-from retrieval.index._snapshot import Snapshot, read_snapshot
-from retrieval.index._store import Store
+from retrieval.index.local._faiss import RECOMMENDED_POINTS_PER_CENTROID, VectorIndex
+from retrieval.index.local._snapshot import Snapshot, read_snapshot
+from retrieval.index.local._store import Store
 
 __all__ = ["Recovered", "catch_up", "fill_from_store", "rebuild", "recover", "train_from_store",
            "trained_from_store"]

@@ -14,10 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from retrieval.index._index import ImageIndex
-from retrieval.index._manifest import Manifest
-from retrieval.index._snapshot import SNAPSHOT_NAME, read_snapshot
-from retrieval.index._store import STORE_NAME, NewImage, Store
+from retrieval.index import STORE_NAME, ImageIndex, Manifest, NewImage, Store
+from retrieval.index.local._snapshot import SNAPSHOT_NAME, read_snapshot
 
 F32 = npt.NDArray[np.float32]
 D = 16
@@ -26,9 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 CRASHING_WRITER = """
 import os, sys
 import numpy as np
-from retrieval.index._index import ImageIndex
-from retrieval.index._manifest import Manifest
-from retrieval.index._store import NewImage
+from retrieval.index import ImageIndex, Manifest, NewImage
 
 path, factory, vectors = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
 items = [NewImage(f"img/{i:05d}.jpg", f"{i:064x}", 64, 48) for i in range(len(vectors))]
@@ -89,7 +85,7 @@ def test_crash_after_unsnapshotted_changes(tmp_path: Path, factory: str,
     assert (read_snapshot(path / SNAPSHOT_NAME).seq, store.last_seq()) == (101, 155)
     store.close()
     live = set(range(1, 151)) - {3, 5, 7, 120, 130}
-    with (caplog.at_level(logging.INFO, logger="retrieval.index._recovery"),
+    with (caplog.at_level(logging.INFO, logger="retrieval.index.local._recovery"),
           ImageIndex.open(path) as index):
         index.set_search_params(**({"nprobe": 4} if "IVF" in factory else {"ef_search": 256}
                                    if "HNSW" in factory else {}))
@@ -109,7 +105,7 @@ def test_crash_after_unsnapshotted_changes(tmp_path: Path, factory: str,
 def test_missing_snapshot_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     xb = build(tmp_path / "idx")
     (tmp_path / "idx" / SNAPSHOT_NAME).unlink()
-    with caplog.at_level(logging.INFO, logger="retrieval.index._recovery"):
+    with caplog.at_level(logging.INFO, logger="retrieval.index.local._recovery"):
         assert_exact(tmp_path / "idx", xb, set(range(1, 61)))
     assert "missing" in caplog.text
     assert (tmp_path / "idx" / SNAPSHOT_NAME).exists()  # written again on close
@@ -126,7 +122,7 @@ def test_damaged_snapshot_is_rebuilt_with_a_warning(
     xb = build(tmp_path / "idx")
     snapshot = tmp_path / "idx" / SNAPSHOT_NAME
     snapshot.write_bytes(damage(snapshot.read_bytes()))
-    with caplog.at_level(logging.WARNING, logger="retrieval.index._recovery"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.index.local._recovery"):
         assert_exact(tmp_path / "idx", xb, set(range(1, 61)))
     assert reason in caplog.text and "rebuilding" in caplog.text
 
@@ -139,7 +135,7 @@ def test_snapshot_ahead_of_a_restored_store(tmp_path: Path,
     with ImageIndex.open(path) as index:
         index.add(images(5, 40), unit_vectors(5, 3))
     shutil.copy(tmp_path / "backup.sqlite", path / STORE_NAME)
-    with caplog.at_level(logging.WARNING, logger="retrieval.index._recovery"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.index.local._recovery"):
         assert_exact(path, xb, set(range(1, 41)))
     assert "ahead of the store" in caplog.text
 
@@ -148,7 +144,7 @@ def test_snapshot_of_another_store(tmp_path: Path, caplog: pytest.LogCaptureFixt
     xb = build(tmp_path / "a", n=30)
     build(tmp_path / "b", n=50)
     shutil.copy(tmp_path / "b" / SNAPSHOT_NAME, tmp_path / "a" / SNAPSHOT_NAME)
-    with caplog.at_level(logging.WARNING, logger="retrieval.index._recovery"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.index.local._recovery"):
         assert_exact(tmp_path / "a", xb, set(range(1, 31)))
     assert "another store" in caplog.text
 
@@ -158,7 +154,7 @@ def test_trained_index_is_retrained_when_its_snapshot_is_lost(
     path = tmp_path / "idx"
     xb = build(path, n=200, factory="IVF8,Flat")
     (path / SNAPSHOT_NAME).unlink()
-    with caplog.at_level(logging.WARNING, logger="retrieval.index._recovery"), \
+    with caplog.at_level(logging.WARNING, logger="retrieval.index.local._recovery"), \
             ImageIndex.open(path) as index:
         assert (index.is_trained, index.ntotal) == (True, 200)
         index.set_search_params(nprobe=8)

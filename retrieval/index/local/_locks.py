@@ -1,12 +1,12 @@
 """Locks of an open index: readers/writer within a process, one writer per directory across them.
 
 FAISS allows concurrent searches but nothing concurrent with ``add``/``remove``, so an
-:class:`~retrieval.index._index.ImageIndex` takes :meth:`ReadWriteLock.read` to search and
+:class:`~retrieval.index.local.ImageIndex` takes :meth:`ReadWriteLock.read` to search and
 :meth:`ReadWriteLock.write` to change. Waiting writers block new readers, so a steady stream of
 searches cannot starve an add. Neither side is re-entrant.
 
 :class:`DirectoryLock` is an advisory ``flock`` on ``<index>/lock``: a second process (or a second
-:class:`~retrieval.index.ImageIndex` in the same one) opening the directory for writing is
+:class:`~retrieval.index.local.ImageIndex` in the same one) opening the directory for writing is
 refused instead of racing on the snapshot. The kernel drops the lock when its holder dies, so a
 crash never leaves the directory locked.
 """

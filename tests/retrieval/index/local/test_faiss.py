@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from retrieval.errors import ArtifactError, ConfigError
-from retrieval.index._faiss import VectorIndex
+from retrieval.index.local import VectorIndex
 
 F32 = npt.NDArray[np.float32]
 D = 16

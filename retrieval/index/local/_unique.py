@@ -17,42 +17,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import ConfigError
-from retrieval.index._records import ImageRecord
+from retrieval.index._records import Added, AddOutcome
 
-__all__ = ["AddOutcome", "Added", "insert_unique", "saved_outcome"]
+__all__ = ["insert_unique", "save_outcome", "saved_outcome"]
 
 F32 = npt.NDArray[np.float32]
 
 _COLUMNS = "id, path, sha256, width, height, added_at"
-
-
-@dataclass(frozen=True)
-class Added(ImageRecord):
-    """One item of an idempotent add: its record and whether that record existed before."""
-
-    duplicate: bool = False
-
-
-@dataclass(frozen=True)
-class AddOutcome:
-    """What an idempotent add did, one :class:`Added` per item in order.
-
-    ``replayed``: the answer saved by an earlier call with the same request key (nothing was
-    changed by this one).
-    """
-
-    added: list[Added]
-    replayed: bool = False
-
-    @property
-    def new_ids(self) -> list[int]:
-        return [] if self.replayed else [a.id for a in self.added if not a.duplicate]
 
 
 def saved_outcome(db: sqlite3.Connection, key: str, fingerprint: str,

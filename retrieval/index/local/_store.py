@@ -25,12 +25,18 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._layouts import fetch_layouts, insert_layouts
-from retrieval.index._records import ImageRecord, NewImage
-from retrieval.index._schema import REQUEST_KEYS, SCHEMA, SCHEMA_VERSION, connect, transaction
-from retrieval.index._unique import AddOutcome, insert_unique, save_outcome, saved_outcome
+from retrieval.index._records import AddOutcome, ImageRecord, NewImage, check_new_images
+from retrieval.index.local._layouts import fetch_layouts, insert_layouts
+from retrieval.index.local._schema import (
+    REQUEST_KEYS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    connect,
+    transaction,
+)
+from retrieval.index.local._unique import insert_unique, save_outcome, saved_outcome
 
-__all__ = ["DEFAULT_KEY_TTL_S", "STORE_NAME", "Change", "ImageRecord", "NewImage", "Store"]
+__all__ = ["DEFAULT_KEY_TTL_S", "STORE_NAME", "Change", "Store"]
 
 STORE_NAME = "store.sqlite"
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
@@ -63,17 +69,6 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
-
-
-def _check_items(items: Sequence[NewImage]) -> None:
-    for item in items:
-        if not isinstance(item, NewImage):
-            raise ConfigError(f"expected NewImage records, got {type(item).__name__}")
-        if not item.path or not item.sha256:
-            raise ConfigError(f"an image needs a path and a sha256, got {item}")
-        if item.width < 1 or item.height < 1:
-            raise ConfigError(f"{item.path}: image size must be positive, got "
-                              f"{item.width}x{item.height}")
 
 
 class Store:
@@ -151,7 +146,7 @@ class Store:
         ``layouts`` (n, D), when given, are the images' layout descriptors (:mod:`._layouts`),
         committed in the same transaction.
         """
-        _check_items(items)
+        check_new_images(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
         now = time.time()
         ids: list[int] = []
@@ -173,10 +168,10 @@ class Store:
                    fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
         """Add in one transaction what is not stored yet (by sha256), remembering ``request_key``.
 
-        See :mod:`retrieval.index._unique`: content already stored answers with its record
+        See :mod:`._unique`: content already stored answers with its record
         (``duplicate``); a key already answered replays that answer and changes nothing.
         """
-        _check_items(items)
+        check_new_images(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
         now = time.time()
         with self._lock, transaction(self._db()) as db:

@@ -1,4 +1,4 @@
-"""SQLite schema and connection settings of :mod:`retrieval.index._store`.
+"""SQLite schema and connection settings of :mod:`retrieval.index.local._store`.
 
 ``journal_mode=WAL`` plus ``synchronous=FULL`` makes every committed transaction durable across a
 power cut (WAL alone with ``NORMAL`` may lose the last commits). The connection runs in
@@ -41,7 +41,7 @@ CREATE TABLE changes (
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-#: Answers of keyed add requests (see :mod:`retrieval.index._unique`); created on a writable open
+#: Answers of keyed add requests (see :mod:`._unique`); created on a writable open
 #: of a store made before the table existed (an added table needs no new schema version).
 REQUEST_KEYS = """
 CREATE TABLE IF NOT EXISTS request_keys (

@@ -10,7 +10,7 @@ import pytest
 
 from retrieval import ConfigError
 from retrieval.index import ImageIndex, NewImage, sweep_files
-from tests.retrieval.index.test_index import D, manifest
+from tests.retrieval.index.samples import D, manifest
 
 
 def test_sweep_removes_temporaries_and_unrecorded_files(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.errors import ArtifactError
-from retrieval.index._locks import DirectoryLock, ReadWriteLock
+from retrieval.index.local._locks import DirectoryLock, ReadWriteLock
 
 
 def test_readers_hold_the_lock_together() -> None:

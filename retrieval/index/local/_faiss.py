@@ -32,9 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import ArtifactError, ConfigError
+from retrieval.index._manifest import DEFAULT_NPROBE
 
-__all__ = ["COMPACTION_RATIO", "DEFAULT_NPROBE", "RECOMMENDED_POINTS_PER_CENTROID", "VectorIndex",
-           "default_search_params"]
+__all__ = ["COMPACTION_RATIO", "DEFAULT_NPROBE", "RECOMMENDED_POINTS_PER_CENTROID", "VectorIndex"]
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +45,11 @@ METRIC_TYPES = {"inner_product": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_
 COMPACTION_RATIO = 0.25  # rebuild a graph index once this share of its vectors is tombstoned
 RECOMMENDED_POINTS_PER_CENTROID = 39  # below this faiss k-means warns
 SEARCH_PARAMS = {"nprobe": "nprobe", "ef_search": "efSearch"}
-#: IVF lists probed unless told otherwise. faiss's own default, 1, loses about one true neighbour
-#: in eight on 512-D descriptors; 16 keeps recall@10 >= 0.95 in ``make bench``'s scale part.
-DEFAULT_NPROBE = 16
 
 
 def _faiss_message(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
-
-
-def default_search_params(d: int, factory: str, metric: str) -> dict[str, int]:
-    """``{"nprobe": DEFAULT_NPROBE}`` for IVF indexes, nothing for the others."""
-    return {"nprobe": DEFAULT_NPROBE} if _takes_ids(_build(d, factory, metric)) else {}
 
 
 def _takes_ids(index: faiss.Index) -> bool:
@@ -95,7 +87,8 @@ def _build(d: int, factory: str, metric: str) -> faiss.Index:
 
 
 def _can_remove(index: faiss.Index) -> bool:
-    """Whether this (empty, freshly built) index implements ``remove_ids``."""
+    """Whether this (empty, freshly built) index implements ``remove_ids`` (removing nothing
+    from an empty index changes nothing)."""
     try:
         index.remove_ids(faiss.IDSelectorBatch(np.empty(0, dtype=np.int64)))
     except RuntimeError:
@@ -121,8 +114,9 @@ class VectorIndex:
 
     @classmethod
     def new(cls, d: int, factory: str, metric: str) -> VectorIndex:
-        """An empty index; :class:`ConfigError` if faiss rejects the factory string."""
-        return cls(_build(d, factory, metric), removable=_can_remove(_build(d, factory, metric)))
+        """An empty index (built once); :class:`ConfigError` if faiss rejects the factory string."""
+        index = _build(d, factory, metric)
+        return cls(index, removable=_can_remove(index))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, d: int, factory: str, metric: str,
@@ -139,6 +133,10 @@ class VectorIndex:
             raise ArtifactError(f"faiss index of type {type(index).__name__} carries no ids")
         return cls(index, removable=_can_remove(_build(d, factory, metric)),
                    tombstones=tombstones)
+
+    def default_search_params(self) -> dict[str, int]:
+        """``{"nprobe": DEFAULT_NPROBE}`` for IVF indexes, nothing for the others."""
+        return {"nprobe": DEFAULT_NPROBE} if _takes_ids(self._index) else {}
 
     def to_bytes(self) -> bytes:
         return faiss.serialize_index(self._index).tobytes()

@@ -12,8 +12,9 @@ import numpy.typing as npt
 import pytest
 
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._schema import connect
-from retrieval.index._store import STORE_NAME, Change, NewImage, Store
+from retrieval.index import STORE_NAME, NewImage, Store
+from retrieval.index.local._schema import connect
+from retrieval.index.local._store import Change
 
 D = 8
 

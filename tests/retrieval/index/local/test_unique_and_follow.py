@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.errors import ConfigError
 from retrieval.index import ImageIndex
-from tests.retrieval.index.test_index import images, manifest, unit_vectors
+from tests.retrieval.index.samples import images, manifest, unit_vectors
 
 
 def test_add_unique_skips_stored_content_and_replays_keys(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""An index whose vectors *and* records live in a Milvus collection (:class:`IndexStore`).
+"""An index whose vectors *and* records live in a Milvus collection (an ``IndexStore``).
 
 The index directory keeps ``manifest.json`` (naming the store's URI and collection) and the fitted
 state; both are also published in the ``<collection>_meta`` collection, so an API replica can start
-from the URI and collection alone (:func:`~retrieval.index._seam.materialise_index`) and every
+from the URI and collection alone (:func:`~retrieval.index.materialise_index`) and every
 open checks the directory's manifest against the published one. Milvus holds no state in the API
 process: any number of processes may search one collection, and a change made through one is seen
 by the others at once (every read uses Strong consistency).
@@ -11,29 +11,43 @@ Ids are cbir's (``auto_id`` off, JSON-safe integers) from a counter row in the m
 like the FAISS+SQLite index, one writer at a time is expected (see README "Scale-out"). Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
+
+Besides the core it declares content dedupe and sources (:mod:`retrieval.index._protocol`); it
+has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
+(every read is current), no request keys, no DBA and no layouts.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._index import Hit
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._milvus_client import absolute, connect, fetch_published, id_lock, record
-from retrieval.index._milvus_schema import (
+from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
+from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
+from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._rows import (
+    fetch_records,
+    fetch_vectors,
+    search_rows,
+    stored_paths,
+    upsert_images,
+    wait_indexed,
+)
+from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
     MilvusSpec,
     create_collections,
+    default_search_params,
     get_text,
     is_lite,
     lite_size,
@@ -43,19 +57,15 @@ from retrieval.index._milvus_schema import (
     save_blob,
     search_params,
 )
-from retrieval.index._milvus_unique import MilvusExtras
-from retrieval.index._seam import StoreSpec, save_manifest
-from retrieval.index._store import ImageRecord, NewImage, _check_items
+from retrieval.index.milvus._unique import find_sha256, unique_add
 
-__all__ = ["MilvusIndex", "fetch_published"]
+__all__ = ["MilvusIndex"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
-INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
-GET_IDS = 1000                # ids per get()
-PATH_PAGE = 10_000            # ids per query of paths_present()
-class MilvusIndex(MilvusExtras):
+
+class MilvusIndex:
     """An index directory whose vectors and records are in Milvus; see the module docstring."""
 
     def __init__(self, path: Path, manifest: Manifest, store: StoreSpec, client: Any,
@@ -77,7 +87,8 @@ class MilvusIndex(MilvusExtras):
                exist_ok: bool = False) -> MilvusIndex:
         """New collections for ``manifest`` and a directory naming them (neither may exist)."""
         store = absolute(store)
-        milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
+        spec = milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
+        manifest = manifest.with_search_defaults(default_search_params(spec))
         if (path / MANIFEST_NAME).exists():
             if not exist_ok:
                 raise ArtifactError(f"{path} already holds an index (pass exist_ok to resume it)")
@@ -95,9 +106,7 @@ class MilvusIndex(MilvusExtras):
             if client.has_collection(store.collection):
                 raise ArtifactError(f"collection {store.collection!r} already exists at "
                                     f"{store.uri}; choose another --collection")
-            create_collections(client, store.collection, manifest.dim,
-                               milvus_index(manifest.faiss_factory, manifest.metric,
-                                            lite=is_lite(store.uri)))
+            create_collections(client, store.collection, manifest.dim, spec)
             put_text(client, f"{store.collection}_meta", "manifest",
                      json.dumps(manifest.to_dict(), sort_keys=True))
             path.mkdir(parents=True, exist_ok=True)
@@ -151,10 +160,6 @@ class MilvusIndex(MilvusExtras):
         return self.count
 
     @property
-    def is_trained(self) -> bool:
-        return True  # Milvus trains its IVF lists itself, per sealed segment
-
-    @property
     def search_params(self) -> dict[str, int]:
         return dict(self._knobs)
 
@@ -181,22 +186,10 @@ class MilvusIndex(MilvusExtras):
         FAISS+SQLite store.
         """
         vectors = as_matrix(xb, self.d, n=len(items))
-        _check_items(items)
+        check_new_images(items)
         self._check_writable()
         ids = self._allocate(len(items))
-        now = time.time()
-        rows: list[dict[str, Any]] = []
-        size = 0
-        for image_id, item, vector in zip(ids, items, vectors, strict=True):
-            rows.append({"id": image_id, "vector": vector, "path": item.path,
-                         "sha256": item.sha256, "width": item.width, "height": item.height,
-                         "added_at": now})
-            size += vector.nbytes + len(item.path.encode()) + 128
-            if size >= INSERT_BYTES:
-                self._client.upsert(self._name, rows)
-                rows, size = [], 0
-        if rows:
-            self._client.upsert(self._name, rows)
+        upsert_images(self._client, self._name, ids, items, vectors)
         return ids
 
     def remove(self, ids: Iterable[int]) -> list[int]:
@@ -218,23 +211,9 @@ class MilvusIndex(MilvusExtras):
         queries = as_matrix(xq, self.d, name="xq")
         k = as_k(k)
         self._check_open()
-        worst = -np.inf if self.manifest.metric == "inner_product" else np.inf
-        distances = np.full((len(queries), k), worst, np.float32)
-        labels = np.full((len(queries), k), -1, np.int64)
-        if ids is not None and not len(ids):
-            return distances, labels, [[] for _ in queries]
-        flt = f"id in {[int(i) for i in ids]}" if ids is not None else ""
-        res = self._client.search(self._name, data=[q.tolist() for q in queries], limit=k,
-                                  filter=flt, output_fields=fields, anns_field="vector",
-                                  search_params=search_params(self._spec, self._knobs, k),
-                                  consistency_level="Strong")
-        entities: list[list[dict[str, Any]]] = []
-        for q, hits in enumerate(res):
-            for j, hit in enumerate(list(hits)[:k]):
-                labels[q, j], distances[q, j] = int(hit["id"]), float(hit["distance"])
-            entities.append([{**hit.get("entity", {}), "id": hit["id"]} for hit in
-                             list(hits)[:k]])
-        return distances, labels, entities
+        return search_rows(self._client, self._name, queries, k, ids=ids, fields=fields,
+                           params=search_params(self._spec, self._knobs, k),
+                           metric=self.manifest.metric)
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record, fetched in the same request."""
@@ -248,44 +227,27 @@ class MilvusIndex(MilvusExtras):
             raise NotFoundError(f"no image with id {image_id}")
         return found[0]
 
-    def _records(self, ids: Sequence[int]) -> list[ImageRecord]:
-        return self.records(ids)
-
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         self._check_open()
-        wanted = [int(i) for i in ids]
-        found: dict[int, ImageRecord] = {}
-        for start in range(0, len(wanted), GET_IDS):
-            rows = self._client.get(self._name, ids=wanted[start:start + GET_IDS],
-                                    output_fields=RECORD_FIELDS)
-            found.update((int(r["id"]), record(r)) for r in rows)
-        return [found[i] for i in wanted if i in found]
+        return fetch_records(self._client, self._name, ids)
+
+    def stored_vectors(self, ids: Sequence[int]) -> F32:
+        """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
+        self._check_open()
+        return fetch_vectors(self._client, self._name, ids, self.d)
 
     def paths_present(self) -> set[str]:
-        """Every stored path, read in id ranges (Milvus Lite has no query iterator)."""
+        """Every stored path."""
         self._check_open()
-        out: set[str] = set()
-        end = int(get_text(self._client, self._meta, "next_id") or 1)
-        for low in range(0, end, PATH_PAGE):
-            rows = self._client.query(self._name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
-                                      output_fields=["path"], limit=PATH_PAGE,
-                                      consistency_level="Strong")
-            out.update(str(r["path"]) for r in rows)
-        return out
+        return stored_paths(self._client, self._name,
+                            int(get_text(self._client, self._meta, "next_id") or 1))
 
     def flush(self, timeout_s: float = 3600.0) -> None:
-        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench)."""
-        self._client.flush(self._name)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            info = self._client.describe_index(self._name, index_name="vector")
-            if not int(info.get("pending_index_rows", 0)):
-                return
-            time.sleep(0.5)
-
-    def train(self, sample: int = 100_000, seed: int = 0) -> None:
-        """Nothing to do: Milvus trains IVF indexes itself when it seals a segment."""
+        """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
+        :class:`StoreTimeoutError` if rows still wait for the index after ``timeout_s``."""
+        wait_indexed(self._client, self._name, timeout_s,
+                     f"Milvus collection {self._name!r} at {self.store.uri}")
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
@@ -314,6 +276,30 @@ class MilvusIndex(MilvusExtras):
         names = json.loads(get_text(self._client, self._meta, "state") or "[]")
         return {n: load_blob(self._client, self._meta, f"state:{n}") or b"" for n in names}
 
+    def find_sha256(self, sha256: str) -> list[ImageRecord]:
+        """Records of the images with this content, oldest first."""
+        self._check_open()
+        return find_sha256(self._client, self._name, sha256)
+
+    def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
+                   layouts: npt.ArrayLike | None = None) -> AddOutcome:
+        """Add what is not stored yet (by sha256); the rest answer with their existing record.
+
+        Not one transaction (see :mod:`._unique`); ``layouts`` are not kept, as in :meth:`add`.
+        """
+        vectors = as_matrix(xb, self.d, n=len(items))
+        return unique_add(items, vectors, find=self.find_sha256,
+                          add=lambda news, xs: self.add(news, xs), records=self.records)
+
+    @property
+    def images_root(self) -> str | None:
+        """The folder the index was built from (kept in the meta collection)."""
+        return get_text(self._client, self._meta, "images_root") or None
+
+    def set_images_root(self, folder: str) -> None:
+        self._check_writable()
+        put_text(self._client, self._meta, "images_root", folder)
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -329,3 +315,8 @@ class MilvusIndex(MilvusExtras):
     def __repr__(self) -> str:
         return (f"MilvusIndex({str(self.path)!r}, uri={self.store.uri!r}, "
                 f"collection={self._name!r}, factory={self.manifest.faiss_factory!r})")
+
+
+if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources]:
+        return index, index, index

@@ -1,4 +1,4 @@
-"""Creating and opening the files of an index directory (see :mod:`retrieval.index._index`).
+"""Creating and opening the files of a local index directory (see :mod:`._image_index`).
 
 ``manifest.json`` is written *last* on create, so its presence marks a complete index: a create
 interrupted before it leaves a directory that neither opens nor is silently reused.
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from retrieval._atomic import remove_stale_temporaries
 from retrieval.errors import ArtifactError
-from retrieval.index._faiss import VectorIndex
-from retrieval.index._locks import LOCK_NAME, DirectoryLock
 from retrieval.index._manifest import MANIFEST_NAME, Manifest
-from retrieval.index._recovery import Recovered, recover
-from retrieval.index._snapshot import SNAPSHOT_NAME
-from retrieval.index._store import STORE_NAME, Store
+from retrieval.index.local._faiss import VectorIndex
+from retrieval.index.local._locks import LOCK_NAME, DirectoryLock
+from retrieval.index.local._recovery import Recovered, recover
+from retrieval.index.local._snapshot import SNAPSHOT_NAME
+from retrieval.index.local._store import STORE_NAME, Store
 
 __all__ = ["Opened", "create_directory", "holds_index", "open_directory"]
 
@@ -39,12 +39,18 @@ def holds_index(path: Path) -> bool:
 
 
 def create_directory(path: Path, manifest: Manifest) -> Opened:
-    """Create an empty index in a new or empty ``path`` and lock it for writing."""
+    """Create an empty index in a new or empty ``path`` and lock it for writing.
+
+    The FAISS index is built once, first (a factory faiss rejects leaves nothing behind), and
+    its default search parameters join the manifest's before that is saved.
+    """
+    vectors = VectorIndex.new(manifest.dim, manifest.faiss_factory, manifest.metric)
+    manifest = manifest.with_search_defaults(vectors.default_search_params())
+    vectors.set_search_params({k: float(v) for k, v in manifest.search_params.items()})
     path.mkdir(parents=True, exist_ok=True)
     if any(p.name != LOCK_NAME for p in path.iterdir()):
         raise ArtifactError(f"{path} is not empty and holds no {MANIFEST_NAME}; choose a new or "
                             "empty directory (an interrupted create leaves such a one)")
-    vectors = VectorIndex.new(manifest.dim, manifest.faiss_factory, manifest.metric)
     lock = DirectoryLock.acquire(path)
     try:
         store = Store.create(path / STORE_NAME, dim=manifest.dim)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from retrieval.errors import ArtifactError
-from retrieval.index._snapshot import SNAPSHOT_NAME, Snapshot, read_snapshot, write_snapshot
+from retrieval.index.local._snapshot import SNAPSHOT_NAME, Snapshot, read_snapshot, write_snapshot
 
 
 def write(path: Path, payload: bytes = b"\x00faiss\nbytes\xff", seq: int = 42) -> None:

@@ -1,4 +1,4 @@
-"""Tests for index: FAISS results against numpy brute force, the directory, the API."""
+"""The local ImageIndex: FAISS results against numpy brute force, the directory, the API."""
 
 from __future__ import annotations
 
@@ -7,38 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError, NotFoundError
-from retrieval.index._index import ImageIndex
-from retrieval.index._manifest import MANIFEST_NAME, Manifest
-from retrieval.index._snapshot import SNAPSHOT_NAME, read_snapshot
-from retrieval.index._store import NewImage
-
-F32 = npt.NDArray[np.float32]
-D = 16
-
-
-def unit_vectors(n: int, seed: int, d: int = D) -> F32:
-    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
-    return np.asarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
-
-
-def images(n: int, start: int = 0) -> list[NewImage]:
-    return [NewImage(f"img/{i:05d}.jpg", f"{i:064x}", 64, 48) for i in range(start, start + n)]
-
-
-def manifest(factory: str = "Flat", d: int = D, **changes: Any) -> Manifest:
-    return Manifest(backbone="vgg16", weights="random:seed=0", max_side=256, pooling="gem",
-                    pooling_params={"p": 3.0}, dim=d, faiss_factory=factory, **changes)
-
-
-def brute_force(ids: npt.NDArray[np.int64], xb: F32, xq: F32, k: int) -> tuple[F32, Any]:
-    scores = xq @ xb.T
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, order, axis=1), ids[order]
+from retrieval.index import MANIFEST_NAME, ImageIndex, Manifest
+from retrieval.index.local._snapshot import SNAPSHOT_NAME, read_snapshot
+from tests.retrieval.index.samples import D, brute_force, images, manifest, unit_vectors
 
 
 @pytest.fixture
@@ -311,3 +287,26 @@ def test_search_params_that_do_not_apply_are_refused_before_writing(tmp_path: Pa
         ImageIndex.open(tmp_path / "idx")
     (tmp_path / "idx" / MANIFEST_NAME).write_text(data)
     ImageIndex.open(tmp_path / "idx").close()  # the failed open released the directory lock
+
+
+@pytest.mark.parametrize(("factory", "defaults"), [
+    ("Flat", {}), ("HNSW16", {}), ("IVF16,Flat", {"nprobe": 16}),
+    ("PCA8,IVF4,Flat", {"nprobe": 16})])
+def test_create_builds_the_faiss_index_once_and_takes_its_defaults(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: str,
+        defaults: dict[str, int]) -> None:
+    built: list[str] = []
+    real = faiss.index_factory
+
+    def counted(d: int, spec: str, metric: int) -> faiss.Index:
+        built.append(spec)
+        return real(d, spec, metric)
+
+    monkeypatch.setattr(faiss, "index_factory", counted)
+    with ImageIndex.create(tmp_path / "idx", manifest(factory)) as index:
+        assert built == [factory]
+        assert dict(index.manifest.search_params) == index.search_params == defaults
+    assert Manifest.load(tmp_path / "idx").search_params == defaults
+    asked = manifest(factory, search_params={"nprobe": 2}) if defaults else manifest(factory)
+    with ImageIndex.create(tmp_path / "asked", asked) as index:
+        assert index.search_params == dict(asked.search_params)  # what the manifest says wins

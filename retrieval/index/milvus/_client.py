@@ -1,4 +1,4 @@
-"""Connecting to Milvus, and what is read before an index is open (see :mod:`._milvus`)."""
+"""Connecting to Milvus, and what is read before an index is open (see :mod:`._index`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from retrieval.errors import ArtifactError
 from retrieval.index._manifest import Manifest
-from retrieval.index._milvus_schema import get_text, is_lite, load_blob
-from retrieval.index._seam import StoreSpec
-from retrieval.index._store import ImageRecord
+from retrieval.index._records import ImageRecord
+from retrieval.index._spec import StoreSpec
+from retrieval.index.milvus._schema import get_text, is_lite, load_blob
 
 __all__ = ["absolute", "connect", "fetch_published", "id_lock", "record"]
 
@@ -57,7 +57,6 @@ def fetch_published(spec: StoreSpec) -> tuple[Manifest, dict[str, bytes]]:
         return manifest, blobs
     finally:
         client.close()
-
 
 
 def absolute(store: StoreSpec) -> StoreSpec:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from retrieval._atomic import TMP_SUFFIX, fsync_directory
 from retrieval.errors import ConfigError
-from retrieval.index._index import ImageIndex
+from retrieval.index.local._image_index import ImageIndex
 
 __all__ = ["UPLOADS_DIR_NAME", "SweepReport", "sweep_files"]
 

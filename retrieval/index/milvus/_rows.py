@@ -1,0 +1,116 @@
+"""Reading and writing the image rows of a Milvus collection (functions of a pymilvus client).
+
+Every read uses Strong consistency, so it sees every acknowledged change of any process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from retrieval.errors import NotFoundError, StoreTimeoutError
+from retrieval.index._records import ImageRecord, NewImage
+from retrieval.index.milvus._client import record
+from retrieval.index.milvus._schema import RECORD_FIELDS
+
+__all__ = ["fetch_records", "fetch_vectors", "search_rows", "stored_paths", "upsert_images",
+           "wait_indexed"]
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
+GET_IDS = 1000                # ids per get()
+PATH_PAGE = 10_000            # ids per query of stored_paths()
+FLUSH_POLL_S = 0.5
+
+
+def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[NewImage],
+                  vectors: F32) -> None:
+    """One row per image, in upserts bounded by bytes."""
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    size = 0
+    for image_id, item, vector in zip(ids, items, vectors, strict=True):
+        rows.append({"id": image_id, "vector": vector, "path": item.path, "sha256": item.sha256,
+                     "width": item.width, "height": item.height, "added_at": now})
+        size += vector.nbytes + len(item.path.encode()) + 128
+        if size >= INSERT_BYTES:
+            client.upsert(name, rows)
+            rows, size = [], 0
+    if rows:
+        client.upsert(name, rows)
+
+
+def search_rows(client: Any, name: str, queries: F32, k: int, *, ids: Sequence[int] | None,
+                fields: list[str], params: dict[str, Any],
+                metric: str) -> tuple[F32, I64, list[list[dict[str, Any]]]]:
+    """D, I (nq, k) as FAISS gives them (-1 / worst padded) and each hit's ``fields``."""
+    worst = -np.inf if metric == "inner_product" else np.inf
+    distances = np.full((len(queries), k), worst, np.float32)
+    labels = np.full((len(queries), k), -1, np.int64)
+    if ids is not None and not len(ids):
+        return distances, labels, [[] for _ in queries]
+    flt = f"id in {[int(i) for i in ids]}" if ids is not None else ""
+    res = client.search(name, data=[q.tolist() for q in queries], limit=k, filter=flt,
+                        output_fields=fields, anns_field="vector", search_params=params,
+                        consistency_level="Strong")
+    entities: list[list[dict[str, Any]]] = []
+    for q, hits in enumerate(res):
+        for j, hit in enumerate(list(hits)[:k]):
+            labels[q, j], distances[q, j] = int(hit["id"]), float(hit["distance"])
+        entities.append([{**hit.get("entity", {}), "id": hit["id"]} for hit in list(hits)[:k]])
+    return distances, labels, entities
+
+
+def fetch_records(client: Any, name: str, ids: Sequence[int]) -> list[ImageRecord]:
+    """Records of ``ids`` in the order asked, unknown ids left out."""
+    wanted = [int(i) for i in ids]
+    found: dict[int, ImageRecord] = {}
+    for start in range(0, len(wanted), GET_IDS):
+        rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=RECORD_FIELDS)
+        found.update((int(r["id"]), record(r)) for r in rows)
+    return [found[i] for i in wanted if i in found]
+
+
+def fetch_vectors(client: Any, name: str, ids: Sequence[int], d: int) -> F32:
+    """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
+    wanted = [int(i) for i in ids]
+    got = client.get(name, ids=wanted, output_fields=["vector"]) if wanted else []
+    rows = {int(r["id"]): r["vector"] for r in got}
+    missing = [i for i in wanted if i not in rows]
+    if missing:
+        raise NotFoundError(f"no image with id {', '.join(map(str, missing))}")
+    out: F32 = np.asarray([rows[i] for i in wanted], dtype=np.float32).reshape(-1, d)
+    return out
+
+
+def stored_paths(client: Any, name: str, end: int) -> set[str]:
+    """Every stored path of ids below ``end``, read in id ranges (Lite has no query iterator)."""
+    out: set[str] = set()
+    for low in range(0, end, PATH_PAGE):
+        rows = client.query(name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
+                            output_fields=["path"], limit=PATH_PAGE, consistency_level="Strong")
+        out.update(str(r["path"]) for r in rows)
+    return out
+
+
+def wait_indexed(client: Any, name: str, timeout_s: float, where: str) -> None:
+    """Seal the growing segment and wait until Milvus has indexed it; :class:`StoreTimeoutError`
+    if rows still wait for the index after ``timeout_s`` (Milvus is polled at least once)."""
+    client.flush(name)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = client.describe_index(name, index_name="vector")
+        pending = int(info.get("pending_index_rows", 0))
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise StoreTimeoutError(
+                f"{where}: {pending} rows still wait for their index after {timeout_s:g} s (they "
+                "are stored; flush again, or allow a longer timeout)")
+        time.sleep(FLUSH_POLL_S)
