@@ -27,7 +27,7 @@ from retrieval import (
     list_images,
     open_collection,
 )
-from retrieval.features import Embedder, EmbedderConfig, prepare_int8, resolve_precision
+from retrieval.features import Embedder, EmbedderConfig, resolve_precision
 from retrieval.index import MANIFEST_NAME, Rerank, StoreSpec
 
 __all__ = ["run_add", "run_build"]
@@ -69,8 +69,7 @@ def _new_collection(args: argparse.Namespace, listed: list[Path] | list[str],
                                channels_last=args.channels_last)
     if precision == "int8":
         pool = list_images(args.train_images) if args.train_images else images
-        prepare_int8(embedder.backbone, calibration_sample(pool, args.seed),
-                     max_side=config.image_side, cache_dir=None)
+        embedder.prepare_int8(calibration_sample(pool, args.seed), cache_dir=None)
     if config.needs_training:
         n = fit_embedder(embedder, _training_sources(args, images), batch_size=args.batch_size,
                          workers=args.workers)

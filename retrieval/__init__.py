@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         open_collection,
     )
     from retrieval._engines import calibration_sample
-    from retrieval._ingest import IngestReport, ingest
+    from retrieval._ingest import IngestReport, UniqueAdd, ingest
     from retrieval.errors import (
         ArtifactError,
         ConfigError,
@@ -63,7 +63,7 @@ _EXPORTS = {
     "retrieval.images": ("ALLOWED_FORMATS", "MEDIA_TYPES", "format_suffix", "list_images",
                          "load_image", "load_image_with_suffix", "sha256_hex"),
     "retrieval.index": ("Hit", "ImageIndex", "ImageRecord", "Manifest"),
-    "retrieval._ingest": ("IngestReport", "ingest"),
+    "retrieval._ingest": ("IngestReport", "UniqueAdd", "ingest"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -86,6 +86,7 @@ __all__ = [
     "ManifestMismatchError",
     "NotFoundError",
     "RetrievalError",
+    "UniqueAdd",
     "UnknownNameError",
     "UnsupportedImageError",
     "WeightsError",

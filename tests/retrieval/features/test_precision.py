@@ -22,6 +22,7 @@ from retrieval.errors import ConfigError, ManifestMismatchError
 from retrieval.evaluation._benchmarks import load_benchmark
 from retrieval.evaluation._metrics import evaluate
 from retrieval.features import (
+    Batch,
     CpuFeatures,
     Embedder,
     EmbedderConfig,
@@ -91,7 +92,7 @@ def _jpegs(n: int, side: int) -> list[bytes]:
 
 def _descriptors(backbone: Backbone, images: list[bytes], side: int) -> F32:
     config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=side)
-    return Embedder(config, backbone).embed([load_image(b) for b in images])
+    return Embedder(config, backbone).embed_images([load_image(b) for b in images])
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
@@ -130,19 +131,20 @@ def _loo_map(bench_truth: list, vectors: F32) -> float:  # type: ignore[type-arg
 def test_paris250_map_within_0005_of_fp32(shared: Path, squeezenet_weights: Path) -> None:
     side = 256
     bench = load_benchmark("folders", shared / "data" / "paris250")
-    images = [load_image(p) for p in bench.database]
     maps: dict[str, dict[str, float]] = {}
     for precision in ("fp32", "bf16", "int8"):
         backbone = load_backbone("squeezenet1_1", str(squeezenet_weights), precision=precision)
         if precision == "int8":
             sample = [bench.database[i] for i in range(0, len(bench.database), 16)]
             prepare_int8(backbone, sample, max_side=side, cache_dir=None)
-        fmaps = Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side),
-                         backbone).feature_maps(images)
+        batches = [b for b in Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side),
+                                       backbone).extract(enumerate(bench.database), batch_size=1)
+                   if isinstance(b, Batch)]  # one image each, in order: shared by the poolings
         maps[precision] = {}
         for pooling in ("sum", "gem"):
             config = EmbedderConfig(backbone="squeezenet1_1", max_side=side, pooling=pooling)
-            vectors = Embedder(config, backbone).describe_images(fmaps)
+            embedder = Embedder(config, backbone)
+            vectors = np.concatenate([embedder.describe_batch(b)[0] for b in batches])
             maps[precision][pooling] = _loo_map(bench.truth(), vectors)
     for precision in ("bf16", "int8"):
         for pooling in ("sum", "gem"):
