@@ -27,6 +27,7 @@ from retrieval.features import (
     Embedder,
     EmbedderConfig,
     check_query_precision,
+    cpu_features,
     load_backbone,
     prepare_int8,
     resolve_precision,
@@ -55,6 +56,30 @@ def test_auto_follows_the_cpu_and_the_amount_of_work() -> None:
     assert resolve_precision("fp32", probe=lambda: AMX) == "fp32"
     with pytest.raises(ConfigError):
         resolve_precision("fp8")
+
+
+def test_the_probe_reads_the_flags_without_openvino(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n"
+                       "processor\t: 1\n", encoding="utf-8")
+    vnni = cpu_features(cpuinfo, ask_openvino=False)
+    assert vnni == CpuFeatures(frozenset({"fpu", "avx2", "avx512f", "avx512_vnni"}))
+    assert vnni.int8 and not vnni.bf16
+    assert cpu_features(tmp_path / "absent", ask_openvino=False) == CpuFeatures(frozenset())
+    assert CpuFeatures(frozenset({"amx_bf16"})).bf16 and CpuFeatures(frozenset({"amx_int8"})).int8
+
+
+def test_openvinos_bf16_answer_overrides_the_flags(tmp_path: Path) -> None:
+    assert not CpuFeatures(frozenset({"avx512_bf16"}), native_bf16=False).bf16
+    assert CpuFeatures(frozenset(), native_bf16=True).bf16
+    assert not CpuFeatures(frozenset(), native_bf16=True).int8  # int8: the flags' question
+    pytest.importorskip("openvino")
+    import openvino as ov
+
+    expected = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    probed = cpu_features(tmp_path / "absent")
+    assert probed.native_bf16 is expected and probed.bf16 is expected
+    assert "OpenVINO" in probed.describe()
 
 
 def test_int8_is_cpu_only() -> None:
