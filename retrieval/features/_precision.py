@@ -117,7 +117,7 @@ def openvino_bf16() -> bool | None:
         import openvino as ov
 
         capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception as exc:  # noqa: BLE001 - a plugin that cannot answer is "not known"
+    except Exception as exc:  # a plugin that cannot answer: "not known"
         log.debug("OpenVINO could not report the CPU's capabilities: %s", exc)
         return None
     return "BF16" in capabilities

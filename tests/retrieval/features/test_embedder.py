@@ -70,9 +70,9 @@ def test_mop_state_round_trip(maps: list[torch.Tensor]) -> None:
     again = make(pooling="mop", pooling_params={"k": 4, "pca_dim": 6})
     again.load_state_blobs(blobs)
     np.testing.assert_array_equal(describe_maps(again, maps), describe_maps(e, maps))
-    with pytest.raises(ArtifactError, match="mop.npz is missing"):
+    with pytest.raises(ArtifactError, match=r"mop\.npz is missing"):
         make(pooling="mop").load_state_blobs({}, origin="elsewhere")
-    with pytest.raises(ArtifactError, match="elsewhere: mop.npz is unreadable"):
+    with pytest.raises(ArtifactError, match=r"elsewhere: mop\.npz is unreadable"):
         make(pooling="mop").load_state_blobs({"mop.npz": b"not an npz"}, origin="elsewhere")
 
 
