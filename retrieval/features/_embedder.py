@@ -67,6 +67,8 @@ class Embedder:
 
     def __init__(self, config: EmbedderConfig, backbone: Backbone) -> None:
         self.config = config
+        #: the network; :mod:`retrieval.features`' own business: everything else goes through
+        #: :meth:`extract`, :meth:`describe_batch`, :meth:`embed_images` and the int8 methods
         self.backbone = backbone
         self.pooling: Pooling = make_pooling(config.pooling, config.pooling_params)
         self.whitening: Whitening | None = Whitening(config.whiten_dim) if config.whiten else None
