@@ -31,8 +31,7 @@ from types import TracebackType
 import numpy as np
 
 from retrieval._collection import Collection
-from retrieval.features import Batch, Failure, Source
-from retrieval.features._extraction import Decoded
+from retrieval.features import Batch, Decoded, Failure, Source
 from retrieval.images import DEFAULT_MAX_PIXELS
 from retrieval.index import DEFAULT_KEY_TTL_S, AddOutcome, NewImage
 

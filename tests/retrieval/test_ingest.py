@@ -80,7 +80,7 @@ def test_one_bad_input_adds_nothing(collection: Collection) -> None:
 
     sources = [("ok.png", png(7, (64, 48))), ("bad.jpg", b"not an image")]
     try:
-        with pytest.raises(UnsupportedImageError, match="bad.jpg"):
+        with pytest.raises(UnsupportedImageError, match=r"bad\.jpg"):
             ingest(collection, sources, unique=UniqueAdd(place))
         assert collection.index.count == 0 and calls == []  # nothing placed, nothing stored
     finally:
