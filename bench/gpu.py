@@ -19,7 +19,7 @@ from bench.indexing import bare_rate
 from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.shared import Missing, paris250
-from retrieval.features import Batch, Embedder, EmbedderConfig, extract_batches
+from retrieval.features import Batch, Embedder, EmbedderConfig, load_backbone
 
 __all__ = ["run"]
 
@@ -32,10 +32,9 @@ def pipeline_rate(embedder: Embedder, paths: list[Path], batch_size: int) -> flo
     sources = [(i, p) for i, p in enumerate(paths)]
     start = time.perf_counter()
     n = 0
-    for item in extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
-                                batch_size=batch_size):
+    for item in embedder.extract(sources, batch_size=batch_size):
         if isinstance(item, Batch):
-            embedder.describe(item.fmaps)
+            embedder.describe_batch(item)
             n += len(item.items)
     return n / (time.perf_counter() - start)
 
@@ -43,12 +42,14 @@ def pipeline_rate(embedder: Embedder, paths: list[Path], batch_size: int) -> flo
 def measure(side: int, batch_size: int, paths: list[Path]) -> dict[str, float]:
     config = EmbedderConfig(backbone="vgg16", weights="random", max_side=side)
     embedder = Embedder.create(config, device="cuda", precision="bf16", channels_last=True)
+    # the bare forward runs on a backbone of its own: the embedder's is the embedder's business
+    backbone = load_backbone(config.backbone, config.weights, device="cuda", seed=config.seed,
+                             precision="bf16", channels_last=True)
     sample = paths[: max(batch_size * 8, 64)]
-    batches = [b.to("cuda") for b in bucketed_batches(embedder.backbone, sample, side,
-                                                       batch_size)]
-    bare = [bare_rate(embedder.backbone, batches)]
+    batches = [b.to("cuda") for b in bucketed_batches(backbone, sample, side, batch_size)]
+    bare = [bare_rate(backbone, batches)]
     rate = pipeline_rate(embedder, paths, batch_size)
-    bare.append(bare_rate(embedder.backbone, batches))
+    bare.append(bare_rate(backbone, batches))
     ratio = rate / (sum(bare) / 2)
     return {"max_side": side, "batch_size": batch_size, "images": len(paths),
             "bare_images_per_s": round(sum(bare) / 2, 1), "pipeline_images_per_s": round(rate, 1),

@@ -52,7 +52,7 @@ def bare_cost(embedder: Embedder, index: ImageIndex, images: list[Image.Image],
     """Time forward (batch of one) and search for each query image, after one warm-up each."""
     backbone, side = embedder.backbone, embedder.config.image_side
     tensors = [backbone.preprocess(image, side)[None] for image in images]
-    xqs = [embedder.describe(backbone.forward(t)) for t in tensors]  # warms every shape up
+    xqs = [embedder.embed_images([image]) for image in images]  # warms every shape up
     forwards: list[float] = []
     costs: list[float] = []
     for _ in range(rounds):

@@ -37,7 +37,6 @@ from retrieval.features import (
     Batch,
     Embedder,
     EmbedderConfig,
-    extract_batches,
     resized_shape,
 )
 
@@ -71,10 +70,9 @@ def reference_loop(features: nn.Module, paths: list[Path], side: int, device: st
 def our_pipeline(embedder: Embedder, paths: list[Path]) -> F32:
     """Our extraction path (the one ``cbir index build`` runs), descriptors in input order."""
     out = np.zeros((len(paths), embedder.dim), dtype=np.float32)
-    for item in extract_batches(embedder.backbone, list(enumerate(paths)),
-                                max_side=embedder.config.image_side):
+    for item in embedder.extract(list(enumerate(paths))):
         if isinstance(item, Batch):
-            out[[d.key for d in item.items]] = embedder.describe(item.fmaps)
+            out[[d.key for d in item.items]] = embedder.describe_batch(item)[0]
     return out
 
 

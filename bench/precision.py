@@ -31,10 +31,10 @@ from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.server import Service
 from bench.shared import REPO, Missing, paris250, shared_root, spread
-from retrieval import load_image
 from retrieval.evaluation import evaluate, load_benchmark
 from retrieval.features import (
     Backbone,
+    Batch,
     Embedder,
     EmbedderConfig,
     cpu_features,
@@ -122,12 +122,14 @@ def _map_row(side: int) -> dict[str, dict[str, float]]:
         backbone = load_backbone("squeezenet1_1", str(weights), precision=p)
         if p == "int8":
             prepare_int8(backbone, bench.database[::16], max_side=side, cache_dir=None)
-        fmaps = Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side), backbone
-                         ).feature_maps([load_image(x) for x in bench.database])
+        batches = [b for b in Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side),
+                                       backbone).extract(enumerate(bench.database), batch_size=1)
+                   if isinstance(b, Batch)]  # one image each, in order: maps shared below
         out[p] = {}
         for pooling in ("sum", "gem"):
             config = EmbedderConfig(backbone="squeezenet1_1", max_side=side, pooling=pooling)
-            x = Embedder(config, backbone).describe_images(fmaps)
+            embedder = Embedder(config, backbone)
+            x = np.concatenate([embedder.describe_batch(b)[0] for b in batches])
             out[p][pooling] = round(evaluate(bench.truth(), scores=x @ x.T).mean_ap, 4)
     return out
 

@@ -38,7 +38,7 @@ from retrieval import (
     list_images,
     open_collection,
 )
-from retrieval.features import Embedder, EmbedderConfig, prepare_int8, resolve_precision
+from retrieval.features import Embedder, EmbedderConfig, resolve_precision
 from retrieval.index import MANIFEST_NAME, KnowsSources, Rerank, StoreSpec, Trains
 
 __all__ = ["BuildOptions", "add_parser", "run_build"]
@@ -169,8 +169,7 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                                channels_last=run.channels_last)
     if precision == "int8":
         pool = list_images(opts.train_images) if opts.train_images else images
-        prepare_int8(embedder.backbone, calibration_sample(pool, opts.embedding.seed),
-                     max_side=config.image_side, cache_dir=None)
+        embedder.prepare_int8(calibration_sample(pool, opts.embedding.seed), cache_dir=None)
     if config.needs_training:
         n = fit_embedder(embedder, _training_sources(opts, images), batch_size=opts.batch_size,
                          workers=opts.workers)

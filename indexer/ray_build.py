@@ -4,10 +4,10 @@ The driver creates (or resumes) the collection exactly as the local build does â
 (MOP/VLAD, whitening) is fitted there once â€” filters out the paths already stored (Ray has no
 notion of progress, so ``--resume`` embeds nothing twice only because the list is filtered
 *before* the dataset exists), and hands the rest to Ray Data as a list of paths. Each actor builds
-the embedder the manifest describes, loads the fitted state shipped from the driver
-(``ray.put`` once; the actor resolves the reference itself: Ray Data passes it unresolved), and
-runs the same decode + forward + pooling code as the local build
-(:func:`retrieval.features.extract_batches`, :meth:`Embedder.describe`), so vectors are identical.
+the embedder the manifest describes, loads the fitted state shipped from the driver in memory
+(:meth:`Embedder.state_blobs`, ``ray.put`` once; the actor resolves the reference itself: Ray
+Data passes it unresolved), and runs the embedder's one pipeline, as the local build does
+(:meth:`Embedder.extract`, :meth:`Embedder.describe_batch`), so vectors are identical.
 Rows come back in input order (``preserve_order``: reproducible ids) and the driver, the only
 writer, adds them batch by batch: Ctrl-C leaves every committed batch, unreadable files come back
 as rows with an error and are skipped and listed.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ from retrieval import (
     Manifest,
     config_from_manifest,
 )
-from retrieval.features import Failure, extract_batches, layout_descriptors
+from retrieval.features import Failure
 from retrieval.index import NewImage
 
 __all__ = ["EmbedActor", "ingest_on_ray", "is_uri", "list_uri_images", "ray_runtime_env"]
@@ -71,25 +70,18 @@ class EmbedActor:
         m = Manifest.from_dict(manifest)
         self.embedder = Embedder.create(config_from_manifest(m), device=device,
                                         weights_file=weights_file, allow_download=False)
-        with tempfile.TemporaryDirectory(prefix="cbir-state-") as tmp:
-            for name, data in blobs.items():
-                (Path(tmp) / name).write_bytes(bytes(data))
-            self.embedder.load_state(Path(tmp))
+        self.embedder.load_state_blobs({name: bytes(data) for name, data in blobs.items()},
+                                       origin="the driver's fitted state")
         self.dim = m.dim
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         paths = [str(p) for p in batch["path"]]
         rows: dict[str, dict[str, Any]] = {}
-        embedder = self.embedder
-        for item in extract_batches(embedder.backbone, [(p, _source(p)) for p in paths],
-                                    max_side=embedder.config.image_side, workers=1,
-                                    scales=embedder.config.scales):
+        for item in self.embedder.extract([(p, _source(p)) for p in paths], workers=1):
             if isinstance(item, Failure):
                 rows[item.key] = {"error": item.error.reason}
                 continue
-            xb = (embedder.describe_images(item.per_image()) if item.extra
-                  else embedder.describe(item.fmaps))  # exactly as the local ingest does
-            layouts = layout_descriptors(item.fmaps)
+            xb, layouts = self.embedder.describe_batch(item)
             for d, vector, layout in zip(item.items, xb, layouts, strict=True):
                 rows[d.key] = {"vector": vector, "layout": layout, "sha256": d.sha256,
                                "width": d.width, "height": d.height, "error": ""}
@@ -209,7 +201,7 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
         ds = items.map_batches(
             EmbedActor, batch_size=ACTOR_BATCH, batch_format="numpy",
             fn_constructor_kwargs={"manifest": collection.manifest.to_dict(),
-                                   "state": ray.put(collection.index.load_state_blobs()),
+                                   "state": ray.put(collection.embedder.state_blobs()),
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)

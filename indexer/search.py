@@ -58,7 +58,7 @@ def search_image(collection: Collection, image_path: Path, k: int, *, qe_k: int 
                  qe_alpha: float | None = None) -> list[Hit]:
     """The ``k`` stored images nearest to the image at ``image_path``, best first (αQE as the
     index's manifest says unless ``qe_k`` / ``qe_alpha`` are given)."""
-    xq = collection.embedder.embed([load_image(image_path)])
+    xq = collection.embedder.embed_images([load_image(image_path)])
     return search_hits(collection.index, xq, k, qe_k=qe_k, qe_alpha=qe_alpha)[0]
 
 

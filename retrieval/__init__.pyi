@@ -11,6 +11,7 @@ from retrieval._collection import manifest_for as manifest_for
 from retrieval._collection import open_collection as open_collection
 from retrieval._engines import calibration_sample as calibration_sample
 from retrieval._ingest import IngestReport as IngestReport
+from retrieval._ingest import UniqueAdd as UniqueAdd
 from retrieval._ingest import ingest as ingest
 from retrieval.errors import ArtifactError as ArtifactError
 from retrieval.errors import ConfigError as ConfigError

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from retrieval._atomic import write_atomic
 from retrieval._engines import attach_index_int8, index_engine_ready, save_index_engine
 from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.features import (
@@ -26,12 +27,10 @@ from retrieval.features import (
     Source,
     check_query_precision,
     cpu_features,
-    extract_batches,
     resolve_precision,
 )
 from retrieval.index import IndexStore, StoreSpec, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
-from retrieval.index._state_files import read_state_files
 from retrieval.rerank import Rerank
 
 __all__ = [
@@ -81,7 +80,7 @@ def manifest_for(
     rr = rerank or Rerank()
     return Manifest(
         backbone=c.backbone,
-        weights=embedder.backbone.weights_id,
+        weights=embedder.weights_id,
         weights_file=weights_file,
         max_side=c.image_side,
         scales=c.scales,
@@ -94,7 +93,7 @@ def manifest_for(
         search_params=wanted,
         qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
         versions=library_versions(),
-        precision=embedder.backbone.precision,
+        precision=embedder.precision,
     )
 
 
@@ -120,9 +119,7 @@ def fit_embedder(
     """Extract feature maps of the training ``sources`` and fit the embedder; returns how many."""
     maps: list[torch.Tensor] = []
     scaled: list[list[torch.Tensor]] = []
-    for item in extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
-                                batch_size=batch_size, workers=workers,
-                                scales=embedder.config.scales):
+    for item in embedder.extract(sources, batch_size=batch_size, workers=workers):
         if isinstance(item, Failure):
             log.warning("training image skipped: %s", item.error)
         else:
@@ -147,9 +144,12 @@ def create_collection(
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
                             search_params=search_params, rerank=rerank)
     index = create_index(path, manifest, store)
-    save_index_engine(path, embedder.backbone, embedder.config.image_side)
-    embedder.save_state(path)
-    index.save_state_blobs(read_state_files(path))
+    save_index_engine(path, embedder)
+    blobs = embedder.state_blobs()
+    index.save_state_blobs(blobs)
+    if store is not None and store.kind != "faiss":  # the directory keeps a copy, as always
+        for name, data in blobs.items():
+            write_atomic(Path(path) / name, data)
     return Collection(path, index, embedder)
 
 
@@ -177,20 +177,20 @@ def open_collection(
     embedder = Embedder.create(config, device=device, weights_file=weights_file,
                                allow_download=allow_download, precision=chosen,
                                channels_last=channels_last)
-    if embedder.backbone.weights_id != manifest.weights:
+    if embedder.weights_id != manifest.weights:
         raise WeightsError(
-            f"weights {weights_file or config.weights} are {embedder.backbone.weights_id}, but "
+            f"weights {weights_file or config.weights} are {embedder.weights_id}, but "
             f"the index at {path} was built with {manifest.weights}"
         )
-    embedder.load_state(path)
-    if embedder.dim != manifest.dim:
-        raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
-                            f"manifest says {manifest.dim}")
     index = open_index(path, expect=manifest, read_only=read_only)
-    if chosen == "int8":
-        try:
-            attach_index_int8(embedder.backbone, index, path, manifest.max_side)
-        except BaseException:
-            index.close()
-            raise
+    try:
+        embedder.load_state_blobs(index.load_state_blobs(), origin=str(path))
+        if embedder.dim != manifest.dim:
+            raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
+                                f"manifest says {manifest.dim}")
+        if chosen == "int8":
+            attach_index_int8(embedder, index, path)
+    except BaseException:
+        index.close()
+        raise
     return Collection(path, index, embedder)

@@ -21,8 +21,8 @@ from typing import TypeVar
 
 from retrieval._atomic import write_atomic
 from retrieval.errors import ConfigError
-from retrieval.features import CALIBRATION_IMAGES, Backbone, prepare_int8
-from retrieval.features._int8 import Int8Engine, engine_key
+from retrieval.features import CALIBRATION_IMAGES, Embedder
+from retrieval.features._int8 import engine_key
 from retrieval.index import IndexStore, KnowsSources
 
 __all__ = ["ENGINES_DIR", "attach_index_int8", "calibration_sample", "index_engine_ready",
@@ -59,10 +59,10 @@ def index_engine_ready(index_dir: Path, backbone: str, weights_id: str) -> bool:
     return _cached_path(Path(index_dir), backbone, weights_id) is not None
 
 
-def save_index_engine(index_dir: Path, backbone: Backbone, max_side: int) -> None:
-    """Store ``backbone``'s int8 engine in ``index_dir/engines`` and point to it."""
-    engine = backbone.engine
-    if not isinstance(engine, Int8Engine) or engine.key is None:
+def save_index_engine(index_dir: Path, embedder: Embedder) -> None:
+    """Store ``embedder``'s int8 engine (if it runs one) in ``index_dir/engines``, point to it."""
+    engine, max_side = embedder.int8_engine, embedder.config.image_side
+    if engine is None or engine.key is None:
         return
     folder = Path(index_dir) / ENGINES_DIR
     try:
@@ -76,23 +76,20 @@ def save_index_engine(index_dir: Path, backbone: Backbone, max_side: int) -> Non
                     folder, exc)
 
 
-def attach_index_int8(backbone: Backbone, index: IndexStore, index_dir: Path,
-                      max_side: int) -> None:
+def attach_index_int8(embedder: Embedder, index: IndexStore, index_dir: Path) -> None:
     """Load the index's cached int8 engine, or calibrate on its stored files and cache that."""
     index_dir = Path(index_dir)
-    path = _cached_path(index_dir, backbone.name, backbone.weights_id)
+    path = _cached_path(index_dir, embedder.backbone_name, embedder.weights_id)
     if path is not None:
-        import torch
-
-        backbone.engine = Int8Engine.load(path, threads=torch.get_num_threads())
+        embedder.load_int8_engine(path)
         log.info("int8 engine loaded from %s", path)
         return
     sources = _stored_files(index, index_dir)
     if not sources:
         raise ConfigError(f"int8 needs calibration images, and none of the files the index at "
                           f"{index_dir} records is readable; use --precision fp32 or bf16")
-    prepare_int8(backbone, sources, max_side=max_side, cache_dir=index_dir / ENGINES_DIR)
-    save_index_engine(index_dir, backbone, max_side)
+    embedder.prepare_int8(sources, cache_dir=index_dir / ENGINES_DIR)
+    save_index_engine(index_dir, embedder)
 
 
 def _stored_files(index: IndexStore, index_dir: Path) -> list[Path]:

@@ -10,6 +10,12 @@ skip what is already there. Unreadable inputs are collected as failures; they ne
 With ``atomic=True`` the batches are described as they come but committed together, in one
 transaction after the last one: every readable input becomes visible and durable at once, or
 (interrupted, killed) none does. That is how ``cbir index add`` adds an explicit list of files.
+
+With ``unique=`` (:class:`UniqueAdd`: an HTTP add) the run is atomic and all-or-nothing: the first
+unreadable input raises its :class:`~retrieval.errors.ImageDecodeError` and nothing is added;
+otherwise every input, in input order, goes through one
+:meth:`~retrieval.index.ImageIndex.add_unique` (content already stored is not added again, a
+request key replays its first answer) and the report carries its outcome.
 """
 
 from __future__ import annotations
@@ -25,12 +31,18 @@ from types import TracebackType
 import numpy as np
 
 from retrieval._collection import Collection
-from retrieval.features._extraction import Batch, Failure, Source, extract_batches
-from retrieval.features._layout import layout_descriptors
+from retrieval.errors import ConfigError
+from retrieval.features import Batch, Decoded, Failure, Source
 from retrieval.images import DEFAULT_MAX_PIXELS
-from retrieval.index import NewImage
+from retrieval.index import (
+    DEFAULT_KEY_TTL_S,
+    AddOutcome,
+    DedupesContent,
+    KeepsRequestKeys,
+    NewImage,
+)
 
-__all__ = ["IngestReport", "ingest"]
+__all__ = ["IngestReport", "UniqueAdd", "ingest"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,21 @@ class IngestReport:
     added: list[int] = field(default_factory=list)
     added_keys: list[str] = field(default_factory=list)
     failures: list[Failure[str]] = field(default_factory=list)
+    outcome: AddOutcome | None = None  # with ``unique=``: add_unique's answer, in input order
+
+
+@dataclass(frozen=True)
+class UniqueAdd:
+    """An all-or-nothing add through :meth:`~retrieval.index.ImageIndex.add_unique`.
+
+    ``place`` gives the path to record for a decoded input (called once per input, in input
+    order, after every input decoded: e.g. where its uploaded file is stored).
+    """
+
+    place: Callable[[Decoded[str]], str]
+    request_key: str | None = None
+    fingerprint: str = ""
+    key_ttl_s: float = DEFAULT_KEY_TTL_S
 
 
 def ingest(
@@ -55,22 +82,24 @@ def ingest(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_progress: Progress | None = None,
     atomic: bool = False,
+    unique: UniqueAdd | None = None,
 ) -> IngestReport:
     """Embed and add every source ``(path_to_record, file path or bytes)``; returns a report.
 
     ``batch_size`` and ``workers`` (images per forward pass, decode threads) default to
-    :func:`~retrieval.features._extraction.default_batch_size` and
-    :func:`~retrieval.features._extraction.default_workers`. ``atomic``: one commit for all
-    (module docstring).
+    :func:`~retrieval.features.default_batch_size` and
+    :func:`~retrieval.features.default_workers`. ``atomic``: one commit for all; ``unique``:
+    one all-or-nothing :meth:`add_unique` (module docstring).
     """
     report = IngestReport()
-    embedder = collection.embedder
-    batches = extract_batches(embedder.backbone, sources, max_side=embedder.config.image_side,
-                              batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                              scales=embedder.config.scales)
-    with closing(batches), _StoreWriter(collection, report, on_progress, atomic) as writer:
+    batches = collection.embedder.extract(sources, batch_size=batch_size, workers=workers,
+                                          max_pixels=max_pixels)
+    with closing(batches), _StoreWriter(collection, report, on_progress,
+                                        atomic or unique is not None, unique) as writer:
         for item in batches:
             if isinstance(item, Failure):
+                if unique is not None:
+                    raise item.error
                 log.warning("skipped %s", item.error)
                 report.failures.append(item)
                 if on_progress is not None:
@@ -84,12 +113,13 @@ class _StoreWriter:
     """Describes and stores batches in one background thread, at most one batch behind."""
 
     def __init__(self, collection: Collection, report: IngestReport,
-                 on_progress: Progress | None, atomic: bool) -> None:
+                 on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None) -> None:
         self.collection = collection
         self.report = report
         self.on_progress = on_progress
         self.atomic = atomic
-        self._held: list[tuple[list[NewImage], np.ndarray, np.ndarray]] = []
+        self.unique = unique
+        self._held: list[tuple[list[Decoded[str]], np.ndarray, np.ndarray]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._pending: Future[int] | None = None
 
@@ -107,28 +137,51 @@ class _StoreWriter:
                 self.on_progress(done)
 
     def _store(self, batch: Batch[str]) -> int:
-        embedder = self.collection.embedder
-        xb = (embedder.describe_images(batch.per_image()) if batch.extra
-              else embedder.describe(batch.fmaps))
-        news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
-                for d in batch.items]
-        layouts = layout_descriptors(batch.fmaps)  # for near-duplicates: same maps, no forward
+        xb, layouts = self.collection.embedder.describe_batch(batch)
         if self.atomic:
-            self._held.append((news, xb, layouts))
+            self._held.append((batch.items, xb, layouts))
         else:
-            self._commit(news, xb, layouts)
-        return len(news)
+            self._commit(batch.items, xb, layouts)
+        return len(batch.items)
 
-    def _commit(self, news: list[NewImage], xb: np.ndarray, layouts: np.ndarray) -> None:
+    def _commit(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray) -> None:
+        news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
+                for d in items]
         self.report.added.extend(self.collection.index.add(news, xb, layouts))
         self.report.added_keys.extend(n.path for n in news)
 
     def _commit_held(self) -> None:
-        if self._held:
-            news = [n for batch, _, _ in self._held for n in batch]
-            self._commit(news, np.concatenate([xb for _, xb, _ in self._held]),
-                         np.concatenate([lay for _, _, lay in self._held]))
-            self._held.clear()
+        if not self._held:
+            return
+        items = [d for batch, _, _ in self._held for d in batch]
+        xb = np.concatenate([xb for _, xb, _ in self._held])
+        layouts = np.concatenate([lay for _, _, lay in self._held])
+        self._held.clear()
+        if self.unique is None:
+            self._commit(items, xb, layouts)
+            return
+        order = sorted(range(len(items)), key=lambda i: items[i].position)  # input order
+        self._commit_unique([items[i] for i in order], xb[order], layouts[order], self.unique)
+
+    def _commit_unique(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray,
+                       unique: UniqueAdd) -> None:
+        news = [NewImage(path=unique.place(d), sha256=d.sha256, width=d.width, height=d.height)
+                for d in items]
+        index = self.collection.index
+        if unique.request_key is not None and isinstance(index, KeepsRequestKeys):
+            outcome = index.add_unique(news, xb, layouts=layouts, request_key=unique.request_key,
+                                       fingerprint=unique.fingerprint,
+                                       key_ttl_s=unique.key_ttl_s)
+        elif unique.request_key is None and isinstance(index, DedupesContent):
+            outcome = index.add_unique(news, xb, layouts=layouts)
+        else:
+            raise ConfigError("this store cannot add uploads once per content"
+                              + (" with a request key" if unique.request_key else ""))
+        self.report.outcome = outcome
+        self.report.added.extend(outcome.new_ids)
+        if not outcome.replayed:
+            self.report.added_keys.extend(
+                n.path for n, a in zip(news, outcome.added, strict=True) if not a.duplicate)
 
     def __enter__(self) -> _StoreWriter:
         return self

@@ -5,7 +5,7 @@ A :class:`Variant` is a pooling plus whether PCA-whitening follows it. :class:`V
 something (a learning pooling's state, whitening) on training maps, and turns each feature map into
 the descriptors of *every* variant at once — so comparing five poolings costs one forward pass per
 image, not five. The unwhitened and whitened descriptors of a pooling come from the same pooled
-vector, exactly as :meth:`Embedder.describe` computes them: ``l2(W (l2(pool(F)) - m))``.
+vector, exactly as :meth:`Embedder.describe_batch` computes them: ``l2(W (l2(pool(F)) - m))``.
 
 Search is exact: inner products of L2-normalised descriptors (:func:`inner_product_scores`).
 """

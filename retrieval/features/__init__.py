@@ -10,9 +10,10 @@ from retrieval.features._backbone import (
     resized_shape,
 )
 from retrieval.features._config import EmbedderConfig, check_scales
-from retrieval.features._embedder import Embedder
+from retrieval.features._embedder import STATE_SUFFIX, Embedder
 from retrieval.features._extraction import (
     Batch,
+    Decoded,
     Failure,
     Source,
     default_batch_size,
@@ -47,9 +48,11 @@ __all__ = [
     "NEGLIGIBLE_MAP_LOSS",
     "PRECISIONS",
     "PRECISION_CHOICES",
+    "STATE_SUFFIX",
     "Backbone",
     "Batch",
     "CpuFeatures",
+    "Decoded",
     "Embedder",
     "EmbedderConfig",
     "Failure",

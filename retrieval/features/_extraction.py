@@ -42,7 +42,7 @@ from PIL import Image
 
 from retrieval.errors import ImageDecodeError
 from retrieval.features._backbone import Backbone
-from retrieval.images import DEFAULT_MAX_PIXELS, load_image, sha256_hex
+from retrieval.images import DEFAULT_MAX_PIXELS, load_image_with_suffix, sha256_hex
 
 __all__ = [
     "Batch",
@@ -51,6 +51,7 @@ __all__ = [
     "default_batch_size",
     "default_workers",
     "extract_batches",
+    "forward_images",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class Decoded(Generic[K]):
     sha256: str
     pixels: torch.Tensor  # uint8 (3, H, W)
     extra: tuple[torch.Tensor, ...] = ()  # the same image at the further scales
+    suffix: str = ""  # the canonical file suffix of the decoded format (``.jpg``...)
+    position: int = 0  # where the input came in the sources (batches regroup inputs by size)
 
 
 @dataclass(frozen=True)
@@ -96,21 +99,21 @@ class Batch(Generic[K]):
                 for i in range(len(self.items))]
 
 
-def decode(
-    key: K, source: Source,
-    preprocess: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]], max_pixels: int
-) -> Decoded[K] | Failure[K]:
+Prep = Callable[[Image.Image], tuple[torch.Tensor, ...]]
+
+
+def decode(key: K, source: Source, preprocess: Prep, max_pixels: int,
+           position: int = 0) -> Decoded[K] | Failure[K]:
     """Read, hash, decode and preprocess one input; a bad input becomes a Failure."""
     name = str(key)
     try:
         data = source if isinstance(source, bytes) else _read(source, name)
-        image = load_image(data, name=name, max_pixels=max_pixels)
+        image, suffix = load_image_with_suffix(data, name=name, max_pixels=max_pixels)
     except ImageDecodeError as exc:
         return Failure(key, exc)
-    pixels = preprocess(image)
-    if isinstance(pixels, tuple):
-        return Decoded(key, image.width, image.height, sha256_hex(data), pixels[0], pixels[1:])
-    return Decoded(key, image.width, image.height, sha256_hex(data), pixels)
+    first, *further = preprocess(image)
+    return Decoded(key, image.width, image.height, sha256_hex(data), first, tuple(further),
+                   suffix=suffix, position=position)
 
 
 def _read(path: Path, name: str) -> bytes:
@@ -153,9 +156,7 @@ def extract_batches(
     """
     sides = [round(max_side * s) for s in scales]
 
-    def prep(image: Image.Image) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if len(sides) == 1:
-            return backbone.preprocess(image, sides[0])
+    def prep(image: Image.Image) -> tuple[torch.Tensor, ...]:
         return tuple(backbone.preprocess(image, side) for side in sides)
 
     overlapped = backbone.device.type != "cpu" if overlap is None else overlap
@@ -174,6 +175,16 @@ def extract_batches(
                 yield _forward(backbone, ready)
         for ready in buckets.drain():
             yield _forward(backbone, ready)
+
+
+def forward_images(backbone: Backbone, images: Sequence[Image.Image], sides: Sequence[int]
+                   ) -> Iterator[Batch[int]]:
+    """Already decoded images (queries), one batch each, forwarded like :func:`extract_batches`'
+    (keys: their positions; no content hash)."""
+    for i, image in enumerate(images):
+        first, *further = (backbone.preprocess(image, side) for side in sides)
+        yield _forward(backbone, [Decoded(i, image.width, image.height, "", first,
+                                          tuple(further), position=i)])
 
 
 def _forward(backbone: Backbone, items: list[Decoded[K]]) -> Batch[K]:
@@ -203,14 +214,14 @@ def _forward_scale(backbone: Backbone, pixels: list[torch.Tensor]) -> list[torch
 def _bounded_map(
     pool: ThreadPoolExecutor,
     sources: Iterable[tuple[K, Source]],
-    prep: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]],
+    prep: Prep,
     max_pixels: int,
     depth: int,
 ) -> Iterator[Decoded[K] | Failure[K]]:
     """Decode in the pool, in order, with at most ``depth`` inputs in flight (overlapped)."""
     pending: deque[Future[Decoded[K] | Failure[K]]] = deque()
-    for key, source in sources:
-        pending.append(pool.submit(decode, key, source, prep, max_pixels))
+    for i, (key, source) in enumerate(sources):
+        pending.append(pool.submit(decode, key, source, prep, max_pixels, i))
         if len(pending) >= depth:
             yield pending.popleft().result()
     while pending:
@@ -220,14 +231,14 @@ def _bounded_map(
 def _phased_map(
     pool: ThreadPoolExecutor,
     sources: Iterable[tuple[K, Source]],
-    prep: Callable[[Image.Image], torch.Tensor | tuple[torch.Tensor, ...]],
+    prep: Prep,
     max_pixels: int,
     chunk: int,
 ) -> Iterator[Decoded[K] | Failure[K]]:
     """Decode ``chunk`` inputs with the whole pool, hand them over, and only then decode more."""
     futures: list[Future[Decoded[K] | Failure[K]]] = []
-    for key, source in sources:
-        futures.append(pool.submit(decode, key, source, prep, max_pixels))
+    for i, (key, source) in enumerate(sources):
+        futures.append(pool.submit(decode, key, source, prep, max_pixels, i))
         if len(futures) >= chunk:
             done = [f.result() for f in futures]  # nothing decodes while the caller computes
             futures = []

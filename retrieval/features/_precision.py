@@ -15,6 +15,10 @@ quantisation with OpenVINO + NNCF, CPU only, :mod:`retrieval.features._int8`).
 * CPU with native bf16 (AVX512_BF16 or AMX-BF16): ``bf16``.
 * anything else: ``fp32``, with one log line.
 
+The probe (:func:`cpu_features`) takes the bf16 answer from OpenVINO's CPU plugin when openvino
+is installed (oneDNN's run-time check, OS support included) and from ``/proc/cpuinfo``'s flags
+otherwise; the int8 answer always from the flags (OpenVINO lists INT8 on every x86 CPU).
+
 An explicit ``bf16`` or ``int8`` on a CPU without the matching units also falls back to ``fp32``
 with one log line (emulated bf16 is slower than fp32); it never fails.
 
@@ -66,42 +70,67 @@ INT8_MIN_IMAGES = 1000
 
 @dataclass(frozen=True)
 class CpuFeatures:
-    """What this CPU offers for low precision (flags as /proc/cpuinfo names them)."""
+    """What this CPU offers for low precision.
+
+    ``flags``: as ``/proc/cpuinfo`` names them; ``native_bf16``: OpenVINO's CPU plugin's answer
+    (None: not asked, openvino is not installed). OpenVINO answers bf16 through oneDNN's run-time
+    ISA check (which also checks that the OS enabled the state), but lists ``INT8`` on every x86
+    CPU (it runs int8 without VNNI too, emulated), so the int8 question is the flags' alone.
+    """
 
     flags: frozenset[str]
-    amx_usable: bool = True  # the OS enabled AMX state (torch checks it)
+    native_bf16: bool | None = None
 
     @property
     def bf16(self) -> bool:
-        return "avx512_bf16" in self.flags or ("amx_bf16" in self.flags and self.amx_usable)
+        if self.native_bf16 is not None:
+            return self.native_bf16
+        return bool({"avx512_bf16", "amx_bf16"} & self.flags)
 
     @property
     def int8(self) -> bool:
-        return bool({"avx512_vnni", "avx_vnni"} & self.flags) or (
-            "amx_int8" in self.flags and self.amx_usable)
+        # every CPU with AMX-INT8 also has AVX-512 VNNI, which needs no OS opt-in beyond AVX-512
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
 
     def describe(self) -> str:
         wanted = ("avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
                   "amx_int8")
-        return " ".join(f for f in wanted if f in self.flags) or "no AVX-512/VNNI/AMX"
+        shown = " ".join(f for f in wanted if f in self.flags) or "no AVX-512/VNNI/AMX"
+        if self.native_bf16 is None:
+            return shown
+        return f"{shown}; OpenVINO: {'native' if self.native_bf16 else 'no native'} bf16"
 
 
-def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFeatures:
-    """The low-precision flags of this CPU (empty where /proc/cpuinfo is unreadable)."""
-    flags: frozenset[str] = frozenset()
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo"), *,
+                 ask_openvino: bool = True) -> CpuFeatures:
+    """The low-precision features of this CPU: its flags (none where ``cpuinfo`` is unreadable)
+    and, where openvino is installed and ``ask_openvino``, OpenVINO's bf16 answer."""
+    return CpuFeatures(_cpuinfo_flags(cpuinfo), openvino_bf16() if ask_openvino else None)
+
+
+def openvino_bf16() -> bool | None:
+    """Whether OpenVINO's CPU plugin lists ``BF16`` in ``OPTIMIZATION_CAPABILITIES``; None
+    without openvino (an optional extra) or when the plugin cannot answer."""
+    if importlib.util.find_spec("openvino") is None:
+        return None
+    try:
+        import openvino as ov
+
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception as exc:  # a plugin that cannot answer: "not known"
+        log.debug("OpenVINO could not report the CPU's capabilities: %s", exc)
+        return None
+    return "BF16" in capabilities
+
+
+def _cpuinfo_flags(cpuinfo: Path) -> frozenset[str]:
     try:
         for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("flags"):
-                flags = frozenset(line.split(":", 1)[1].split())
-                break
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    amx = True
-    if "amx_tile" in flags:
-        import torch
-
-        amx = bool(torch.cpu._is_amx_tile_supported())  # also checks the kernel enabled AMX
-    return CpuFeatures(flags, amx)
+    return frozenset()
 
 
 Probe = Callable[[], CpuFeatures]

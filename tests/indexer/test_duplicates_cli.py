@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from indexer.cli import main
-from retrieval import Embedder, EmbedderConfig, load_image
-from retrieval.features import layout_descriptors, load_backbone
+from retrieval import Embedder, EmbedderConfig
+from retrieval.features import Batch, layout_descriptors, load_backbone
 from retrieval.index import ImageIndex
 from tests.conftest import scene
 
@@ -39,8 +39,9 @@ def test_ingest_stores_the_layout_of_the_same_maps(built: tuple[Path, Path]) -> 
         records = index.records(list(range(1, 7)))
         stored = index.store.layouts([r.id for r in records])
     for r in records:
-        ((fmap, *_),) = embedder.feature_maps([load_image(Path(r.path))])  # the first scale
-        want = layout_descriptors(fmap[None])[0]
+        (batch,) = embedder.extract([(r.path, Path(r.path))])
+        assert isinstance(batch, Batch)
+        want = layout_descriptors(batch.fmaps)[0]  # the first scale's map
         np.testing.assert_allclose(stored[r.id], want.astype(np.float32), atol=2e-3)
         assert stored[r.id].shape == (512 * 16,)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval import Embedder, EmbedderConfig, create_collection, load_image
-from retrieval.features import layout_descriptors
+from retrieval import Embedder, EmbedderConfig, create_collection, fit_embedder, load_image
+from retrieval.features import Batch
 from tests.conftest import scene
 
 ray_build = pytest.importorskip("indexer.ray_build", reason="pip install -e '.[ray]'")
@@ -36,27 +36,36 @@ def test_file_uris_are_listed_and_read(photos: Path) -> None:
     assert ray_build._source(str(photos / "p0.png")) == photos / "p0.png"
 
 
+@pytest.mark.parametrize("whiten", [False, True])
 def test_actor_embeds_every_scale_and_the_layout_like_the_local_embedder(
-        photos: Path, tmp_path: Path) -> None:
+        photos: Path, tmp_path: Path, whiten: bool) -> None:
     config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64,
-                            pooling="crow", scales=(1.0, 0.5))
+                            pooling="crow", scales=(1.0, 0.5), whiten=whiten)
     embedder = Embedder.create(config)
+    readable = [p for p in sorted(photos.rglob("*.png"))]
+    if whiten:  # fitted state travels in memory, as the driver ships it
+        fit_embedder(embedder, [(str(p), p) for p in readable])
     collection = create_collection(tmp_path / "index", embedder)
     try:
         manifest = collection.manifest.to_dict()
     finally:
         collection.close()
-    actor = ray_build.EmbedActor(manifest, {}, None)
+    actor = ray_build.EmbedActor(manifest, embedder.state_blobs(), None)
     uris = ray_build.list_uri_images(f"file://{photos}")
     out = actor({"path": np.array(uris, dtype=object)})
     assert list(out["path"]) == uris
     assert out["error"][uris.index(f"file://{photos / 'broken.jpg'}")]
+    local = {}
+    for item in embedder.extract([(str(p), p) for p in readable]):  # the local ingest's path
+        assert isinstance(item, Batch)
+        for d, vector, layout in zip(item.items, *embedder.describe_batch(item), strict=True):
+            local[d.key] = (vector, layout)
     for row, uri in enumerate(uris):
         if uri.endswith("broken.jpg"):
             continue
-        image = load_image(Path(uri[len("file://"):]))
-        np.testing.assert_allclose(out["vector"][row], embedder.embed([image])[0], atol=1e-5)
-        first = embedder.feature_maps([image])[0][0]
-        np.testing.assert_allclose(out["layout"][row].astype(np.float32),
-                                   layout_descriptors(first[None])[0].astype(np.float32),
-                                   atol=2e-3)
+        path = uri[len("file://"):]
+        vector, layout = local[path]
+        np.testing.assert_array_equal(out["vector"][row], vector)  # bit for bit
+        np.testing.assert_array_equal(out["layout"][row], layout)
+        query = embedder.embed_images([load_image(Path(path))])[0]
+        np.testing.assert_allclose(out["vector"][row], query, atol=1e-5)

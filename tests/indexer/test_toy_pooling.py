@@ -17,6 +17,7 @@ import torch
 
 from indexer.cli import main
 from retrieval import Manifest, load_image, open_collection
+from retrieval.features import Batch
 from retrieval.pooling import POOLINGS, MapPooling, Param, register_pooling
 from tests.indexer.test_evaluate import make_folders
 
@@ -58,10 +59,13 @@ def test_build_search_and_evaluate_with_a_registered_pooling(
     collection = open_collection(index)
     try:  # the stored vector is the quantile pooling of the map, L2-normalised
         embedder = collection.embedder
-        fmap = embedder.feature_maps([load_image(query)])[0][0]
-        expected = fmap.flatten(1).quantile(0.25, dim=1).numpy()
+        (batch,) = embedder.extract([(query, query)])
+        assert isinstance(batch, Batch)
+        expected = batch.fmaps[0].flatten(1).quantile(0.25, dim=1).numpy()
         expected /= np.linalg.norm(expected)
-        np.testing.assert_allclose(embedder.describe(fmap[None])[0], expected, atol=1e-5)
+        np.testing.assert_allclose(embedder.describe_batch(batch)[0][0], expected, atol=1e-5)
+        np.testing.assert_array_equal(embedder.embed_images([load_image(query)]),
+                                      embedder.describe_batch(batch)[0])
     finally:
         collection.close()
 

@@ -22,7 +22,7 @@ PINNED = {
         "ALLOWED_FORMATS", "ArtifactError", "Collection", "ConfigError", "DatasetError",
         "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex", "ImageRecord",
         "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
-        "ManifestMismatchError", "NotFoundError", "RetrievalError", "UnknownNameError",
+        "ManifestMismatchError", "NotFoundError", "RetrievalError", "UniqueAdd", "UnknownNameError",
         "UnsupportedImageError", "WeightsError", "calibration_sample", "config_from_manifest",
         "create_collection",
         "fit_embedder", "format_suffix", "fsync_directory", "ingest", "list_images",

@@ -64,10 +64,13 @@ def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path
     bench = load_benchmark("folders", root)
     backbone = load_backbone("squeezenet1_1", str(squeezenet_weights))
     maps: dict[Path, torch.Tensor] = {}
+    batches: list[Batch[Path]] = []
     for item in extract_batches(backbone, [(p, p) for p in bench.database], max_side=512):
         assert isinstance(item, Batch)
         maps.update({d.key: f for d, f in zip(item.items, item.fmaps, strict=True)})
+        batches.append(item)
     fmaps = [maps[p] for p in bench.database]
+    order = {p: i for i, p in enumerate(bench.database)}
     results = {}
     for pooling in ("sum", "avg", "max", "gem", "mop"):
         config = EmbedderConfig(backbone="squeezenet1_1", weights=str(squeezenet_weights),
@@ -76,7 +79,9 @@ def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path
         embedder = Embedder(config, backbone)
         if config.needs_training:
             embedder.fit(fmaps[::2])
-        x = embedder.describe_maps(fmaps)
+        x = np.zeros((len(order), embedder.dim), dtype=np.float32)
+        for batch in batches:
+            x[[order[d.key] for d in batch.items]] = embedder.describe_batch(batch)[0]
         results[pooling] = evaluate(bench.truth(), scores=x @ x.T).mean_ap
     assert results["sum"] == pytest.approx(results["avg"], abs=1e-6)  # identical after L2
     assert all(v > 0.6 for v in results.values()), results

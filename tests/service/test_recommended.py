@@ -32,7 +32,7 @@ def test_manifest_and_query_equals_database(rec_index: Path) -> None:
     collection = open_collection(rec_index)
     try:
         record = collection.index.get(3)
-        query = collection.embedder.embed([load_image(Path(record.path))])
+        query = collection.embedder.embed_images([load_image(Path(record.path))])
         np.testing.assert_allclose(query, collection.index.stored_vectors([3]), atol=1e-5)
     finally:
         collection.close()

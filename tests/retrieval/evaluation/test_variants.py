@@ -10,9 +10,15 @@ from retrieval.errors import ConfigError, UnknownNameError
 from retrieval.evaluation._variants import Variant, Variants, inner_product_scores
 from retrieval.features._backbone import Backbone, load_backbone
 from retrieval.features._embedder import Embedder, EmbedderConfig
+from retrieval.features._extraction import Batch, Decoded
 
 BASE = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64)
 MOP = {"k": 4, "pca_dim": 6}
+
+
+def batch_of(fmap: torch.Tensor) -> Batch[int]:
+    """One map (C, h, w) as the embedder's batch of one image."""
+    return Batch([Decoded(0, 1, 1, "", torch.zeros((3, 1, 1), dtype=torch.uint8))], fmap[None])
 
 
 def configs(poolings: list[str], *, whiten: bool) -> list[EmbedderConfig]:
@@ -45,7 +51,8 @@ def test_variants_match_the_embedder_of_each_configuration(
             embedder = Embedder(config, backbone)
             if config.needs_training:
                 embedder.fit(maps[:8])
-            expected = embedder.describe_maps(maps[8:])
+            expected = np.concatenate([embedder.describe_batch(batch_of(m))[0]
+                                       for m in maps[8:]])
             np.testing.assert_allclose(got[Variant(pooling, whiten)], expected, atol=1e-5)
     dims = variants.dims()
     assert dims[Variant("sum")] == 512 and dims[Variant("sum", True)] == 7  # rank of 8 vectors

@@ -1,9 +1,9 @@
 """The fast paths give the plain path's vectors, within stated tolerances.
 
-The plain path is one image per forward pass, fp32, contiguous NCHW (``Embedder.embed``, the
+The plain path is one image per forward pass, fp32, contiguous NCHW (``Embedder.embed_images``, the
 query path). The fast paths and what they must match it to:
 
-* batched and size-bucketed extraction (``extract_batches``, what ``cbir index build`` runs),
+* batched and size-bucketed extraction (``Embedder.extract``, what ``cbir index build`` runs),
   fp32: descriptors within 1e-5 (absolute; only the order of float sums differs);
 * phased vs overlapped decoding: bit-identical feature maps (same batches, same arithmetic);
 * channels_last, fp32: descriptors within 1e-5;
@@ -47,17 +47,16 @@ def embedder_on(backbone: Backbone, side: int = SIDE, weights: str = "random") -
 def batched(embedder: Embedder, paths: list[Path], **kw: object) -> dict[Path, F32]:
     """Descriptors through the batched, bucketed extraction path, by path."""
     out: dict[Path, F32] = {}
-    for item in extract_batches(embedder.backbone, [(p, p) for p in paths],
-                                max_side=embedder.config.image_side, **kw):  # type: ignore[arg-type]
+    for item in embedder.extract([(p, p) for p in paths], **kw):  # type: ignore[arg-type]
         if isinstance(item, Batch):
-            out.update(zip([d.key for d in item.items], embedder.describe(item.fmaps),
+            out.update(zip([d.key for d in item.items], embedder.describe_batch(item)[0],
                            strict=True))
     return out
 
 
 def per_image(embedder: Embedder, paths: list[Path]) -> dict[Path, F32]:
     """Descriptors through the plain path: one image per forward pass."""
-    return {p: embedder.embed([load_image(p)])[0] for p in paths}
+    return {p: embedder.embed_images([load_image(p)])[0] for p in paths}
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,12 @@ from retrieval.errors import ConfigError, ManifestMismatchError
 from retrieval.evaluation._benchmarks import load_benchmark
 from retrieval.evaluation._metrics import evaluate
 from retrieval.features import (
+    Batch,
     CpuFeatures,
     Embedder,
     EmbedderConfig,
     check_query_precision,
+    cpu_features,
     load_backbone,
     prepare_int8,
     resolve_precision,
@@ -54,6 +56,30 @@ def test_auto_follows_the_cpu_and_the_amount_of_work() -> None:
     assert resolve_precision("fp32", probe=lambda: AMX) == "fp32"
     with pytest.raises(ConfigError):
         resolve_precision("fp8")
+
+
+def test_the_probe_reads_the_flags_without_openvino(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n"
+                       "processor\t: 1\n", encoding="utf-8")
+    vnni = cpu_features(cpuinfo, ask_openvino=False)
+    assert vnni == CpuFeatures(frozenset({"fpu", "avx2", "avx512f", "avx512_vnni"}))
+    assert vnni.int8 and not vnni.bf16
+    assert cpu_features(tmp_path / "absent", ask_openvino=False) == CpuFeatures(frozenset())
+    assert CpuFeatures(frozenset({"amx_bf16"})).bf16 and CpuFeatures(frozenset({"amx_int8"})).int8
+
+
+def test_openvinos_bf16_answer_overrides_the_flags(tmp_path: Path) -> None:
+    assert not CpuFeatures(frozenset({"avx512_bf16"}), native_bf16=False).bf16
+    assert CpuFeatures(frozenset(), native_bf16=True).bf16
+    assert not CpuFeatures(frozenset(), native_bf16=True).int8  # int8: the flags' question
+    pytest.importorskip("openvino")
+    import openvino as ov
+
+    expected = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    probed = cpu_features(tmp_path / "absent")
+    assert probed.native_bf16 is expected and probed.bf16 is expected
+    assert "OpenVINO" in probed.describe()
 
 
 def test_int8_is_cpu_only() -> None:
@@ -91,7 +117,7 @@ def _jpegs(n: int, side: int) -> list[bytes]:
 
 def _descriptors(backbone: Backbone, images: list[bytes], side: int) -> F32:
     config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=side)
-    return Embedder(config, backbone).embed([load_image(b) for b in images])
+    return Embedder(config, backbone).embed_images([load_image(b) for b in images])
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
@@ -130,19 +156,20 @@ def _loo_map(bench_truth: list, vectors: F32) -> float:  # type: ignore[type-arg
 def test_paris250_map_within_0005_of_fp32(shared: Path, squeezenet_weights: Path) -> None:
     side = 256
     bench = load_benchmark("folders", shared / "data" / "paris250")
-    images = [load_image(p) for p in bench.database]
     maps: dict[str, dict[str, float]] = {}
     for precision in ("fp32", "bf16", "int8"):
         backbone = load_backbone("squeezenet1_1", str(squeezenet_weights), precision=precision)
         if precision == "int8":
             sample = [bench.database[i] for i in range(0, len(bench.database), 16)]
             prepare_int8(backbone, sample, max_side=side, cache_dir=None)
-        fmaps = Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side),
-                         backbone).feature_maps(images)
+        batches = [b for b in Embedder(EmbedderConfig(backbone="squeezenet1_1", max_side=side),
+                                       backbone).extract(enumerate(bench.database), batch_size=1)
+                   if isinstance(b, Batch)]  # one image each, in order: shared by the poolings
         maps[precision] = {}
         for pooling in ("sum", "gem"):
             config = EmbedderConfig(backbone="squeezenet1_1", max_side=side, pooling=pooling)
-            vectors = Embedder(config, backbone).describe_images(fmaps)
+            embedder = Embedder(config, backbone)
+            vectors = np.concatenate([embedder.describe_batch(b)[0] for b in batches])
             maps[precision][pooling] = _loo_map(bench.truth(), vectors)
     for precision in ("bf16", "int8"):
         for pooling in ("sum", "gem"):

@@ -1,0 +1,87 @@
+"""``ingest`` in its all-or-nothing mode (``unique=``, what HTTP adds run): one batched embed, one
+``add_unique`` in input order, content dedupe, request keys, the first bad input refusing all."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import (
+    Collection,
+    Embedder,
+    EmbedderConfig,
+    UniqueAdd,
+    UnsupportedImageError,
+    create_collection,
+    ingest,
+    load_image,
+)
+from retrieval.features import Decoded
+from tests.conftest import scene
+
+
+def png(seed: int, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    scene(seed, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def collection(tmp_path: Path) -> Collection:
+    config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64)
+    return create_collection(tmp_path / "index", Embedder.create(config))
+
+
+def placed(item: Decoded[str]) -> str:
+    return f"{item.position}-{item.key}{item.suffix}"
+
+
+def test_unique_add_commits_once_in_input_order(collection: Collection) -> None:
+    # two sizes, batches of two: the extraction regroups them, the commit restores input order
+    datas = [png(1, (64, 48)), png(2, (48, 64)), png(3, (64, 48)), png(1, (64, 48))]
+    sources = [(f"u{i}", d) for i, d in enumerate(datas)]
+    try:
+        report = ingest(collection, sources, batch_size=2, unique=UniqueAdd(placed))
+        outcome = report.outcome
+        assert outcome is not None and not outcome.replayed
+        assert [a.duplicate for a in outcome.added] == [False, False, False, True]
+        records = collection.index.records(outcome.new_ids)
+        assert [r.path for r in records] == ["0-u0.png", "1-u1.png", "2-u2.png"]
+        assert outcome.added[3].id == outcome.added[0].id  # the same content, one record
+        assert report.added == outcome.new_ids and report.added_keys == [r.path for r in records]
+        queries = collection.embedder.embed_images([load_image(d) for d in datas[:3]])
+        stored = collection.index.stored_vectors(outcome.new_ids)
+        np.testing.assert_allclose(stored, queries, atol=1e-5)  # batched: float sums reorder
+    finally:
+        collection.close()
+
+
+def test_unique_add_replays_its_request_key(collection: Collection) -> None:
+    unique = UniqueAdd(placed, request_key="k1", fingerprint="f")
+    try:
+        first = ingest(collection, [("a", png(5, (64, 64)))], unique=unique).outcome
+        again = ingest(collection, [("a", png(5, (64, 64)))], unique=unique).outcome
+        assert first is not None and again is not None and again.replayed
+        assert [a.id for a in again.added] == [a.id for a in first.added]
+        assert collection.index.count == 1
+    finally:
+        collection.close()
+
+
+def test_one_bad_input_adds_nothing(collection: Collection) -> None:
+    calls: list[str] = []
+
+    def place(item: Decoded[str]) -> str:
+        calls.append(item.key)
+        return item.key
+
+    sources = [("ok.png", png(7, (64, 48))), ("bad.jpg", b"not an image")]
+    try:
+        with pytest.raises(UnsupportedImageError, match=r"bad\.jpg"):
+            ingest(collection, sources, unique=UniqueAdd(place))
+        assert collection.index.count == 0 and calls == []  # nothing placed, nothing stored
+    finally:
+        collection.close()
