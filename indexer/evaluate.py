@@ -57,6 +57,7 @@ from retrieval.features import (
     resolve_precision,
 )
 from retrieval.pooling import pooling_class, pooling_names
+from retrieval.rerank import MAX_RERANK_K
 
 __all__ = ["EvaluateOptions", "add_parser", "run_evaluate"]
 
@@ -249,8 +250,8 @@ def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
         raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
     if opts.dba and not opts.qe:
         raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
-    if not 0 <= opts.qe <= 50 or not 0 <= opts.dba <= 50:
-        raise ConfigError("--qe and --dba must be from 0 to 50")
+    if not 0 <= opts.qe <= MAX_RERANK_K or not 0 <= opts.dba <= MAX_RERANK_K:
+        raise ConfigError(f"--qe and --dba must be from 0 to {MAX_RERANK_K}")
     extra = {"rotated": True} if opts.rotated else {}
     bench = load_benchmark(opts.dataset, opts.root, queries=opts.queries, **extra)
     configs = [opts.embedding.config(name, whiten=opts.whiten) for name in poolings]

@@ -40,7 +40,7 @@ def summary(opts: EvaluateOptions, bench: Benchmark, variants: Variants, weights
         "n_train": len(train), "train_on_test": inflated, "mAP_inflated": inflated,
         "warning": INFLATED if inflated else None,
         "n_database": len(bench.database), "n_queries": len(bench.queries),
-        "setups": list(bench.setups), "ap_method": "trapezoidal",
+        "setups": list(bench.setups), "ap_method": opts.ap,
         "similarity": "inner product of L2-normalised descriptors (exact)",
         "cache": {"directory": str(cache.directory), "dtype": cache.dtype,
                   "hits": maps.stats.cached, "forwarded": maps.stats.forwarded,

@@ -237,6 +237,8 @@ def test_paris250_recommended_configuration_reaches_090(
                  "--max-side", "512", "--scales", "1,0.5", "--pooling", "crow", "--qe", "2",
                  "--dba", "2", "--ap", "non_interpolated", "--out", str(out), "--no-progress"])
     assert code == 0
-    by = {r["pooling"]: r["mAP"] for r in json.loads((out / "results.json").read_text())["results"]}
+    report = json.loads((out / "results.json").read_text())
+    assert report["ap_method"] == "non_interpolated"
+    by = {r["pooling"]: r["mAP"] for r in report["results"]}
     assert by["crow@1,0.5+qe2+dba2"] >= 0.90
     assert by["crow@1,0.5+qe2+dba2"] > by["crow@1,0.5+qe2"] > by["crow@1,0.5"]
