@@ -21,7 +21,7 @@ thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG t
 nprobe / ef_search                the index's            IVF lists probed, HNSW candidate list size
 header_timeout_s                  10                     seconds to send a request's headers
 body_timeout_s                    30                     longest pause between body bytes
-body_deadline_s                   120                    a whole body must arrive within this
+body_deadline_s                   120                    seconds to send a whole body (a total)
 keep_alive_s                      5                      idle keep-alive connections closed after
 max_connections                   256                    open connections; requests beyond get a
                                                          JSON 503 with Retry-After
