@@ -21,6 +21,7 @@ from retrieval.errors import ImageTooLargeError as ImageTooLargeError
 from retrieval.errors import ManifestMismatchError as ManifestMismatchError
 from retrieval.errors import NotFoundError as NotFoundError
 from retrieval.errors import RetrievalError as RetrievalError
+from retrieval.errors import StorageFullError as StorageFullError
 from retrieval.errors import UnknownNameError as UnknownNameError
 from retrieval.errors import UnsupportedImageError as UnsupportedImageError
 from retrieval.errors import WeightsError as WeightsError

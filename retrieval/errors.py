@@ -14,6 +14,7 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
     │   └── ManifestMismatchError   a query would not be embedded like the database
     ├── NotFoundError           an image id is not in the index
     ├── StoreTimeoutError       a vector store did not finish its work in the time allowed
+    ├── StorageFullError        a write found its disk (or quota) full; nothing was half-written
     └── DatasetError            a benchmark's files are missing or malformed
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "ManifestMismatchError",
     "NotFoundError",
     "RetrievalError",
+    "StorageFullError",
     "StoreTimeoutError",
     "UnknownNameError",
     "UnsupportedImageError",
@@ -90,6 +92,14 @@ class NotFoundError(RetrievalError):
 
 class StoreTimeoutError(RetrievalError):
     """A vector store (Milvus) did not finish indexing or loading in the time allowed."""
+
+
+class StorageFullError(RetrievalError):
+    """A write failed because the disk or quota holding it is full (ENOSPC, EDQUOT, SQLITE_FULL).
+
+    The failed change was rolled back (no half-written record or file is left); the same write
+    succeeds once space has been freed, without reopening anything.
+    """
 
 
 class DatasetError(RetrievalError):

@@ -16,10 +16,11 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.errors import RETRY_AFTER_S
 from service.http.connections import guarded_protocol
 from service.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["main", "uvicorn_config"]
 
 log = logging.getLogger("service")
 
@@ -72,6 +73,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def uvicorn_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Config:
+    """uvicorn's settings: the guarded protocol holds the deadlines and the connection cap
+    (``limit_concurrency`` stays unset: uvicorn's own cap answers in plain text)."""
+    return uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level,
+        server_header=False, timeout_graceful_shutdown=10,
+        http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s,
+                              body_deadline=settings.body_deadline_s,
+                              max_connections=settings.max_connections,
+                              retry_after_s=RETRY_AFTER_S),
+        timeout_keep_alive=settings.keep_alive_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -83,11 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     stopper = _StopOnFatal()
     app = create_app(settings, on_fatal=stopper)
-    stopper.server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=args.log_level,
-        server_header=False, timeout_graceful_shutdown=10,
-        http=guarded_protocol(settings.header_timeout_s, settings.body_timeout_s),
-        timeout_keep_alive=settings.keep_alive_s, limit_concurrency=settings.max_connections))
+    stopper.server = uvicorn.Server(uvicorn_config(app, settings, args.log_level))
     stopper.server.run()
     return 1 if stopper.error is not None else 0
 

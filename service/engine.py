@@ -6,7 +6,9 @@ in *one* transaction (:meth:`ImageIndex.add_unique`), so a request's files becom
 searchable and durable together or not at all, and searches keep running while images are being
 embedded. Content already stored is not added again (its record comes back flagged
 ``duplicate``), and a request key replays the first answer. The store is committed (SQLite,
-``synchronous=FULL``) before any of these return, so an acknowledged change survives a crash.
+``synchronous=FULL``) before any of these return, so an acknowledged change survives a crash;
+a file stored for an add whose commit failed (a full disk) is removed again
+(:class:`~service.storage.UploadFiles`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from retrieval.index import (
     search_hits,
     similar_hits,
 )
-from service.storage import store_file
+from service.storage import UploadFiles
 
 __all__ = ["Upload", "add_uploads", "remove_image", "search_upload", "similar_to"]
 
@@ -82,10 +84,14 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max
         saved = index.saved_outcome(request_key, fingerprint, key_ttl_s)
         if saved is not None:
             return saved
-    unique = UniqueAdd(_Placer(index, uploads, folder), request_key=request_key,
+    files = UploadFiles(folder)
+    unique = UniqueAdd(_Placer(index, uploads, files), request_key=request_key,
                        fingerprint=fingerprint, key_ttl_s=key_ttl_s)
-    report = ingest(collection, [(u.name, u.data) for u in uploads], max_pixels=max_pixels,
-                    unique=unique)
+    try:
+        report = ingest(collection, [(u.name, u.data) for u in uploads], max_pixels=max_pixels,
+                        unique=unique)
+    finally:  # a file stored for a commit that failed (a full disk) is removed again
+        files.release(lambda path, sha: any(r.path == str(path) for r in index.find_sha256(sha)))
     return report.outcome or AddOutcome([])  # none only for no uploads at all
 
 
@@ -93,8 +99,8 @@ class _Placer:
     """Where each decoded upload's record points: the stored copy of its content (stored
     now, once per content) or the existing record's path."""
 
-    def __init__(self, index: DedupesContent, uploads: list[Upload], folder: Path) -> None:
-        self.index, self.uploads, self.folder = index, uploads, folder
+    def __init__(self, index: DedupesContent, uploads: list[Upload], files: UploadFiles) -> None:
+        self.index, self.uploads, self.files = index, uploads, files
         self.paths: dict[str, str] = {}
 
     def __call__(self, item: Decoded[str]) -> str:
@@ -102,8 +108,7 @@ class _Placer:
             known = self.index.find_sha256(item.sha256)
             data = self.uploads[item.position].data
             self.paths[item.sha256] = (known[0].path if known else
-                                       str(store_file(self.folder, data, item.sha256,
-                                                      item.suffix)))
+                                       str(self.files.store(data, item.sha256, item.suffix)))
         return self.paths[item.sha256]
 
 

@@ -18,13 +18,21 @@ wrong or missing API key                    401     ``unauthorized``
 writes disabled (no API key configured)     403     ``writes_disabled``
 inference queue full                        503     ``queue_full`` + Retry-After
 index still loading / failed to load        503     ``not_ready`` + Retry-After
+more connections than ``max_connections``   503     ``too_many_connections`` + Retry-After
+                                                    (answered by :mod:`service.http.connections`)
+disk or quota full (nothing is stored)      507     ``insufficient_storage`` + Retry-After
 stored file no longer decodes (thumbnail)   500     ``stored_image_unreadable``
 anything else                               500     ``internal_error``
 ==========================================  ======  =========================
+
+Every 503 and 507 carries ``Retry-After``. A full disk is :class:`retrieval.StorageFullError` from
+the library (an ``ENOSPC`` that escaped it is treated alike): the change was rolled back and the
+same request succeeds once space has been freed, without a restart.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -43,15 +51,21 @@ from retrieval import (
     ImageTooLargeError,
     NotFoundError,
     RetrievalError,
+    StorageFullError,
     UnsupportedImageError,
 )
 from service.http.inference import QueueFullError
 
-__all__ = ["RETRY_AFTER_S", "ServiceError", "error_response", "install_error_handlers"]
+__all__ = ["FULL_RETRY_AFTER_S", "RETRY_AFTER_S", "ServiceError", "error_response",
+           "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
+FULL_RETRY_AFTER_S = 30  # a full disk is freed by an operator, not in a second
+FULL_DETAIL = ("the server's disk is full: nothing was stored or changed; retry once space has "
+               "been freed")
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type"}
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -71,8 +85,17 @@ class ServiceError(Exception):
 
 def error_response(status: int, error: str, detail: Any,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status,
-                        headers=dict(headers or {}))
+    """The JSON error; a 503 or 507 always says when to retry (``Retry-After``)."""
+    headers = dict(headers or {})
+    if status in (503, 507) and not any(k.lower() == "retry-after" for k in headers):
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def storage_full(exc: BaseException) -> JSONResponse:
+    log.warning("write refused, the disk is full: %s", exc)
+    return error_response(507, "insufficient_storage", FULL_DETAIL,
+                          {"Retry-After": str(FULL_RETRY_AFTER_S)})
 
 
 def decode_status(exc: ImageDecodeError) -> tuple[int, str]:
@@ -97,6 +120,8 @@ async def _retrieval_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, ConfigError):
         return error_response(422, "invalid_request", str(exc))
+    if isinstance(exc, StorageFullError):
+        return storage_full(exc)
     log.error("request failed: %s: %s", type(exc).__name__, exc)
     return error_response(500, "internal_error", "internal server error")
 
@@ -137,6 +162,8 @@ async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:  # e.g. spooling a body to /tmp
+        return storage_full(exc)
     log.error("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
 

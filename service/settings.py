@@ -21,8 +21,10 @@ thumbnail_cache_bytes             32 MiB                 in-memory LRU of JPEG t
 nprobe / ef_search                the index's            IVF lists probed, HNSW candidate list size
 header_timeout_s                  10                     seconds to send a request's headers
 body_timeout_s                    30                     longest pause between body bytes
+body_deadline_s                   120                    seconds to send a whole body (a total)
 keep_alive_s                      5                      idle keep-alive connections closed after
-max_connections                   256                    open connections; requests beyond get 503
+max_connections                   256                    open connections; requests beyond get a
+                                                         JSON 503 with Retry-After
 idempotency_ttl_s                 86400                  how long Idempotency-Key answers are kept
 absolute_paths                    false                  show absolute server paths in answers
 follow_interval_s                 1                      read-only server: store polled this often
@@ -79,6 +81,7 @@ class Settings(BaseSettings):
     ef_search: int | None = Field(default=None, ge=1)
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0)
+    body_deadline_s: float = Field(default=120.0, gt=0)
     keep_alive_s: int = Field(default=5, ge=1)
     max_connections: int = Field(default=256, ge=1)
     idempotency_ttl_s: float = Field(default=24 * 3600.0, gt=0)

@@ -124,7 +124,7 @@ async def _form_files(request: Request, field: str) -> list[Upload]:
              dependencies=[AuthorizedWriter, Multipart], openapi_extra=ADD_BODY,
              responses={200: {"model": AddResponse, "description": "every file was already "
                               "stored (each one `duplicate`)"},
-                        **error_responses(400, 401, 403, 413, 415, 422, 503)})
+                        **error_responses(400, 401, 403, 413, 415, 422, 503, 507)})
 async def add_images(
     state: StateDep, collection: CollectionDep, request: Request,
     idempotency_key: IdempotencyKey = None,
@@ -169,7 +169,8 @@ def reported_duplicates(collection: Collection, ids: list[int],
 
 
 @router.delete("/images/{image_id}", response_model=DeleteResponse,
-               dependencies=[AuthorizedWriter], responses=error_responses(401, 403, 404, 422, 503))
+               dependencies=[AuthorizedWriter],
+               responses=error_responses(401, 403, 404, 422, 503, 507))
 async def delete_image(state: StateDep, collection: CollectionDep,
                        image_id: ImageId) -> DeleteResponse:
     """Remove an image from the index (its uploaded file, shared by content, is kept)."""

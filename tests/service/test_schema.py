@@ -35,6 +35,8 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
         "$ref": "#/components/schemas/SearchResponse"}
     for status in ("400", "413", "415", "422", "503"):
         assert search[status]["content"]["application/json"]["schema"] == error
+    for operation in (paths["/images"]["post"], paths["/images/{image_id}"]["delete"]):
+        assert operation["responses"]["507"]["content"]["application/json"]["schema"] == error
     assert client.get("/docs").status_code == 200
 
 

@@ -5,18 +5,28 @@ power cut (WAL alone with ``NORMAL`` may lose the last commits). The connection 
 autocommit mode and :func:`transaction` issues ``BEGIN IMMEDIATE`` explicitly, so a batch is one
 atomic transaction that takes the write lock up front (no lock-upgrade deadlocks between
 processes).
+
+A transaction whose block or ``COMMIT`` fails is rolled back explicitly: SQLite may leave it open
+after a failed ``COMMIT`` (``SQLITE_FULL``, ``SQLITE_IOERR``, ``SQLITE_BUSY``, a deferred
+constraint) and asks for a ``ROLLBACK``, after which the connection is usable again. A full disk
+(``SQLITE_FULL``) raises :class:`~retrieval.errors.StorageFullError`; the next write succeeds by
+itself once space has been freed.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from retrieval.errors import ArtifactError
+from retrieval.errors import ArtifactError, StorageFullError
 
-__all__ = ["REQUEST_KEYS", "SCHEMA", "SCHEMA_VERSION", "connect", "transaction"]
+__all__ = ["REQUEST_KEYS", "SCHEMA", "SCHEMA_VERSION", "connect", "full_disk_raises",
+           "transaction"]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -73,14 +83,46 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _is_full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF == sqlite3.SQLITE_FULL  # the primary code of an extended one
+    return "database or disk is full" in str(exc)
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
-    conn.execute("BEGIN IMMEDIATE")
+def full_disk_raises(where: object) -> Iterator[None]:
+    """Turn SQLite's ``SQLITE_FULL`` inside the block into :class:`StorageFullError`."""
     try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        yield
+    except sqlite3.OperationalError as exc:
+        if _is_full(exc):
+            raise StorageFullError(f"no space left to write {where}: {exc}") from exc
         raise
-    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """``ROLLBACK`` what a failed block or ``COMMIT`` left open (never masks the failure)."""
+    if not conn.in_transaction:
+        return  # SQLite rolled it back itself (some SQLITE_FULL and IOERR cases do)
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        log.error("ROLLBACK after a failed transaction failed too: %s", exc)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection,
+                where: object = "the store") -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; ``ROLLBACK`` if the block or the ``COMMIT`` fails.
+
+    ``where`` (the database's path) names the store in a :class:`StorageFullError`.
+    """
+    with full_disk_raises(where):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise

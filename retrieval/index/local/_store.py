@@ -32,6 +32,7 @@ from retrieval.index.local._schema import (
     SCHEMA,
     SCHEMA_VERSION,
     connect,
+    full_disk_raises,
     transaction,
 )
 from retrieval.index.local._unique import insert_unique, save_outcome, saved_outcome
@@ -89,8 +90,9 @@ class Store:
         if path.exists():
             raise ArtifactError(f"{path} already exists")
         conn = connect(path)
-        conn.executescript(SCHEMA + REQUEST_KEYS)
-        with transaction(conn):
+        with full_disk_raises(path):
+            conn.executescript(SCHEMA + REQUEST_KEYS)
+        with transaction(conn, path):
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
                              [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim)),
                               ("uuid", uuid.uuid4().hex), ("pruned_through", "0")])
@@ -118,7 +120,7 @@ class Store:
             store.close()
             raise ArtifactError(f"{path} holds {store.dim}-d vectors, expected {dim}")
         if writable:
-            with store._lock:
+            with store._lock, full_disk_raises(path):
                 store._db().executescript(REQUEST_KEYS)
         return store
 
@@ -136,7 +138,7 @@ class Store:
         return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
@@ -150,7 +152,7 @@ class Store:
         vectors = as_matrix(xb, self.dim, n=len(items))
         now = time.time()
         ids: list[int] = []
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
             for item, vector in zip(items, vectors, strict=True):
                 cur = db.execute(
                     "INSERT INTO images(path, sha256, width, height, added_at, vector) "
@@ -174,7 +176,7 @@ class Store:
         check_new_images(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
         now = time.time()
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
             if request_key is not None:
                 saved = saved_outcome(db, request_key, fingerprint, now - key_ttl_s)
                 if saved is not None:
@@ -198,7 +200,7 @@ class Store:
         """Delete images in one transaction; returns the ids that existed (unknown ids ignored)."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         removed: list[int] = []
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
             for chunk in _chunks(wanted):
                 present = {int(r[0]) for r in db.execute(
                     f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
@@ -259,7 +261,7 @@ class Store:
 
     def prune_changes(self, upto_seq: int) -> int:
         """Forget changes with seq <= ``upto_seq`` (once a durable snapshot contains them)."""
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
             deleted = db.execute("DELETE FROM changes WHERE seq <= ?", (upto_seq,)).rowcount
             db.execute("UPDATE meta SET value = MAX(CAST(value AS INTEGER), ?) "
                        "WHERE key = 'pruned_through'", (upto_seq,))

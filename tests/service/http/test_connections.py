@@ -1,11 +1,13 @@
-"""The deadlines of :mod:`service.http.connections`, driven through uvicorn's real h11 protocol
-(in memory: a recording transport, no socket), and a loud check that the uvicorn internals the
-subclass reads are still there (``pyproject.toml`` pins uvicorn to the series checked here)."""
+"""The deadlines and the connection cap of :mod:`service.http.connections`, driven through
+uvicorn's real h11 protocol (in memory: a recording transport, no socket), and a loud check that
+the uvicorn internals the subclass reads are still there (``pyproject.toml`` pins uvicorn to the
+series checked here)."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,11 +18,14 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from service.__main__ import uvicorn_config
 from service.http.connections import guarded_protocol
+from service.settings import Settings
 
 TIMEOUT_S = 0.05
 #: What the guarded protocol reads or overrides of uvicorn's (see service/http/connections.py).
-PROTOCOL_ATTRIBUTES = ("conn", "cycle", "flow", "transport", "loop", "client")
+PROTOCOL_ATTRIBUTES = ("conn", "cycle", "flow", "transport", "loop", "client", "app",
+                       "connections", "tasks")
 PROTOCOL_METHODS = ("connection_made", "connection_lost", "data_received",
                     "on_response_complete")
 CYCLE_ATTRIBUTES = ("response_complete", "disconnected")
@@ -83,11 +88,12 @@ class App:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-def connect(app: App) -> tuple[H11Protocol, Transport]:
+def connect(app: App, server_state: ServerState | None = None, timeout: float = TIMEOUT_S,
+            **options: Any) -> tuple[H11Protocol, Transport]:
     config = Config(app, log_config=None, timeout_keep_alive=60, lifespan="off")
-    protocol_class = guarded_protocol(TIMEOUT_S, TIMEOUT_S)
-    protocol = protocol_class(config=config, server_state=ServerState(), app_state={},
-                              _loop=asyncio.get_running_loop())
+    protocol_class = guarded_protocol(timeout, timeout, **options)
+    protocol = protocol_class(config=config, server_state=server_state or ServerState(),
+                              app_state={}, _loop=asyncio.get_running_loop())
     transport = Transport()
     transport.protocol = protocol
     protocol.connection_made(transport)
@@ -149,6 +155,83 @@ def test_a_stalled_body_is_cut_off_and_the_app_sees_a_disconnect() -> None:
         assert transport.closed and app.disconnected and not transport.written
 
     asyncio.run(scenario())
+
+
+def test_a_trickled_body_is_cut_off_at_the_total_deadline() -> None:
+    timeout, deadline = 0.3, 0.6
+
+    async def scenario() -> None:
+        app = App()
+        loop = asyncio.get_running_loop()
+        protocol, transport = connect(app, timeout=timeout, body_deadline=deadline)
+        protocol.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\na")
+        start = loop.time()
+        while not transport.closed and loop.time() - start < 3 * deadline:
+            await asyncio.sleep(0.05)  # a byte well within the idle timeout, every time
+            protocol.data_received(b"b")
+        took = loop.time() - start
+        assert transport.closed and app.disconnected and not transport.written
+        assert deadline <= took < deadline + 0.5
+
+    asyncio.run(scenario())
+
+
+def test_each_body_has_its_own_deadline_from_its_headers() -> None:
+    timeout, deadline = 0.2, 0.5
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        protocol, transport = connect(App(), timeout=timeout, body_deadline=deadline)
+        start = loop.time()
+        protocol.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nh")
+        await asyncio.sleep(0.1)
+        protocol.data_received(b"i")  # the first body, complete well in time
+        await asyncio.sleep(0.1)
+        assert transport.written.startswith(b"HTTP/1.1 200")
+        protocol.data_received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        sent = 0
+        while loop.time() - start < deadline + 0.1:  # past the first body's deadline
+            await asyncio.sleep(0.05)
+            protocol.data_received(b"b")
+            sent += 1
+        assert not transport.closed
+        protocol.data_received(b"b" * (100 - sent))
+        await asyncio.sleep(0.02)
+        assert transport.written.count(b"HTTP/1.1 200") == 2
+
+    asyncio.run(scenario())
+
+
+def test_beyond_the_cap_a_request_gets_the_json_503_with_retry_after() -> None:
+    async def scenario() -> None:
+        state = ServerState()
+        app = App()
+        others, _ = connect(app, state, max_connections=2)
+        protocol, transport = connect(app, state, max_connections=2)
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # 2 open: served
+        await asyncio.sleep(TIMEOUT_S / 5)
+        assert transport.written.startswith(b"HTTP/1.1 200")
+        third, refused = connect(app, state, max_connections=2)
+        third.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.sleep(TIMEOUT_S / 5)
+        head, _, body = bytes(refused.written).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503")
+        headers = dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])
+        assert headers[b"content-type"] == b"application/json"
+        assert headers[b"retry-after"] == b"1" and headers[b"connection"] == b"close"
+        assert json.loads(body)["error"] == "too_many_connections"
+        assert refused.closed
+        for p in (others, protocol):
+            p.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_uvicorn_s_own_plain_text_cap_stays_off(tmp_path: Any) -> None:
+    config = uvicorn_config(App(), Settings(index_dir=tmp_path, max_connections=7), "warning")
+    assert config.limit_concurrency is None
+    assert isinstance(config.http, type) and issubclass(config.http, H11Protocol)
+    assert config.http.max_connections == 7  # type: ignore[attr-defined]
 
 
 def test_after_a_response_the_next_headers_have_the_deadline_again() -> None:

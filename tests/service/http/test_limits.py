@@ -1,9 +1,11 @@
-"""Slow clients are bounded: half-open connections are closed within the header and body
-timeouts while searches keep answering, and a client that keeps sending after an error response
-leaves no traceback in the log."""
+"""Slow and surplus clients are bounded: half-open connections are closed within the header and
+body timeouts while searches keep answering, a body trickled a byte a second is closed at its
+total deadline, connections beyond the cap get the JSON 503 with ``Retry-After``, and a client
+that keeps sending after an error response leaves no traceback in the log."""
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +19,21 @@ HEADER_TIMEOUT_S = 2.0
 BODY_TIMEOUT_S = 2.0
 SLACK_S = 1.5
 HALF_OPEN = 50
+BODY_DEADLINE_S = 3.0
+MAX_CONNECTIONS = 3
 
 
 @pytest.fixture(scope="module")
 def guarded(module_server: ServerFactory) -> Server:
     return module_server(header_timeout_s=str(HEADER_TIMEOUT_S),
                          body_timeout_s=str(BODY_TIMEOUT_S))
+
+
+@pytest.fixture(scope="module")
+def capped(module_server: ServerFactory) -> Server:
+    return module_server(header_timeout_s="10", body_timeout_s=str(BODY_TIMEOUT_S),
+                         body_deadline_s=str(BODY_DEADLINE_S),
+                         max_connections=str(MAX_CONNECTIONS))
 
 
 def connect(server: Server) -> socket.socket:
@@ -86,3 +97,51 @@ def test_sending_after_an_error_logs_no_traceback(guarded: Server) -> None:
         assert client.get("/healthz").status_code == 200
     log = guarded.log.read_text()
     assert "Traceback" not in log and "Fatal error" not in log, log[-3000:]
+
+
+def trickle_until_closed(sock: socket.socket, interval: float, limit: float) -> float:
+    """Send a byte every ``interval`` seconds; seconds until the server closed ``sock``."""
+    start = time.monotonic()
+    sock.settimeout(interval)
+    with sock:
+        while time.monotonic() - start < limit:
+            try:
+                sock.sendall(b"x")
+                if not sock.recv(4096):
+                    return time.monotonic() - start
+            except TimeoutError:
+                continue
+            except OSError:  # reset: closed too
+                return time.monotonic() - start
+    return math.inf
+
+
+def test_a_body_trickled_a_byte_a_second_is_closed_at_its_deadline(capped: Server) -> None:
+    sock = connect(capped)
+    sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+                 b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n")
+    took = trickle_until_closed(sock, 1.0, BODY_DEADLINE_S * 4)
+    print(f"a body trickled at 1 byte/s closed after {took:.2f} s "
+          f"(deadline {BODY_DEADLINE_S} s, idle timeout {BODY_TIMEOUT_S} s)")
+    assert BODY_DEADLINE_S - 0.2 <= took <= BODY_DEADLINE_S + SLACK_S
+    with capped.client() as client:
+        assert client.get("/healthz").status_code == 200
+
+
+def test_beyond_the_connection_cap_a_request_gets_the_json_503(capped: Server) -> None:
+    idle = [connect(capped) for _ in range(MAX_CONNECTIONS)]
+    time.sleep(0.5)  # accepted by the server: they count as open
+    try:
+        with capped.client() as client:
+            refused = client.get("/healthz")
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/json"
+        assert int(refused.headers["Retry-After"]) > 0
+        assert refused.json()["error"] == "too_many_connections"
+        assert str(MAX_CONNECTIONS) in refused.json()["detail"]
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.5)
+    with capped.client() as client:
+        assert client.get("/healthz").status_code == 200

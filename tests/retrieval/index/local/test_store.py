@@ -1,4 +1,5 @@
-"""Tests for store: records and vectors in SQLite, ids never reused, the change log."""
+"""Tests for store: records and vectors in SQLite, ids never reused, the change log, a full
+disk (a real, small tmpfs) refused whole and writes resuming once space is freed."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from retrieval.errors import ArtifactError, ConfigError, NotFoundError
+from retrieval.errors import ArtifactError, ConfigError, NotFoundError, StorageFullError
 from retrieval.index import STORE_NAME, NewImage, Store
 from retrieval.index.local._schema import connect
 from retrieval.index.local._store import Change
+from tests.small_disk import fill, small_disk
 
 D = 8
 
@@ -184,3 +186,39 @@ def test_concurrent_adds_from_threads(store: Store) -> None:
     assert store.count() == 80
     assert store.ids().tolist() == list(range(1, 81))
     assert len(list(store.changes_since(0))) == 80
+
+
+def test_a_full_disk_refuses_changes_whole_and_writes_resume_once_freed(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        store = Store.create(disk / STORE_NAME, dim=D)
+        try:
+            store.add(images(3), vectors(3))
+            filler = fill(disk)
+            with pytest.raises(StorageFullError, match=r"store\.sqlite.*full"):
+                store.add(images(50, 3), vectors(50, seed=1))
+            with pytest.raises(StorageFullError):
+                store.remove([1])
+            with pytest.raises(StorageFullError):
+                store.add_unique(images(1, 60), vectors(1), request_key="k", fingerprint="f")
+            assert (store.count(), store.last_seq(), store.ids().tolist()) == (3, 3, [1, 2, 3])
+            assert store.saved_outcome("k", "f") is None
+            filler.unlink()  # space freed: the same connection writes again, no reopen
+            assert store.add(images(50, 3), vectors(50, seed=1)) == list(range(4, 54))
+            assert store.remove([1]) == [1]
+        finally:
+            store.close()
+        reopened = Store.open(disk / STORE_NAME, dim=D)
+        assert (reopened.count(), reopened.last_seq()) == (52, 54)
+        assert np.array_equal(reopened.vectors([4, 53]), vectors(50, seed=1)[[0, 49]])
+        reopened.close()
+
+
+def test_the_database_size_limit_is_a_storage_full_error(store: Store) -> None:
+    db = store._db()
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLITE_FULL without a full disk
+    with pytest.raises(StorageFullError):
+        store.add(images(200), vectors(200))
+    assert (store.count(), store.last_seq()) == (0, 0)
+    db.execute("PRAGMA max_page_count = 1000000")
+    assert len(store.add(images(200), vectors(200))) == 200
