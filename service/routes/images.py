@@ -1,5 +1,5 @@
-"""Image routes: ``GET /images/{id}``, ``GET /images/{id}/file``, ``POST /images``,
-``DELETE /images/{id}``.
+"""Image routes: ``GET /images`` (the collection in pages of ids), ``GET /images/{id}``,
+``GET /images/{id}/file``, ``POST /images``, ``DELETE /images/{id}``.
 
 Adds and removes run in the bounded inference pool; record lookups and file serving are plain
 ``def`` routes, run by Starlette in its thread pool. Files are only ever served from the path an
@@ -25,6 +25,7 @@ from service.deps import (
     IdempotencyKey,
     ImageId,
     Multipart,
+    PageCursor,
     StateDep,
     read_upload,
 )
@@ -37,6 +38,7 @@ from service.schemas import (
     DeleteResponse,
     DuplicateOut,
     ImageOut,
+    ImagesPage,
     error_responses,
     file_url,
 )
@@ -59,6 +61,18 @@ def _added_out(added: Added, paths: PathView) -> AddedImage:
     return AddedImage(id=added.id, path=paths.show(added.path), sha256=added.sha256,
                       width=added.width, height=added.height, added_at=added.added_at,
                       url=file_url(added.id), duplicate=added.duplicate)
+
+
+@router.get("/images", response_model=ImagesPage, responses=error_responses(422, 503))
+def list_images(state: StateDep, collection: CollectionDep, page: PageCursor) -> ImagesPage:
+    """Stored records in id order, ``limit`` at a time after ``cursor``; the next page starts
+    after ``next_cursor`` (null: nothing more)."""
+    cursor, limit = page
+    ids = collection.index.ids_after(cursor, limit + 1)
+    records = collection.index.records(ids[:limit])
+    more = len(ids) > limit
+    return ImagesPage(images=[_image_out(r, state.paths) for r in records],
+                      next_cursor=ids[limit - 1] if more else None)
 
 
 @router.get("/images/{image_id}", response_model=ImageOut,
