@@ -41,9 +41,9 @@ from service.errors import RETRY_AFTER_S, ServiceError
 from service.state import ServiceState
 
 __all__ = ["MAX_DEPTH", "MAX_PAGE", "AuthorizedWriter", "CollectionDep", "IdempotencyKey",
-           "ImageId", "Multipart", "PageCursor", "QeK", "QueryBox", "QueryK", "QueryWindow", "SearchK",
-           "SearchWindow", "StateDep", "UploadBox", "get_collection", "get_state", "max_depth",
-           "read_upload"]
+           "ImageId", "Multipart", "PageCursor", "QeK", "QueryBox", "QueryK", "QueryWindow",
+           "SearchK", "SearchWindow", "StateDep", "UploadBox", "get_collection", "get_state",
+           "max_depth", "read_upload"]
 
 MAX_NAME = 200
 #: offset + k of a search is at most max(MAX_DEPTH, max_k) (422 beyond).
