@@ -30,7 +30,7 @@ def test_bad_boxes_are_refused(text: str, reason: str) -> None:
 @pytest.mark.parametrize("box", [(-1, 0, 10, 10), (0, 0, 97, 10), (0, 0, 10, 65),
                                  (5, 5, 5, 9)])
 def test_boxes_outside_the_image_are_refused(box: tuple[int, int, int, int]) -> None:
-    with pytest.raises(ConfigError, match="outside|empty"):
+    with pytest.raises(ConfigError, match=r"outside|empty"):
         crop_box(scene(0, (96, 64)), box)
 
 

@@ -1,5 +1,5 @@
 """Search windows and id pages on both engines: ``offset`` is the tail of the longer search,
-``min_score`` drops exactly the hits below it, ``ids_after`` pages equal slices of the sorted ids."""
+``min_score`` drops exactly the hits below it, ``ids_after`` pages are slices of the sorted ids."""
 
 from __future__ import annotations
 
