@@ -24,6 +24,7 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
+from retrieval.index._filters import RecordFilter, matching_ids
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -86,6 +87,7 @@ __all__ = [
     "KnowsSources",
     "Manifest",
     "NewImage",
+    "RecordFilter",
     "Rerank",
     "Store",
     "StoreSpec",
@@ -97,6 +99,7 @@ __all__ = [
     "duplicates_of",
     "group_pairs",
     "library_versions",
+    "matching_ids",
     "materialise_index",
     "open_index",
     "search_hits",
