@@ -34,7 +34,7 @@ from retrieval import (
     open_collection,
     parse_box,
 )
-from retrieval.index import search_hits, similar_hits
+from retrieval.index import RecordFilter, search_hits, similar_hits
 
 __all__ = ["CHUNK", "SearchOptions", "add_parser", "print_hits", "query_paths", "run_search",
            "search_image"]
@@ -70,6 +70,12 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                    help="skip the best N hits (results N+1 … N+k)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None,
                    help="leave out hits scoring below this")
+    p.add_argument("--folder", default=None,
+                   help="only images under this folder (relative to the indexed folder)")
+    p.add_argument("--added-after", dest="added_after", type=float, default=None,
+                   metavar="SECONDS", help="only images added at or after this (Unix time)")
+    p.add_argument("--added-before", dest="added_before", type=float, default=None,
+                   metavar="SECONDS", help="only images added before this (Unix time)")
     p.add_argument("--json", action="store_true", help="print one JSON line per query")
     add_search_param_flags(p, "for this search (default: the index's)")
     add_runtime_flags(p)
@@ -88,6 +94,9 @@ class SearchOptions:
     k: int = 10
     offset: int = 0
     min_score: float | None = None
+    folder: str | None = None
+    added_after: float | None = None
+    added_before: float | None = None
     qe: int | None = None
     qe_alpha: float | None = None
     nprobe: int | None = None
@@ -100,6 +109,11 @@ class SearchOptions:
                               runtime=RuntimeOptions.from_args(ns))
 
     @property
+    def where(self) -> RecordFilter | None:
+        where = RecordFilter(self.folder, self.added_after, self.added_before)
+        return where if where.active else None
+
+    @property
     def box(self) -> Box | None:
         return None if self.bbox is None else parse_box(self.bbox)
 
@@ -109,6 +123,7 @@ class SearchOptions:
             raise ConfigError("give either IMAGE… or --id N")
         if self.min_score is not None and self.min_score != self.min_score:
             raise ConfigError("--min-score must be a number")
+        self.where  # noqa: B018 - refuses a bad filter now
         if self.bbox is not None:
             self.box  # noqa: B018 - parses (and refuses) the box now
             if self.image_id is None and (len(self.images) != 1 or Path(self.images[0]).is_dir()):
@@ -171,7 +186,8 @@ def _hits(collection: Collection, images: list[Image.Image], opts: SearchOptions
           exclude: int | None = None) -> list[list[Hit]]:
     xq = collection.embedder.embed_images(images)
     return search_hits(collection.index, xq, opts.k, qe_k=opts.qe, qe_alpha=opts.qe_alpha,
-                       exclude=exclude, offset=opts.offset, min_score=opts.min_score)
+                       exclude=exclude, offset=opts.offset, min_score=opts.min_score,
+                       where=opts.where)
 
 
 def _by_id(collection: Collection, opts: SearchOptions) -> list[Hit]:
@@ -179,7 +195,8 @@ def _by_id(collection: Collection, opts: SearchOptions) -> list[Hit]:
     box = opts.box
     if box is None:
         return similar_hits(collection.index, opts.image_id, opts.k, qe_k=opts.qe,
-                            qe_alpha=opts.qe_alpha, offset=opts.offset, min_score=opts.min_score)
+                            qe_alpha=opts.qe_alpha, offset=opts.offset, min_score=opts.min_score,
+                            where=opts.where)
     image = crop_box(load_image(collection.index.get(opts.image_id).path), box)
     return _hits(collection, [image], opts, exclude=opts.image_id)[0]
 

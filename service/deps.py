@@ -9,7 +9,7 @@
 ``QueryK``             ``k`` from the query string, at most ``max_k`` (422)
 ``QeK``                ``?qe=``: αQE neighbours (0: off; default: the index's)
 ``SearchWindow``       ``k`` as ``SearchK`` + ``?offset=`` + ``?min_score=``: offset + k at most
-                       ``max_depth`` (422)
+                       ``max_depth`` (422); ``?folder=``, ``?added_after=``, ``?added_before=``
 ``QueryWindow``        the same with ``k`` from the query string only
 ``UploadBox``          ``bbox`` (x1,y1,x2,y2) from the query string or a form field
 ``QueryBox``           ``?bbox=`` (x1,y1,x2,y2)
@@ -35,7 +35,7 @@ from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile
 
 from retrieval import Box, Collection, parse_box
-from retrieval.index import MAX_RERANK_K
+from retrieval.index import MAX_RERANK_K, RecordFilter
 from service.engine import Upload, Window
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.state import ServiceState
@@ -140,16 +140,36 @@ MinScore = Annotated[float | None, Query(allow_inf_nan=False, ge=-1e9, le=1e9,
                                          description=_MIN_SCORE_HELP)]
 
 
-def search_window(state: StateDep, k: SearchK, offset: Offset = 0,
+Folder = Annotated[str | None, Query(min_length=1, max_length=1000, pattern=r"^[^/\x00][^\x00]*$",
+                                     description="only images under this folder (relative to "
+                                     "the indexed folder; its sub-folders included)")]
+Seconds = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1e11)]
+
+
+def record_filter(folder: Folder = None,
+                  added_after: Annotated[Seconds, Query(description="only images added at or "
+                                                        "after this (seconds since the epoch)")]
+                  = None,
+                  added_before: Annotated[Seconds, Query(description="only images added before "
+                                                         "this (seconds since the epoch)")]
+                  = None) -> RecordFilter | None:
+    where = RecordFilter(folder, added_after, added_before)
+    return where if where.active else None
+
+
+Where = Annotated[RecordFilter | None, Depends(record_filter)]
+
+
+def search_window(state: StateDep, k: SearchK, where: Where, offset: Offset = 0,
                   min_score: MinScore = None) -> Window:
     if offset + k > max_depth(state):
         raise _too_deep(max_depth(state))
-    return Window(k, offset, min_score)
+    return Window(k, offset, min_score, where)
 
 
-def query_window(state: StateDep, k: QueryK, offset: Offset = 0,
+def query_window(state: StateDep, k: QueryK, where: Where, offset: Offset = 0,
                  min_score: MinScore = None) -> Window:
-    return search_window(state, k, offset, min_score)
+    return search_window(state, k, where, offset, min_score)
 
 
 def _bounded_k(state: ServiceState, k: int, where: str) -> int:

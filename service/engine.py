@@ -36,6 +36,7 @@ from retrieval.index import (
     DedupesContent,
     Hit,
     KeepsRequestKeys,
+    RecordFilter,
     search_hits,
     similar_hits,
 )
@@ -56,17 +57,18 @@ class Upload:
 @dataclass(frozen=True)
 class Window:
     """Which hits a search answers: ``offset … offset + k`` of the ranking, none below
-    ``min_score``."""
+    ``min_score``, among the images ``where`` matches."""
 
     k: int
     offset: int = 0
     min_score: float | None = None
+    where: RecordFilter | None = None
 
 
 def _hits(collection: Collection, xq: npt.ArrayLike, window: Window, qe_k: int | None,
           exclude: int | None = None) -> list[list[Hit]]:
     return search_hits(collection.index, xq, window.k, qe_k=qe_k, exclude=exclude,
-                       offset=window.offset, min_score=window.min_score)
+                       offset=window.offset, min_score=window.min_score, where=window.where)
 
 
 def search_upload(collection: Collection, upload: Upload, window: Window, max_pixels: int,
@@ -101,7 +103,7 @@ def similar_to(collection: Collection, image_id: int, window: Window,
     vector, or with ``box`` from its region, cut from its file and embedded."""
     if box is None:
         return similar_hits(collection.index, image_id, window.k, qe_k=qe_k,
-                            offset=window.offset, min_score=window.min_score)
+                            offset=window.offset, min_score=window.min_score, where=window.where)
     path = Path(collection.index.get(image_id).path)
     if not path.is_file():
         raise NotFoundError(f"the file of image {image_id} is gone")

@@ -128,3 +128,17 @@ def test_text_output_has_column_names(built: Path, image_folder: Path,
     assert out[0] == f"query: {query}"
     assert out[1].split() == ["rank", "score", "id", "path"]
     assert out[2].split()[0] == "1" and len(out) == 8 and out[4] == f"query: {query}"
+
+
+def test_folder_filter(built: Path, image_folder: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    query = str(next(image_folder.rglob("img03.*")))
+    argv = ["search", "--index", str(built), query, "--json", "-k", "12"]
+    every = lines(capsys, argv)[0]
+    got = lines(capsys, [*argv, "--folder", "group2"])[0]
+    assert_same(pairs(got), [(r["id"], r["score"]) for r in every["results"]
+                             if Path(r["path"]).parent.name == "group2"])
+    assert len(got["results"]) == 4
+    capsys.readouterr()
+    assert main([*argv, "--folder", "../x"]) == 2
+    assert "'..'" in capsys.readouterr().err.strip().splitlines()[-1]

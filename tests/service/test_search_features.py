@@ -190,3 +190,27 @@ def test_bad_boxes_are_422(app: TestClient, image_folder: Path, bbox: str, reaso
     assert_422(app.post("/search", files={"image": ("q.jpg", data)}, params={"bbox": bbox}),
                reason)
     assert_422(app.get("/images/1/similar", params={"bbox": bbox}), reason)
+
+
+# -- filters ------------------------------------------------------------------------------------
+
+def test_folder_and_time_filters(app: TestClient, image_folder: Path) -> None:
+    data = indexed_files(image_folder)[0].read_bytes()
+    every = search(app, data, k=12)["results"]
+    under = [h for h in every if f"{image_folder}/group1/" in h["path"]]
+    got = search(app, data, k=12, folder="group1")["results"]
+    assert_same([(h["id"], h["score"]) for h in got], [(h["id"], h["score"]) for h in under])
+    assert len(got) == 4
+    assert len(search(app, data, k=2, folder="group1")["results"]) == 2
+    similar = app.get("/images/1/similar", params={"k": 12, "folder": "group2"}).json()
+    assert {h["path"].split("/")[-2] for h in similar["results"]} == {"group2"}
+    added = app.get("/images/1").json()["added_at"]
+    assert len(search(app, data, k=12, added_after=added)["results"]) == 12
+    assert search(app, data, k=12, added_before=added)["results"] == []
+
+
+@pytest.mark.parametrize(("params", "where"), [
+    ({"folder": "/etc"}, "folder"), ({"folder": "a/../.."}, ".."),
+    ({"added_after": "x"}, "added_after"), ({"added_after": 5, "added_before": 5}, "later")])
+def test_bad_filters_are_422(app: TestClient, params: dict[str, Any], where: str) -> None:
+    assert_422(app.get("/images/1/similar", params=params), where)
