@@ -24,7 +24,7 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
-from retrieval.index._filters import RecordFilter, matching_ids
+from retrieval.index._filters import RecordFilter, matching_ids, scanned_ids
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -41,6 +41,7 @@ from retrieval.index._protocol import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    SelectsRecords,
     Trains,
 )
 from retrieval.index._query import search_hits, similar_hits
@@ -89,6 +90,7 @@ __all__ = [
     "NewImage",
     "RecordFilter",
     "Rerank",
+    "SelectsRecords",
     "Store",
     "StoreSpec",
     "SweepReport",
@@ -102,6 +104,7 @@ __all__ = [
     "matching_ids",
     "materialise_index",
     "open_index",
+    "scanned_ids",
     "search_hits",
     "similar_hits",
     "store_spec",

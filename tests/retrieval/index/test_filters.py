@@ -19,6 +19,7 @@ from retrieval.index import (
     StoreSpec,
     create_index,
     matching_ids,
+    scanned_ids,
     search_hits,
     similar_hits,
 )
@@ -59,6 +60,9 @@ def test_folder_is_a_path_prefix(store: IndexStore) -> None:
     under_a = {r.id for r in records if r.path.startswith(("/photos/a/", "/photos/a/x/"))}
     assert set(matching_ids(store, RecordFilter(folder="a"))) == under_a
     assert set(matching_ids(store, RecordFilter(folder="ab"))).isdisjoint(under_a)
+    assert set(matching_ids(store, RecordFilter(folder="a/"))) == under_a
+    assert set(matching_ids(store, RecordFilter(folder="/photos/b/y"))) == \
+        {r.id for r in records if r.path.startswith("/photos/b/y/")}
     assert matching_ids(store, RecordFilter(folder="nowhere")) == []
     with pytest.raises(ConfigError, match=r"\.\."):
         RecordFilter(folder="../etc")
@@ -73,7 +77,7 @@ def test_random_filters_equal_exact_search_among_the_matches(store: IndexStore,
     after = times[int(rng.integers(len(times)))] if rng.random() < 0.5 else None
     where = RecordFilter(folder=folder, added_after=after)
     among = expected_ids(store, where)
-    assert matching_ids(store, where) == among
+    assert matching_ids(store, where) == among == scanned_ids(store, where, "/photos")
     xq, xb = unit_vectors(3, seed + 10), unit_vectors(N, 0)
     k = 5
     hits = search_hits(store, xq, k, qe_k=0, where=where)
