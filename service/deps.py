@@ -14,6 +14,7 @@
 ``UploadBox``          ``bbox`` (x1,y1,x2,y2) from the query string or a form field
 ``QueryBox``           ``?bbox=`` (x1,y1,x2,y2)
 ``PageCursor``         ``?cursor=`` (the last id seen) and ``?limit=`` of ``GET /images``
+``Where``              ``?folder=``, ``?added_after=``, ``?added_before=`` (none: no filter)
 ``ImageId``            a path id: a plain positive decimal (422 otherwise)
 ``IdempotencyKey``     the ``Idempotency-Key`` header of an add
 =====================  ========================================================================
@@ -42,8 +43,8 @@ from service.state import ServiceState
 
 __all__ = ["MAX_DEPTH", "MAX_PAGE", "AuthorizedWriter", "CollectionDep", "IdempotencyKey",
            "ImageId", "Multipart", "PageCursor", "QeK", "QueryBox", "QueryK", "QueryWindow",
-           "SearchK", "SearchWindow", "StateDep", "UploadBox", "get_collection", "get_state",
-           "max_depth", "read_upload"]
+           "SearchK", "SearchWindow", "StateDep", "UploadBox", "Where", "get_collection",
+           "get_state", "max_depth", "read_upload"]
 
 MAX_NAME = 200
 #: offset + k of a search is at most max(MAX_DEPTH, max_k) (422 beyond).

@@ -24,7 +24,7 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
-from retrieval.index._filters import RecordFilter, matching_ids, scanned_ids
+from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanned_ids
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -100,6 +100,7 @@ __all__ = [
     "duplicate_page",
     "duplicates_of",
     "group_pairs",
+    "id_page",
     "library_versions",
     "matching_ids",
     "materialise_index",

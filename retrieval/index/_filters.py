@@ -18,7 +18,7 @@ from retrieval.errors import ConfigError
 from retrieval.index._protocol import IndexStore, KnowsSources, SelectsRecords
 from retrieval.index._records import ImageRecord
 
-__all__ = ["SCAN_PAGE", "RecordFilter", "matching_ids", "scanned_ids"]
+__all__ = ["SCAN_PAGE", "RecordFilter", "id_page", "matching_ids", "scanned_ids"]
 
 #: records read per page of a filter's scan.
 SCAN_PAGE = 5000
@@ -74,3 +74,11 @@ def scanned_ids(index: IndexStore, where: RecordFilter, root: str | None) -> lis
         found.extend(r.id for r in index.records(ids) if where.matches(r, root))
         cursor = ids[-1]
     return found
+
+
+def id_page(index: IndexStore, cursor: int, limit: int,
+            where: RecordFilter | None = None) -> list[int]:
+    """Up to ``limit`` ids greater than ``cursor``, ascending, among those ``where`` matches."""
+    if where is None or not where.active:
+        return index.ids_after(cursor, limit)
+    return [i for i in matching_ids(index, where) if i > cursor][:limit]

@@ -18,7 +18,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, Collection, ImageDecodeError
-from retrieval.index import Added, DuplicatePair, ImageRecord, duplicates_of, supports_duplicates
+from retrieval.index import (
+    Added,
+    DuplicatePair,
+    ImageRecord,
+    duplicates_of,
+    id_page,
+    supports_duplicates,
+)
 from service.deps import (
     AuthorizedWriter,
     CollectionDep,
@@ -27,6 +34,7 @@ from service.deps import (
     Multipart,
     PageCursor,
     StateDep,
+    Where,
     read_upload,
 )
 from service.engine import Upload, add_uploads, remove_image
@@ -64,11 +72,12 @@ def _added_out(added: Added, paths: PathView) -> AddedImage:
 
 
 @router.get("/images", response_model=ImagesPage, responses=error_responses(422, 503))
-def list_images(state: StateDep, collection: CollectionDep, page: PageCursor) -> ImagesPage:
-    """Stored records in id order, ``limit`` at a time after ``cursor``; the next page starts
-    after ``next_cursor`` (null: nothing more)."""
+def list_images(state: StateDep, collection: CollectionDep, page: PageCursor,
+                where: Where) -> ImagesPage:
+    """Stored records in id order, ``limit`` at a time after ``cursor`` (only those the filters
+    match); the next page starts after ``next_cursor`` (null: nothing more)."""
     cursor, limit = page
-    ids = collection.index.ids_after(cursor, limit + 1)
+    ids = id_page(collection.index, cursor, limit + 1, where)
     records = collection.index.records(ids[:limit])
     more = len(ids) > limit
     return ImagesPage(images=[_image_out(r, state.paths) for r in records],

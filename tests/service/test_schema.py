@@ -44,7 +44,7 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     similar = {p["name"] for p in paths["/images/{image_id}/similar"]["get"]["parameters"]}
     assert {"k", "offset", "min_score", "bbox", "qe"} <= similar
     listing = {p["name"] for p in paths["/images"]["get"]["parameters"]}
-    assert listing == {"cursor", "limit"}
+    assert listing == {"cursor", "limit", "folder", "added_after", "added_before"}
     assert client.get("/docs").status_code == 200
 
 

@@ -115,6 +115,20 @@ def test_pages_are_slices_of_the_collection(app: TestClient) -> None:
     assert app.get(f"/images/{ids[0]}").json() == whole["images"][0]
 
 
+def test_filtered_pages(app: TestClient, image_folder: Path) -> None:
+    whole = app.get("/images", params={"limit": 1000}).json()["images"]
+    group = [r for r in whole if f"{image_folder}/group0/" in r["path"]]
+    paged, cursor = [], 0
+    while cursor is not None:
+        page = app.get("/images", params={"cursor": cursor, "limit": 3,
+                                          "folder": "group0"}).json()
+        paged.extend(page["images"])
+        cursor = page["next_cursor"]
+    assert paged == group and len(group) == 4
+    later = app.get("/images", params={"added_after": whole[0]["added_at"] + 1e6}).json()
+    assert later == {"images": [], "next_cursor": None}
+
+
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"cursor": -1},
                                     {"cursor": "a"}])
 def test_bad_pages_are_422(app: TestClient, params: dict[str, Any]) -> None:
