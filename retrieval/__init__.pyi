@@ -29,10 +29,13 @@ from retrieval.features import Embedder as Embedder
 from retrieval.features import EmbedderConfig as EmbedderConfig
 from retrieval.images import ALLOWED_FORMATS as ALLOWED_FORMATS
 from retrieval.images import MEDIA_TYPES as MEDIA_TYPES
+from retrieval.images import Box as Box
+from retrieval.images import crop_box as crop_box
 from retrieval.images import format_suffix as format_suffix
 from retrieval.images import list_images as list_images
 from retrieval.images import load_image as load_image
 from retrieval.images import load_image_with_suffix as load_image_with_suffix
+from retrieval.images import parse_box as parse_box
 from retrieval.images import sha256_hex as sha256_hex
 from retrieval.index import Hit as Hit
 from retrieval.index import ImageIndex as ImageIndex

@@ -43,10 +43,13 @@ __all__ = [
     "FORMATS",
     "IMAGE_SUFFIXES",
     "MEDIA_TYPES",
+    "Box",
+    "crop_box",
     "format_suffix",
     "list_images",
     "load_image",
     "load_image_with_suffix",
+    "parse_box",
     "sha256_hex",
 ]
 
@@ -161,6 +164,39 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
             if _is_image_name(filename) and path.is_file():
                 found.append(path)
     return sorted(found, key=lambda path: path.relative_to(root).as_posix())
+
+
+#: A region of an image: ``(x1, y1, x2, y2)`` in pixels of the upright image, x2 and y2 excluded.
+Box = tuple[int, int, int, int]
+
+_BOX = re.compile(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(-?\d+)\s*")
+
+
+def parse_box(text: str) -> Box:
+    """``"x1,y1,x2,y2"`` (integer pixels) -> a :data:`Box`; :class:`ConfigError` otherwise, also
+    for an empty or inverted box (its size is checked against an image by :func:`crop_box`)."""
+    match = _BOX.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"bbox must be four integers x1,y1,x2,y2 (pixels), got {text!r}")
+    x1, y1, x2, y2 = (int(v) for v in match.groups())
+    if x2 <= x1 or y2 <= y1:
+        raise ConfigError(f"bbox {text!r} is empty or inverted: it needs x1 < x2 and y1 < y2")
+    return x1, y1, x2, y2
+
+
+def crop_box(image: Image.Image, box: Box) -> Image.Image:
+    """The region ``box`` of ``image`` at full resolution (the query of a region search, cut as
+    a pre-cropped file would be); :class:`ConfigError` when the box is empty, inverted or not
+    inside the ``width`` x ``height`` image."""
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise ConfigError(f"bbox {x1},{y1},{x2},{y2} is empty or inverted: it needs x1 < x2 "
+                          "and y1 < y2")
+    if x1 < 0 or y1 < 0 or x2 > image.width or y2 > image.height:
+        raise ConfigError(f"bbox {x1},{y1},{x2},{y2} is outside the {image.width} x "
+                          f"{image.height} image: it needs 0 <= x1 < x2 <= {image.width} and "
+                          f"0 <= y1 < y2 <= {image.height}")
+    return image.crop(box)
 
 
 def sha256_hex(data: bytes) -> str:

@@ -8,6 +8,13 @@
 ``SearchK``            ``k`` from the query string or a form field, at most ``max_k`` (422)
 ``QueryK``             ``k`` from the query string, at most ``max_k`` (422)
 ``QeK``                ``?qe=``: αQE neighbours (0: off; default: the index's)
+``SearchWindow``       ``k`` as ``SearchK`` + ``?offset=`` + ``?min_score=``: offset + k at most
+                       ``max_depth`` (422); ``?folder=``, ``?added_after=``, ``?added_before=``
+``QueryWindow``        the same with ``k`` from the query string only
+``UploadBox``          ``bbox`` (x1,y1,x2,y2) from the query string or a form field
+``QueryBox``           ``?bbox=`` (x1,y1,x2,y2)
+``PageCursor``         ``?cursor=`` (the last id seen) and ``?limit=`` of ``GET /images``
+``Where``              ``?folder=``, ``?added_after=``, ``?added_before=`` (none: no filter)
 ``ImageId``            a path id: a plain positive decimal (422 otherwise)
 ``IdempotencyKey``     the ``Idempotency-Key`` header of an add
 =====================  ========================================================================
@@ -28,16 +35,22 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from starlette.datastructures import UploadFile
 
-from retrieval import Collection
-from retrieval.index import MAX_RERANK_K
-from service.engine import Upload
+from retrieval import Box, Collection, parse_box
+from retrieval.index import MAX_RERANK_K, RecordFilter
+from service.engine import Upload, Window
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.state import ServiceState
 
-__all__ = ["AuthorizedWriter", "CollectionDep", "IdempotencyKey", "ImageId", "Multipart", "QeK",
-           "QueryK", "SearchK", "StateDep", "get_collection", "get_state", "read_upload"]
+__all__ = ["MAX_DEPTH", "MAX_PAGE", "AuthorizedWriter", "CollectionDep", "IdempotencyKey",
+           "ImageId", "Multipart", "PageCursor", "QeK", "QueryBox", "QueryK", "QueryWindow",
+           "SearchK", "SearchWindow", "StateDep", "UploadBox", "Where", "get_collection",
+           "get_state", "max_depth", "read_upload"]
 
 MAX_NAME = 200
+#: offset + k of a search is at most max(MAX_DEPTH, max_k) (422 beyond).
+MAX_DEPTH = 1000
+#: ``GET /images?limit=`` at most this.
+MAX_PAGE = 1000
 
 
 def get_state(request: Request) -> ServiceState:
@@ -109,6 +122,57 @@ def query_k(
     return _bounded_k(state, k, "query")
 
 
+def max_depth(state: ServiceState) -> int:
+    """The deepest result a search reaches: offset + k at most this."""
+    return max(MAX_DEPTH, state.settings.max_k)
+
+
+def _too_deep(limit: int) -> RequestValidationError:
+    return RequestValidationError([{
+        "type": "less_than_equal", "loc": ("query", "offset"), "ctx": {"le": limit},
+        "msg": f"offset + k should be less than or equal to {limit}"}])
+
+
+_OFFSET_HELP = "skip the best `offset` hits: the page offset … offset+k (offset + k at most 1000, "\
+               "or max_k when larger)"
+_MIN_SCORE_HELP = "leave out hits scoring below this (similarity: inner product of unit vectors)"
+Offset = Annotated[int, Query(ge=0, le=2**31, description=_OFFSET_HELP)]
+MinScore = Annotated[float | None, Query(allow_inf_nan=False, ge=-1e9, le=1e9,
+                                         description=_MIN_SCORE_HELP)]
+
+
+Folder = Annotated[str | None, Query(min_length=1, max_length=1000, pattern=r"^[^/\x00][^\x00]*$",
+                                     description="only images under this folder (relative to "
+                                     "the indexed folder; its sub-folders included)")]
+Seconds = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1e11)]
+
+
+def record_filter(folder: Folder = None,
+                  added_after: Annotated[Seconds, Query(description="only images added at or "
+                                                        "after this (seconds since the epoch)")]
+                  = None,
+                  added_before: Annotated[Seconds, Query(description="only images added before "
+                                                         "this (seconds since the epoch)")]
+                  = None) -> RecordFilter | None:
+    where = RecordFilter(folder, added_after, added_before)
+    return where if where.active else None
+
+
+Where = Annotated[RecordFilter | None, Depends(record_filter)]
+
+
+def search_window(state: StateDep, k: SearchK, where: Where, offset: Offset = 0,
+                  min_score: MinScore = None) -> Window:
+    if offset + k > max_depth(state):
+        raise _too_deep(max_depth(state))
+    return Window(k, offset, min_score, where)
+
+
+def query_window(state: StateDep, k: QueryK, where: Where, offset: Offset = 0,
+                 min_score: MinScore = None) -> Window:
+    return search_window(state, k, where, offset, min_score)
+
+
 def _bounded_k(state: ServiceState, k: int, where: str) -> int:
     limit = state.settings.max_k
     if k > limit:
@@ -120,6 +184,47 @@ def _bounded_k(state: ServiceState, k: int, where: str) -> int:
 
 SearchK = Annotated[int, Depends(search_k)]
 QueryK = Annotated[int, Depends(query_k)]
+
+SearchWindow = Annotated[Window, Depends(search_window)]
+QueryWindow = Annotated[Window, Depends(query_window)]
+
+_BOX_PATTERN = r"^-?[0-9]{1,9},-?[0-9]{1,9},-?[0-9]{1,9},-?[0-9]{1,9}$"
+_BOX_HELP = ("search the region x1,y1,x2,y2 of the image (integer pixels of the upright image, "
+             "x2 and y2 excluded): cropped at full resolution, then embedded as a whole image")
+
+
+def upload_box(
+    box_query: Annotated[str | None, Query(alias="bbox", pattern=_BOX_PATTERN,
+                                           description=_BOX_HELP)] = None,
+    box_form: Annotated[str | None, Form(alias="bbox", pattern=_BOX_PATTERN,
+                                         description="bbox as a form field (the query string "
+                                                     "wins)")] = None,
+) -> Box | None:
+    text = box_query if box_query is not None else box_form
+    return None if text is None else parse_box(text)
+
+
+def query_box(
+    box: Annotated[str | None, Query(alias="bbox", pattern=_BOX_PATTERN,
+                                     description=_BOX_HELP)] = None,
+) -> Box | None:
+    return None if box is None else parse_box(box)
+
+
+UploadBox = Annotated[Box | None, Depends(upload_box)]
+QueryBox = Annotated[Box | None, Depends(query_box)]
+
+
+def page_cursor(
+    cursor: Annotated[int, Query(ge=0, le=2**63 - 1, description="the last id of the previous "
+                                 "page (0: from the start)")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="records per page "
+                                f"(at most {MAX_PAGE})")] = 100,
+) -> tuple[int, int]:
+    return cursor, limit
+
+
+PageCursor = Annotated[tuple[int, int], Depends(page_cursor)]
 
 #: ``?qe=K``: αQE with the K nearest (0: off; default: the index's), bounded like the index's.
 QeK = Annotated[int | None, Query(alias="qe", ge=0, le=MAX_RERANK_K,

@@ -16,11 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy.typing as npt
+from PIL import Image
+
 from retrieval import (
+    Box,
     Collection,
     ConfigError,
+    ImageDecodeError,
     NotFoundError,
     UniqueAdd,
+    crop_box,
     ingest,
     load_image,
     sha256_hex,
@@ -32,12 +38,14 @@ from retrieval.index import (
     DedupesContent,
     Hit,
     KeepsRequestKeys,
+    RecordFilter,
     search_hits,
     similar_hits,
 )
 from service.storage import UploadFiles
 
-__all__ = ["Upload", "add_uploads", "remove_image", "search_upload", "similar_to"]
+__all__ = ["Upload", "Window", "add_uploads", "remove_image", "search_batch", "search_upload",
+           "similar_to"]
 
 
 @dataclass(frozen=True)
@@ -48,19 +56,62 @@ class Upload:
     data: bytes
 
 
-def search_upload(collection: Collection, upload: Upload, k: int, max_pixels: int,
-                  qe_k: int | None = None) -> list[Hit]:
-    """The ``k`` nearest stored images of an uploaded query image, best first (αQE with
-    ``qe_k`` neighbours; None: the index's default)."""
+@dataclass(frozen=True)
+class Window:
+    """Which hits a search answers: ``offset … offset + k`` of the ranking, none below
+    ``min_score``, among the images ``where`` matches."""
+
+    k: int
+    offset: int = 0
+    min_score: float | None = None
+    where: RecordFilter | None = None
+
+
+def _hits(collection: Collection, xq: npt.ArrayLike, window: Window, qe_k: int | None,
+          exclude: int | None = None) -> list[list[Hit]]:
+    return search_hits(collection.index, xq, window.k, qe_k=qe_k, exclude=exclude,
+                       offset=window.offset, min_score=window.min_score, where=window.where)
+
+
+def search_upload(collection: Collection, upload: Upload, window: Window, max_pixels: int,
+                  qe_k: int | None = None, box: Box | None = None) -> list[Hit]:
+    """The stored images nearest to an uploaded query image (its region ``box`` when given),
+    best first (αQE with ``qe_k`` neighbours; None: the index's default)."""
     image = load_image(upload.data, name=upload.name, max_pixels=max_pixels)
-    xq = collection.embedder.embed_images([image])
-    return search_hits(collection.index, xq, k, qe_k=qe_k)[0]
+    if box is not None:
+        image = crop_box(image, box)
+    return _hits(collection, collection.embedder.embed_images([image]), window, qe_k)[0]
 
 
-def similar_to(collection: Collection, image_id: int, k: int,
-               qe_k: int | None = None) -> list[Hit]:
-    """The ``k`` stored images most like stored image ``image_id`` (itself left out)."""
-    return similar_hits(collection.index, image_id, k, qe_k=qe_k)
+def search_batch(collection: Collection, uploads: list[Upload], window: Window, max_pixels: int,
+                 qe_k: int | None = None) -> list[list[Hit] | ImageDecodeError]:
+    """:func:`search_upload` for each upload, in order: the good ones embedded in one call and
+    searched in one FAISS call; an upload that does not decode answers its own error."""
+    decoded: list[Image.Image | ImageDecodeError] = []
+    for upload in uploads:
+        try:
+            decoded.append(load_image(upload.data, name=upload.name, max_pixels=max_pixels))
+        except ImageDecodeError as exc:
+            decoded.append(exc)
+    images = [d for d in decoded if isinstance(d, Image.Image)]
+    rows = iter(_hits(collection, collection.embedder.embed_images(images), window, qe_k)
+                if images else [])
+    return [next(rows) if isinstance(d, Image.Image) else d for d in decoded]
+
+
+def similar_to(collection: Collection, image_id: int, window: Window,
+               qe_k: int | None = None, box: Box | None = None) -> list[Hit]:
+    """The stored images most like stored image ``image_id`` (itself left out): from its stored
+    vector, or with ``box`` from its region, cut from its file and embedded."""
+    if box is None:
+        return similar_hits(collection.index, image_id, window.k, qe_k=qe_k,
+                            offset=window.offset, min_score=window.min_score, where=window.where)
+    path = Path(collection.index.get(image_id).path)
+    if not path.is_file():
+        raise NotFoundError(f"the file of image {image_id} is gone")
+    image = crop_box(load_image(path), box)
+    return _hits(collection, collection.embedder.embed_images([image]), window, qe_k,
+                 exclude=image_id)[0]
 
 
 def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max_pixels: int, *,

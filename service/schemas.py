@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 __all__ = [
     "AddResponse",
     "AddedImage",
+    "BatchEntry",
+    "BatchResponse",
     "DeleteResponse",
     "DuplicateOut",
     "DuplicatesResponse",
@@ -16,6 +18,7 @@ __all__ = [
     "GroupOut",
     "Health",
     "ImageOut",
+    "ImagesPage",
     "ManifestSummary",
     "Ready",
     "SearchHit",
@@ -59,6 +62,24 @@ class SearchResponse(BaseModel):
     took_ms: float
 
 
+class BatchEntry(BaseModel):
+    """One query of a batch: its results, or the error its image alone met."""
+
+    name: str = Field(description="the uploaded file's name")
+    results: list[SearchHit] | None = Field(default=None, description="best first; null when "
+                                            "this image failed")
+    status: int | None = Field(default=None, description="the status this image alone would "
+                               "have answered (400, 415, 422); null when it succeeded")
+    error: str | None = Field(default=None, examples=["invalid_image"],
+                              description="as ErrorBody's error; null when it succeeded")
+    detail: str | None = Field(default=None, description="as ErrorBody's detail")
+
+
+class BatchResponse(BaseModel):
+    queries: list[BatchEntry] = Field(description="one per uploaded image, in upload order")
+    took_ms: float
+
+
 class ImageOut(BaseModel):
     """A stored image record."""
 
@@ -69,6 +90,11 @@ class ImageOut(BaseModel):
     height: int
     added_at: float = Field(description="seconds since the epoch (UTC)")
     url: str
+
+
+class ImagesPage(BaseModel):
+    images: list[ImageOut] = Field(description="records with ids after cursor, ascending")
+    next_cursor: int | None = Field(description="pass as cursor for the next page; null: done")
 
 
 class AddedImage(ImageOut):

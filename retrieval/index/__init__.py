@@ -24,6 +24,7 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
+from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanned_ids
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -40,6 +41,7 @@ from retrieval.index._protocol import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    SelectsRecords,
     Trains,
 )
 from retrieval.index._query import search_hits, similar_hits
@@ -86,7 +88,9 @@ __all__ = [
     "KnowsSources",
     "Manifest",
     "NewImage",
+    "RecordFilter",
     "Rerank",
+    "SelectsRecords",
     "Store",
     "StoreSpec",
     "SweepReport",
@@ -96,9 +100,12 @@ __all__ = [
     "duplicate_page",
     "duplicates_of",
     "group_pairs",
+    "id_page",
     "library_versions",
+    "matching_ids",
     "materialise_index",
     "open_index",
+    "scanned_ids",
     "search_hits",
     "similar_hits",
     "store_spec",

@@ -18,7 +18,9 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
 * :class:`FollowsWriter` — ``refresh``: local only (a Milvus store is always current);
 * :class:`AugmentsVectors` — ``indexed_vectors``, the DBA re-ranking state: local only;
 * :class:`KeepsLayouts` — ``layouts``, ``range_search``, ``ids_after`` (near-duplicates): local
-  only.
+  only;
+* :class:`SelectsRecords` — ``ids_matching`` (a filter's ids from the store's own indexes; others
+  are scanned): local only.
 
 Python 3.11's ``isinstance`` against a protocol reads each member, properties included: the few
 property members of the capabilities (``is_trained``, ``images_root``) are cheap reads.
@@ -38,7 +40,7 @@ from retrieval.index._manifest import Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 
 __all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "IndexStore", "KeepsLayouts",
-           "KeepsRequestKeys", "KnowsSources", "Trains"]
+           "KeepsRequestKeys", "KnowsSources", "SelectsRecords", "Trains"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -74,6 +76,8 @@ class IndexStore(Protocol):
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]: ...
     def get(self, image_id: int) -> ImageRecord: ...
     def records(self, ids: Sequence[int]) -> list[ImageRecord]: ...
+    def ids_after(self, cursor: int, limit: int) -> list[int]:
+        """Up to ``limit`` stored ids greater than ``cursor``, ascending (paging in id order)."""
     def stored_vectors(self, ids: Sequence[int]) -> F32: ...
     def size_on_disk(self) -> int: ...
     def save_state_blobs(self, blobs: Mapping[str, bytes]) -> None: ...
@@ -145,3 +149,11 @@ class KeepsLayouts(Protocol):
     def range_search(self, xq: npt.ArrayLike, threshold: float,
                      cap: int) -> list[tuple[I64, F32]]: ...
     def ids_after(self, cursor: int, limit: int) -> list[int]: ...
+
+
+@runtime_checkable
+class SelectsRecords(Protocol):
+    """A filter's ids straight from the store (a path and time range on its own indexes)."""
+
+    def ids_matching(self, folder: str | None, added_after: float | None,
+                     added_before: float | None) -> list[int]: ...

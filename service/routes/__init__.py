@@ -2,9 +2,9 @@
 
 =================  ===========================================================================
 ``health``         ``/healthz``, ``/readyz``, ``/stats``, ``/metrics``
-``search``         ``POST /search``, ``GET /images/{id}/similar``
-``images``         ``GET /images/{id}``, ``GET /images/{id}/file``, ``POST /images``,
-                   ``DELETE /images/{id}``
+``search``         ``POST /search``, ``POST /search/batch``, ``GET /images/{id}/similar``
+``images``         ``GET /images`` (pages), ``GET /images/{id}``, ``GET /images/{id}/file``,
+                   ``POST /images``, ``DELETE /images/{id}``
 ``duplicates``     ``GET /duplicates``
 ``pages``          the web page ``/`` and the offline ``/docs`` and ``/redoc``
 =================  ===========================================================================

@@ -1,5 +1,5 @@
-"""Image routes: ``GET /images/{id}``, ``GET /images/{id}/file``, ``POST /images``,
-``DELETE /images/{id}``.
+"""Image routes: ``GET /images`` (the collection in pages of ids), ``GET /images/{id}``,
+``GET /images/{id}/file``, ``POST /images``, ``DELETE /images/{id}``.
 
 Adds and removes run in the bounded inference pool; record lookups and file serving are plain
 ``def`` routes, run by Starlette in its thread pool. Files are only ever served from the path an
@@ -18,14 +18,23 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from retrieval import MEDIA_TYPES, Collection, ImageDecodeError
-from retrieval.index import Added, DuplicatePair, ImageRecord, duplicates_of, supports_duplicates
+from retrieval.index import (
+    Added,
+    DuplicatePair,
+    ImageRecord,
+    duplicates_of,
+    id_page,
+    supports_duplicates,
+)
 from service.deps import (
     AuthorizedWriter,
     CollectionDep,
     IdempotencyKey,
     ImageId,
     Multipart,
+    PageCursor,
     StateDep,
+    Where,
     read_upload,
 )
 from service.engine import Upload, add_uploads, remove_image
@@ -37,6 +46,7 @@ from service.schemas import (
     DeleteResponse,
     DuplicateOut,
     ImageOut,
+    ImagesPage,
     error_responses,
     file_url,
 )
@@ -59,6 +69,19 @@ def _added_out(added: Added, paths: PathView) -> AddedImage:
     return AddedImage(id=added.id, path=paths.show(added.path), sha256=added.sha256,
                       width=added.width, height=added.height, added_at=added.added_at,
                       url=file_url(added.id), duplicate=added.duplicate)
+
+
+@router.get("/images", response_model=ImagesPage, responses=error_responses(422, 503))
+def list_images(state: StateDep, collection: CollectionDep, page: PageCursor,
+                where: Where) -> ImagesPage:
+    """Stored records in id order, ``limit`` at a time after ``cursor`` (only those the filters
+    match); the next page starts after ``next_cursor`` (null: nothing more)."""
+    cursor, limit = page
+    ids = id_page(collection.index, cursor, limit + 1, where)
+    records = collection.index.records(ids[:limit])
+    more = len(ids) > limit
+    return ImagesPage(images=[_image_out(r, state.paths) for r in records],
+                      next_cursor=ids[limit - 1] if more else None)
 
 
 @router.get("/images/{image_id}", response_model=ImageOut,

@@ -19,13 +19,13 @@ FRONT_DOORS = {"retrieval", "retrieval.features", "retrieval.pooling", "retrieva
 
 PINNED = {
     "retrieval": [
-        "ALLOWED_FORMATS", "ArtifactError", "Collection", "ConfigError", "DatasetError",
+        "ALLOWED_FORMATS", "ArtifactError", "Box", "Collection", "ConfigError", "DatasetError",
         "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex", "ImageRecord",
         "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
         "ManifestMismatchError", "NotFoundError", "RetrievalError", "StorageFullError", "UniqueAdd",
         "UnknownNameError",
         "UnsupportedImageError", "WeightsError", "calibration_sample", "config_from_manifest",
-        "create_collection",
+        "create_collection", "crop_box", "parse_box",
         "fit_embedder", "format_suffix", "fsync_directory", "ingest", "list_images",
         "load_image", "load_image_with_suffix", "manifest_for", "open_collection", "sha256_hex",
         "write_atomic",

@@ -27,8 +27,9 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     paths = schema["paths"]
     assert set(paths) == {"/healthz", "/readyz", "/stats", "/metrics", "/search", "/images",
                           "/images/{image_id}", "/images/{image_id}/file", "/duplicates",
-                          "/images/{image_id}/similar"}
+                          "/images/{image_id}/similar", "/search/batch"}
     assert set(paths["/images/{image_id}"]) == {"get", "delete"}
+    assert set(paths["/images"]) == {"get", "post"}
     error = {"$ref": "#/components/schemas/ErrorBody"}
     search = paths["/search"]["post"]["responses"]
     assert search["200"]["content"]["application/json"]["schema"] == {
@@ -37,6 +38,15 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
         assert search[status]["content"]["application/json"]["schema"] == error
     for operation in (paths["/images"]["post"], paths["/images/{image_id}"]["delete"]):
         assert operation["responses"]["507"]["content"]["application/json"]["schema"] == error
+    batch = paths["/search/batch"]["post"]["responses"]
+    assert batch["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/BatchResponse"}
+    params = {p["name"] for p in paths["/search"]["post"]["parameters"]}
+    assert {"k", "offset", "min_score", "bbox", "qe"} <= params
+    similar = {p["name"] for p in paths["/images/{image_id}/similar"]["get"]["parameters"]}
+    assert {"k", "offset", "min_score", "bbox", "qe"} <= similar
+    listing = {p["name"] for p in paths["/images"]["get"]["parameters"]}
+    assert listing == {"cursor", "limit", "folder", "added_after", "added_before"}
     assert client.get("/docs").status_code == 200
 
 

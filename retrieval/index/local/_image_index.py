@@ -291,6 +291,11 @@ class ImageIndex:
         """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
         return self._store.ids_after(cursor, limit)
 
+    def ids_matching(self, folder: str | None, added_after: float | None,
+                     added_before: float | None) -> list[int]:
+        """Ids under ``folder`` (absolute) added in ``[added_after, added_before)``, ascending."""
+        return self._store.ids_matching(folder, added_after, added_before)
+
     def stored_vectors(self, ids: Sequence[int]) -> F32:
         """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
         return self._store.vectors(ids)

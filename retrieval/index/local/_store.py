@@ -250,6 +250,26 @@ class Store:
                            (cursor, limit))
         return [int(r[0]) for r in rows]
 
+    def ids_matching(self, folder: str | None, added_after: float | None,
+                     added_before: float | None) -> list[int]:
+        """Ids of the images under ``folder`` (an absolute path) added in ``[after, before)``,
+        ascending (a range of the path index: ``folder/`` <= path < ``folder0``)."""
+        clauses: list[str] = ["1"]
+        params: list[Any] = []
+        if folder is not None:
+            base = folder.rstrip("/")
+            clauses.append("path >= ? AND path < ?")
+            params += [base + "/", base + "0"]  # "0" sorts right after "/"
+        if added_after is not None:
+            clauses.append("added_at >= ?")
+            params.append(added_after)
+        if added_before is not None:
+            clauses.append("added_at < ?")
+            params.append(added_before)
+        rows = self._query(f"SELECT id FROM images WHERE {' AND '.join(clauses)} ORDER BY id",
+                           params)
+        return [int(r[0]) for r in rows]
+
     def last_seq(self) -> int:
         """The largest change seq ever assigned (0 for a new store); survives pruning."""
         rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")

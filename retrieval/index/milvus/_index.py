@@ -38,6 +38,7 @@ from retrieval.index.milvus._client import absolute, connect, id_lock, record
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
+    ids_after,
     search_rows,
     stored_paths,
     upsert_images,
@@ -242,6 +243,12 @@ class MilvusIndex:
         self._check_open()
         return stored_paths(self._client, self._name,
                             int(get_text(self._client, self._meta, "next_id") or 1))
+
+    def ids_after(self, cursor: int, limit: int) -> list[int]:
+        """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
+        self._check_open()
+        end = int(get_text(self._client, self._meta, "next_id") or 1)
+        return ids_after(self._client, self._name, cursor, limit, end)
 
     def flush(self, timeout_s: float = 3600.0) -> None:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);

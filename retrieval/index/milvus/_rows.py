@@ -99,6 +99,18 @@ def stored_paths(client: Any, name: str, end: int) -> set[str]:
     return out
 
 
+def ids_after(client: Any, name: str, cursor: int, limit: int, end: int) -> list[int]:
+    """Up to ``limit`` stored ids in ``(cursor, end)``, ascending, read in id ranges."""
+    out: list[int] = []
+    for low in range(max(cursor + 1, 0), end, PATH_PAGE):
+        rows = client.query(name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
+                            output_fields=["id"], limit=PATH_PAGE, consistency_level="Strong")
+        out.extend(sorted(int(r["id"]) for r in rows))
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
 def wait_indexed(client: Any, name: str, timeout_s: float, where: str) -> None:
     """Seal the growing segment and wait until Milvus has indexed it; :class:`StoreTimeoutError`
     if rows still wait for the index after ``timeout_s`` (Milvus is polled at least once)."""

@@ -25,6 +25,7 @@ from retrieval.index import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    SelectsRecords,
     StoreSpec,
     Trains,
     create_index,
@@ -36,7 +37,7 @@ from tests.retrieval.index.samples import brute_force, images, manifest, unit_ve
 ENGINES = ["faiss", "milvus"]
 CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
                 "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
-                "dba": AugmentsVectors, "layouts": KeepsLayouts}
+                "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords}
 DECLARED = {"faiss": set(CAPABILITIES), "milvus": {"dedupe", "sources"}}
 
 
