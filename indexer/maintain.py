@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.argtypes import Subparsers, from_namespace
+from retrieval import NotFoundError
 from retrieval.index import (
     UPLOADS_DIR_NAME,
     ImageIndex,
@@ -70,14 +70,21 @@ def clean_leftovers(index: IndexStore) -> None:
 
 
 def run_remove(opts: RemoveOptions) -> int:
+    """All or nothing: an id that names no image removes nothing (exit 1, the unknown ids named).
+
+    The write lock is held from the check to the removal, so no other writer can change the
+    answer in between.
+    """
+    wanted = list(dict.fromkeys(opts.ids))
     with open_index(opts.index) as index:
         clean_leftovers(index)
-        removed = index.remove(list(opts.ids))
-    missing = sorted(set(opts.ids) - set(removed))
+        known = {r.id for r in index.records(wanted)}
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise NotFoundError(f"no image with id {', '.join(map(str, missing))} in "
+                                f"{opts.index}; nothing removed")
+        removed = index.remove(wanted)
     print(f"removed {len(removed)} images")
-    if missing:
-        print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
     return 0
 
 
