@@ -32,6 +32,7 @@ from retrieval import (
     ConfigError,
     ManifestMismatchError,
     calibration_sample,
+    check_index_plan,
     config_from_manifest,
     create_collection,
     fit_embedder,
@@ -167,6 +168,9 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
     precision = resolve_precision(run.precision, run.device, images=len(listed))
     embedder = Embedder.create(config, device=run.device, precision=precision,
                                channels_last=run.channels_last)
+    if opts.store == "faiss":  # before anything is calibrated, fitted, created or embedded
+        check_index_plan(_planned_dim(embedder), opts.faiss, dba_k=opts.dba, images=len(listed),
+                         where=opts.images)
     if precision == "int8":
         pool = list_images(opts.train_images) if opts.train_images else images
         embedder.prepare_int8(calibration_sample(pool, opts.embedding.seed), cache_dir=None)
@@ -182,6 +186,14 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                              weights_file=_weights_file(opts.embedding.weights),
                              search_params={k: v for k, v in wanted.items() if v is not None},
                              rerank=rerank, store=_store(opts))
+
+
+def _planned_dim(embedder: Embedder) -> int:
+    """The dimension the vectors will have, known before the embedder is fitted."""
+    whitening = embedder.whitening
+    if whitening is None:
+        return embedder.dim
+    return whitening.requested_dim or embedder.pooled_dim
 
 
 def _store(opts: BuildOptions) -> StoreSpec:

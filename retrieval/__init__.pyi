@@ -4,6 +4,7 @@ it at run time to load each name lazily from the module named here (PEP 562)."""
 from retrieval._atomic import fsync_directory as fsync_directory
 from retrieval._atomic import write_atomic as write_atomic
 from retrieval._collection import Collection as Collection
+from retrieval._collection import check_index_plan as check_index_plan
 from retrieval._collection import config_from_manifest as config_from_manifest
 from retrieval._collection import create_collection as create_collection
 from retrieval._collection import fit_embedder as fit_embedder

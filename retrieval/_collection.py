@@ -29,12 +29,13 @@ from retrieval.features import (
     cpu_features,
     resolve_precision,
 )
-from retrieval.index import IndexStore, StoreSpec, create_index, open_index
+from retrieval.index import IndexStore, StoreSpec, VectorIndex, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
 from retrieval.rerank import Rerank
 
 __all__ = [
     "Collection",
+    "check_index_plan",
     "config_from_manifest",
     "create_collection",
     "fit_embedder",
@@ -45,6 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RANDOM = re.compile(r"random:seed=(-?\d+)")
+_IVF = re.compile(r"IVF\d+")
+POINTS_PER_CENTROID = 39  # faiss's k-means warns below this many training points per list
 
 
 @dataclass
@@ -129,6 +132,45 @@ def fit_embedder(
     return len(maps)
 
 
+def check_index_plan(
+    dim: int, factory: str, *, dba_k: int = 0, images: int | None = None,
+    metric: str = "inner_product", where: str = "",
+) -> None:
+    """Refuse, before anything is created or embedded, a FAISS index that cannot work.
+
+    :class:`ConfigError` when faiss cannot build ``factory`` for ``dim``, when DBA (``dba_k``)
+    asks for a type that cannot remove vectors, or when ``images`` (how many will be indexed,
+    counted in ``where``) are too few for faiss to train the type at all: an IVF with more lists
+    than images is refused with a smaller one suggested, not trained on what there is (that
+    would silently be another index than the one asked for).
+    """
+    vectors = VectorIndex.new(dim, factory, metric)
+    if dba_k and not vectors.removable:
+        raise ConfigError(f"--dba {dba_k} needs a FAISS index that removes vectors (Flat, "
+                          f"IVF…), and {factory!r} cannot; drop --dba or choose such a type")
+    need = vectors.min_training_points()
+    if images is None or images >= need:
+        return
+    found = f"{images} images were found{f' under {where}' if where else ''}"
+    raise ConfigError(f"--faiss {factory} needs at least {need} images to train "
+                      f"({POINTS_PER_CENTROID * need} recommended) and {found}; choose "
+                      f"{_smaller_factory(dim, factory, metric, images)}")
+
+
+def _smaller_factory(dim: int, factory: str, metric: str, images: int) -> str:
+    """What to suggest instead of ``factory`` for ``images`` vectors: fewer IVF lists, or Flat."""
+    lists = images // POINTS_PER_CENTROID
+    if lists >= 2 and _IVF.search(factory):
+        nlist = 1 << (lists.bit_length() - 1)
+        smaller = _IVF.sub(f"IVF{nlist}", factory, count=1)
+        try:
+            if VectorIndex.new(dim, smaller, metric).min_training_points() <= images:
+                return f"a smaller nlist, e.g. --faiss {smaller}, or Flat (exact)"
+        except ConfigError:
+            pass
+    return "--faiss Flat (exact, and fast enough for this many images)"
+
+
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
@@ -143,6 +185,8 @@ def create_collection(
         raise ConfigError("the embedder must be fitted before an index is created")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
                             search_params=search_params, rerank=rerank)
+    if store is None or store.kind == "faiss":
+        check_index_plan(manifest.dim, factory, dba_k=manifest.dba_k, metric=manifest.metric)
     index = create_index(path, manifest, store)
     save_index_engine(path, embedder)
     blobs = embedder.state_blobs()

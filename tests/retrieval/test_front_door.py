@@ -23,7 +23,7 @@ PINNED = {
         "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex", "ImageRecord",
         "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
         "ManifestMismatchError", "NotFoundError", "RetrievalError", "UniqueAdd", "UnknownNameError",
-        "UnsupportedImageError", "WeightsError", "calibration_sample", "config_from_manifest",
+        "UnsupportedImageError", "WeightsError", "calibration_sample", "check_index_plan", "config_from_manifest",
         "create_collection",
         "fit_embedder", "format_suffix", "fsync_directory", "ingest", "list_images",
         "load_image", "load_image_with_suffix", "manifest_for", "open_collection", "sha256_hex",
