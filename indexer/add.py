@@ -18,13 +18,14 @@ __all__ = ["AddOptions", "add_parser", "run_add"]
 
 def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("add", help=help_text)
-    p.add_argument("--index", required=True)
+    p.add_argument("--index", required=True, help="the index directory to add to")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
     p.add_argument("--workers", type=positive, default=None, help="image decoding threads")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (a plain line per update where stderr is no terminal)")
     add_runtime_flags(p)
     p.set_defaults(options=AddOptions.from_args, run=run_add)
 

@@ -78,7 +78,8 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                         "count up to 8 on cuda)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (a plain line per update where stderr is no terminal)")
     _add_scale_out(p)
     add_runtime_flags(p)
     p.set_defaults(options=BuildOptions.from_args, run=run_build)

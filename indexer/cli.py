@@ -93,6 +93,18 @@ def _add_evaluate(sub: Subparsers, argv: Sequence[str] | None) -> None:
     evaluate.add_parser(sub, COMMANDS["evaluate"])
 
 
+DESCRIPTION = """\
+cbir: content-based image search. Index a folder of images, then find the images that look most
+like a query image, from the command line or over HTTP."""
+EPILOG = """\
+examples:
+  cbir index build --images photos/ --index photos-index
+  cbir search --index photos-index query.jpg
+  cbir serve --index photos-index        # then open http://127.0.0.1:8000
+
+`cbir COMMAND --help` lists a command's flags. Exit codes: 0 done, 1 failed (one line on stderr),
+2 a usage error, 130 interrupted (the index stays usable)."""
+
 COMMANDS = {
     "index": "build and maintain an index directory",
     "search": "find the images most like IMAGE (or stored image --id)",
@@ -134,8 +146,10 @@ def _add_commands(sub: Subparsers, names: dict[str, str], builders: dict[str, Bu
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, only the command it names is built in full (fast start)."""
-    parser = argparse.ArgumentParser(prog="cbir", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="cbir", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (how each index was opened, timings)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_commands(sub, COMMANDS, _BUILDERS, argv)

@@ -17,9 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from indexer.argtypes import Subparsers, from_namespace
+from indexer.progress import progress_bar
 from indexer.search import print_hits, search_image
 from indexer.serve import ServeOptions
 from retrieval import (
@@ -68,10 +67,11 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("demo", help=help_text)
     p.add_argument("--images", default="", help="folder of images (default: scikit-image's)")
     p.add_argument("--index", default="demo/index", help="where to build the demo index")
-    p.add_argument("--backbone", default="vgg16")
-    p.add_argument("--max-side", dest="max_side", type=int, default=512)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backbone", default="vgg16", help="network to embed with (default vgg16)")
+    p.add_argument("--max-side", dest="max_side", type=int, default=512,
+                   help="longer image side fed to the network (default 512)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--no-serve", dest="serve", action="store_false",
                    help="build the index and run one sample search, then stop")
     p.set_defaults(options=DemoOptions.from_args, run=run_demo)
@@ -110,7 +110,7 @@ def run_demo(opts: DemoOptions) -> int:
     try:
         if isinstance(collection.index, KnowsSources):  # API paths relative to it
             collection.index.set_images_root(str(images.resolve()))
-        with tqdm(total=len(paths), unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
+        with progress_bar(len(paths)) as bar:
             report = ingest(collection, [(str(p), p) for p in paths], on_progress=bar.update)
         print(f"indexed {len(report.added)} images into {index} "
               f"({len(report.failures)} unreadable skipped)")

@@ -24,15 +24,17 @@ __all__ = ["InfoOptions", "RemoveOptions", "add_info_parser", "add_remove_parser
 
 def add_remove_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("remove", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID",
+                   help="ids to remove (as search and add print them); all or none: an unknown "
+                        "id removes nothing")
     p.set_defaults(options=RemoveOptions.from_args, run=run_remove)
 
 
 def add_info_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("info", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(options=InfoOptions.from_args, run=run_info)
 
 

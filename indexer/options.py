@@ -57,14 +57,15 @@ def _add_pooling_params(p: argparse.ArgumentParser) -> None:
                                    action=argparse.BooleanOptionalAction, help=param.help)
             else:
                 group.add_argument(*flags, dest=_dest(cls.name, param.name), default=None,
-                                   type=_parser(cls, param),
+                                   type=_parser(cls, param), metavar=param.name.upper(),
                                    help=f"{param.help} (default {param.default})")
 
 
 def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
                         pooling_help: str, one_pooling: bool) -> None:
     """What decides a vector: backbone, weights, image size, pooling(s), whitening, seed."""
-    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
+    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES),
+                   help="the network whose last convolutional maps are pooled (default vgg16)")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (torchvision cache/download), random (tests only) or a "
                         "state-dict file")
@@ -75,7 +76,8 @@ def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
     p.add_argument("--scales", type=scales, default=(1.0,),
                    help="image scales relative to --max-side, comma-separated (e.g. 1,0.5): the "
                         "network runs at each, the L2-normalised vectors are summed (default 1)")
-    p.add_argument("--whiten-dim", dest="whiten_dim", type=positive, default=None)
+    p.add_argument("--whiten-dim", dest="whiten_dim", type=positive, default=None,
+                   help="with --whiten: keep this many PCA dimensions (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
     _add_pooling_params(p)
 

@@ -22,8 +22,8 @@ __all__ = ["SearchOptions", "add_parser", "print_hits", "run_search", "search_im
 
 def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("search", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("image", metavar="IMAGE", nargs="?")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("image", metavar="IMAGE", nargs="?", help="the query image file")
     p.add_argument("--id", dest="image_id", type=int, default=None,
                    help="search with stored image N's vector (nothing decoded; N left out)")
     add_rerank_flags(p, build=False)

@@ -82,7 +82,7 @@ def attach_index_int8(embedder: Embedder, index: IndexStore, index_dir: Path) ->
     path = _cached_path(index_dir, embedder.backbone_name, embedder.weights_id)
     if path is not None:
         embedder.load_int8_engine(path)
-        log.info("int8 engine loaded from %s", path)
+        log.debug("int8 engine loaded from %s", path)
         return
     sources = _stored_files(index, index_dir)
     if not sources:

@@ -5,12 +5,23 @@ Each test is one stumble a user met (issue 21), run through the CLI as a user ru
 
 from __future__ import annotations
 
+import argparse
+import fcntl
+import logging
+import os
+import pty
+import select
 import shutil
+import struct
+import termios
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
-from indexer.cli import main
+from indexer.cli import build_parser, main
+from indexer.progress import progress_bar
 from retrieval.index import ImageIndex
 
 BUILD = ["--backbone", "squeezenet1_1", "--weights", "random", "--max-side", "64",
@@ -64,7 +75,7 @@ def test_ivf_with_more_lists_than_images_is_refused_before_embedding(
         assert build(image_folder, index, "--faiss", "IVF1024,Flat") == 2
     assert "created index" not in caplog.text and not index.exists()
     [line] = error_lines(capsys)
-    assert f"needs at least 1024 images to train" in line
+    assert "needs at least 1024 images to train" in line
     assert f"{listed} images were found under {image_folder}" in line
     assert "--faiss Flat" in line
 
@@ -91,3 +102,90 @@ def test_a_text_file_as_weights_is_one_line(
     [line] = capsys.readouterr().err.splitlines()
     assert line == (f"cbir: error: weights file {REPO / 'README.md'} is not a PyTorch weights "
                     "file (a state dict saved with torch.save, .pth/.pt)")
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "cbir"
+             ) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_flag_has_help_and_a_readable_metavar() -> None:
+    problems = []
+    for name, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            flag = "/".join(action.option_strings) or action.dest
+            if not action.help or action.help == argparse.SUPPRESS:
+                problems.append(f"{name} {flag}: no help")
+        usage = parser.format_help()
+        if "__" in usage:
+            problems.append(f"{name}: an internal name in its help: "
+                            f"{[w for w in usage.split() if '__' in w][:3]}")
+    assert problems == []
+
+
+def test_cbir_help_is_for_users(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "turn errors into exit codes" not in out
+    assert "image search" in out and "cbir index build" in out
+
+
+def test_opening_an_index_logs_at_debug_only(
+    built: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with caplog.at_level("DEBUG"):
+        assert main(["search", "--index", str(built), "--id", "1", "-k", "2"]) == 0
+    opened = [r for r in caplog.records if "loaded snapshot" in r.getMessage()]
+    assert opened and all(r.levelname == "DEBUG" for r in opened)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO
+                and r.name.startswith("retrieval.index")]
+
+
+def _pty_with_columns(columns: int) -> tuple[int, TextIO]:
+    """A real pseudo-terminal whose window reports ``columns``: (reader fd, writable stream)."""
+    reader, writer = pty.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    return reader, open(writer, "w", encoding="utf-8")  # noqa: SIM115 - closed by the test
+
+
+def _drain(reader: int) -> str:
+    chunks = []
+    while select.select([reader], [], [], 0.2)[0]:
+        chunks.append(os.read(reader, 65536))
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("columns", [0, 10])
+def test_a_terminal_without_width_gets_plain_progress_lines(columns: int) -> None:
+    reader, stream = _pty_with_columns(columns)
+    try:
+        with progress_bar(3, stream=stream) as bar:
+            for _ in range(3):
+                bar.update(1)
+        stream.flush()
+        text = _drain(reader)
+    finally:
+        stream.close()
+        os.close(reader)
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("3/3 images (100%), ")
+    assert "\r" not in text.replace("\r\n", "")  # no bar redrawn in place
+
+
+def test_a_wide_terminal_still_gets_the_bar() -> None:
+    reader, stream = _pty_with_columns(100)
+    try:
+        with progress_bar(3, stream=stream) as bar:
+            bar.update(3)
+        stream.flush()
+        text = _drain(reader)
+    finally:
+        stream.close()
+        os.close(reader)
+    assert "3/3" in text and "|" in text and "\r" in text

@@ -63,7 +63,7 @@ def test_cross_precision_queries_agree_with_same_precision(
 def test_second_int8_opener_loads_the_cached_engine(
     indexes: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="retrieval._engines"):
+    with caplog.at_level(logging.DEBUG, logger="retrieval._engines"):
         collection = open_collection(indexes["int8"], precision="int8", read_only=True)
         collection.close()
     assert any("loaded" in r.getMessage() for r in caplog.records)

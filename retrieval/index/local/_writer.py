@@ -70,7 +70,7 @@ class Writer:
         removed = self._store.remove(ids)
         live.seq, live.dirty = self._store.last_seq(), True
         self._guarded(lambda: live.removed(removed))
-        log.info("removed %d images", len(removed))
+        log.debug("removed %d images", len(removed))
         return removed
 
     def _guarded(self, change: Callable[[], None]) -> None:
@@ -106,7 +106,7 @@ class Writer:
                        tombstones=vectors.tombstones)
         self._store.prune_changes(live.seq)
         live.dirty = False
-        log.info("snapshot of %d vectors at seq %d written", vectors.ntotal, live.seq)
+        log.debug("snapshot of %d vectors at seq %d written", vectors.ntotal, live.seq)
 
     def finish(self, live: Live) -> None:
         """Snapshot if anything changed since the last one (and nothing failed)."""
