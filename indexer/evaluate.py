@@ -303,7 +303,7 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=opts.batch_size,
                               workers=opts.workers)
                   for c, s in zip(caches, config.image_sides, strict=True)]
-    cache, maps = caches[0], scale_maps[0]
+    cache, maps = caches[0], scale_maps[0]  # the first scale's also learn (train images)
     queries = _query_requests(bench)
     requests = [MapRequest(p) for p in bench.database] + list(queries.values())
     extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], opts.progress)
@@ -319,10 +319,12 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
               "fit_s": round(score_start - fit_start, 2),
               "pooling_and_search_s": round(end - score_start, 2)}
-    doc = summary(opts, bench, variants, backbone.weights_id, side, cache, maps, train, timing)
+    doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
+                  timing)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")
     paths = write_results(out, doc, rows, title)
-    print_rows(rows, paths["json"].parent, maps, timing, bool(train and opts.train_on_test))
+    print_rows(rows, paths["json"].parent, scale_maps, timing,
+               bool(train and opts.train_on_test))
     return 0
