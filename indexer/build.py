@@ -166,7 +166,7 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                     index_dir: Path) -> Collection:
     images = [p for p in listed if isinstance(p, Path)]  # URIs: --train-images is required
     config, run = opts.config, opts.runtime
-    precision = resolve_precision(run.precision, run.device, images=len(listed))
+    precision = resolve_precision(run.precision or "fp32", run.device, images=len(listed))
     embedder = Embedder.create(config, device=run.device, precision=precision,
                                channels_last=run.channels_last)
     if opts.store == "faiss":  # before anything is calibrated, fitted, created or embedded

@@ -78,7 +78,7 @@ def run_search(opts: SearchOptions) -> int:
     run = opts.runtime
     collection = open_collection(opts.index, device=run.device, weights_file=run.weights_file,
                                  precision=run.precision, channels_last=run.channels_last,
-                                 read_only=True)
+                                 read_only=True, engine_cache=run.engine_cache)
     try:
         collection.index.set_search_params(nprobe=opts.nprobe, ef_search=opts.ef_search)
         if opts.image is not None:

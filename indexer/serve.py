@@ -26,7 +26,8 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (CBIR_DEVICE, default cpu)")
     p.add_argument("--precision", default=None,
-                   help="fp32|bf16|fp16|int8|auto (CBIR_PRECISION, default fp32)")
+                   help="fp32|bf16|fp16|int8|auto (CBIR_PRECISION, default: the precision the "
+                        "index was built with)")
     p.set_defaults(options=ServeOptions.from_args, run=run_serve)
 
 

@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 
 from retrieval._atomic import write_atomic
-from retrieval._engines import attach_index_int8, index_engine_ready, save_index_engine
+from retrieval._engines import (
+    ENGINES_DIR,
+    attach_index_int8,
+    index_engine_ready,
+    save_index_engine,
+    user_engines_folder,
+)
 from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.features import (
     Embedder,
@@ -199,24 +205,32 @@ def create_collection(
 
 def open_collection(
     path: Path, *, device: str = "cpu", weights_file: str | None = None,
-    allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
+    allow_download: bool = True, precision: str | None = None, channels_last: bool = False,
     read_only: bool = False, images: int | None = 1, probe: Probe = cpu_features,
+    engine_cache: Path | None = None,
 ) -> Collection:
     """Open an index directory and rebuild the embedder its manifest describes.
 
     ``read_only``: without the write lock (see :meth:`ImageIndex.open`); another process may be
     writing, and :meth:`ImageIndex.refresh` follows it.
 
-    ``precision`` (or ``auto``, resolved for ``images`` to embed — None: a long-lived server —
-    and this CPU, see :func:`~retrieval.features.resolve_precision`) and ``channels_last`` are
-    runtime options of the backbone; a precision whose measured loss against the one the index
-    was embedded in is not negligible is refused. int8 loads the index's cached engine or
-    calibrates one on its stored files (:mod:`retrieval._engines`).
+    ``precision``: None (the default) runs the precision the index was embedded in, as its
+    manifest records (fp32 where that one cannot run here, e.g. int8 off the CPU); a choice (or
+    ``auto``, resolved for ``images`` to embed — None: a long-lived server — and this CPU, see
+    :func:`~retrieval.features.resolve_precision`) overrides it. A precision whose measured loss
+    against the index's is not negligible is refused. ``channels_last`` is a runtime option of
+    the backbone. int8 loads a stored engine or calibrates one on the index's stored files
+    (:mod:`retrieval._engines`), cached in the index's ``engines/`` by a writer and, by a
+    read-only opener, in ``engine_cache`` (a user cache folder; None: not cached) — a read-only
+    open never writes into the index.
     """
     manifest = Manifest.load(path)
     config = config_from_manifest(manifest)
-    ready = index_engine_ready(path, manifest.backbone, manifest.weights)
-    chosen = resolve_precision(precision, device, images=images, int8_ready=ready, probe=probe)
+    cache = (Path(path) / ENGINES_DIR if not read_only
+             else user_engines_folder(engine_cache, path) if engine_cache is not None else None)
+    ready = index_engine_ready(path, manifest.backbone, manifest.weights, cache)
+    chosen = _precision(precision, manifest.precision, device, images=images, int8_ready=ready,
+                        probe=probe)
     check_query_precision(manifest.precision, chosen)
     embedder = Embedder.create(config, device=device, weights_file=weights_file,
                                allow_download=allow_download, precision=chosen,
@@ -233,8 +247,23 @@ def open_collection(
             raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
                                 f"manifest says {manifest.dim}")
         if chosen == "int8":
-            attach_index_int8(embedder, index, path)
+            attach_index_int8(embedder, index, path, cache=cache)
     except BaseException:
         index.close()
         raise
     return Collection(path, index, embedder)
+
+
+def _precision(asked: str | None, built: str, device: str, *, images: int | None,
+               int8_ready: bool, probe: Probe) -> str:
+    """The precision to run: ``asked``, or (None) the index's where it can run here."""
+    if asked is not None:
+        return resolve_precision(asked, device, images=images, int8_ready=int8_ready,
+                                 probe=probe)
+    try:
+        return resolve_precision(built, device, images=images, int8_ready=int8_ready,
+                                 probe=probe)
+    except ConfigError as exc:
+        log.warning("the index was embedded in %s, which cannot run here (%s); running fp32",
+                    built, exc)
+        return "fp32"
