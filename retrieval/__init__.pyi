@@ -12,8 +12,10 @@ from retrieval._collection import manifest_for as manifest_for
 from retrieval._collection import open_collection as open_collection
 from retrieval._engines import calibration_sample as calibration_sample
 from retrieval._ingest import IngestReport as IngestReport
+from retrieval._ingest import PathPlan as PathPlan
 from retrieval._ingest import UniqueAdd as UniqueAdd
 from retrieval._ingest import ingest as ingest
+from retrieval._ingest import plan_by_path as plan_by_path
 from retrieval.errors import ArtifactError as ArtifactError
 from retrieval.errors import ConfigError as ConfigError
 from retrieval.errors import DatasetError as DatasetError

@@ -40,6 +40,7 @@ from retrieval.index._protocol import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    ReplacesRecords,
     Trains,
 )
 from retrieval.index._query import search_hits, similar_hits
@@ -86,6 +87,7 @@ __all__ = [
     "KnowsSources",
     "Manifest",
     "NewImage",
+    "ReplacesRecords",
     "Rerank",
     "Store",
     "StoreSpec",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import logging
 import os
 import pty
@@ -16,13 +17,14 @@ import struct
 import termios
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pytest
 
 from indexer.cli import build_parser, main
 from indexer.progress import progress_bar
 from retrieval.index import ImageIndex
+from tests.conftest import scene
 
 BUILD = ["--backbone", "squeezenet1_1", "--weights", "random", "--max-side", "64",
          "--no-progress"]
@@ -151,7 +153,7 @@ def _pty_with_columns(columns: int) -> tuple[int, TextIO]:
     """A real pseudo-terminal whose window reports ``columns``: (reader fd, writable stream)."""
     reader, writer = pty.openpty()
     fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    return reader, open(writer, "w", encoding="utf-8")  # noqa: SIM115 - closed by the test
+    return reader, open(writer, "w", encoding="utf-8")
 
 
 def _drain(reader: int) -> str:
@@ -189,3 +191,68 @@ def test_a_wide_terminal_still_gets_the_bar() -> None:
         stream.close()
         os.close(reader)
     assert "3/3" in text and "|" in text and "\r" in text
+
+
+def _records_by_path(index: Path) -> dict[str, list[tuple[int, str]]]:
+    with ImageIndex.open(index, read_only=True) as opened:
+        assert opened.ntotal == opened.count
+        records = opened.records(opened.ids_after(0, 1000))
+    out: dict[str, list[tuple[int, str]]] = {}
+    for r in records:
+        out.setdefault(r.path, []).append((r.id, r.sha256))
+    return out
+
+
+def test_add_is_idempotent_per_path(
+    index_copy: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    scene(601, (80, 60)).save(a)
+    scene(602, (60, 80)).save(b)
+    capsys.readouterr()
+    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
+    first = _records_by_path(index_copy)
+    assert len(first[str(a.resolve())]) == len(first[str(b.resolve())]) == 1
+    capsys.readouterr()
+
+    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), str(a),
+                 "--no-progress"]) == 0  # a retried add, a path given twice
+    out = capsys.readouterr().out
+    assert "indexed 0 images" in out and "skipped 2 unchanged files" in out
+    assert _records_by_path(index_copy) == first
+
+    assert main(["index", "add", "--index", str(index_copy), str(image_folder),
+                 "--no-progress"]) == 0  # what build indexed is a record per path too
+    assert "skipped 12 unchanged files" in capsys.readouterr().out
+    assert _records_by_path(index_copy) == first
+
+
+def test_add_of_a_changed_file_replaces_exactly_its_record(
+    index_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    scene(611, (80, 60)).save(a)
+    scene(612, (60, 80)).save(b)
+    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
+    before = _records_by_path(index_copy)
+    [(old_id, old_sha)] = before[str(a.resolve())]
+    scene(613, (70, 70)).save(a)  # new content at the same path
+    capsys.readouterr()
+    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "indexed 1 images" in out and "skipped 1 unchanged" in out
+    assert "replaced 1 changed files" in out and f"old ids {old_id} removed" in out
+    after = _records_by_path(index_copy)
+    [(new_id, new_sha)] = after[str(a.resolve())]
+    assert new_id > old_id and new_sha != old_sha
+    assert {p: r for p, r in after.items() if p != str(a.resolve())} == {
+        p: r for p, r in before.items() if p != str(a.resolve())}
+    hit = run_search(capsys, index_copy, a)
+    assert hit["id"] == new_id and hit["score"] == pytest.approx(1.0, abs=1e-5)
+
+
+def run_search(capsys: pytest.CaptureFixture[str], index: Path, query: Path) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["search", "--index", str(index), str(query), "-k", "1", "--json"]) == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)["results"][0]
+    return result

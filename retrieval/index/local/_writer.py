@@ -66,6 +66,19 @@ class Writer:
                                              vectors[rows]))
         return outcome
 
+    def replace(self, live: Live, old_ids: Sequence[int], items: Sequence[NewImage],
+                vectors: F32, layouts: npt.ArrayLike | None) -> list[int]:
+        removed, ids = self._store.replace(old_ids, items, vectors, layouts)
+        live.seq, live.dirty = self._store.last_seq(), True
+
+        def apply() -> None:
+            if removed:
+                live.removed(removed)
+            live.added(np.asarray(ids, dtype=np.int64), vectors)
+
+        self._guarded(apply)
+        return ids
+
     def remove(self, live: Live, ids: Iterable[int]) -> list[int]:
         removed = self._store.remove(ids)
         live.seq, live.dirty = self._store.last_seq(), True
