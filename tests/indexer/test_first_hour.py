@@ -256,3 +256,24 @@ def run_search(capsys: pytest.CaptureFixture[str], index: Path, query: Path) -> 
     assert main(["search", "--index", str(index), str(query), "-k", "1", "--json"]) == 0
     result: dict[str, Any] = json.loads(capsys.readouterr().out)["results"][0]
     return result
+
+
+@pytest.mark.shared
+def test_demo_runs_on_a_local_weights_file_and_leaves_out_the_tiff_calmly(
+    squeezenet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``make run BACKBONE=squeezenet1_1 WEIGHTS=FILE``: the file's weights, not random ones;
+    scikit-image's multi-page TIFF is one calm line, not a warning."""
+    pytest.importorskip("skimage")
+    index = tmp_path / "demo"
+    with caplog.at_level(logging.WARNING):
+        assert main(["demo", "--no-serve", "--backbone", "squeezenet1_1", "--weights",
+                     str(squeezenet_weights), "--max-side", "64", "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert "left out 1 files the decoder does not take: multipage_rgb.tif" in out
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    manifest = json.loads((index / "manifest.json").read_text())
+    assert manifest["backbone"] == "squeezenet1_1"
+    assert manifest["weights_file"] == str(squeezenet_weights.resolve())
+    assert not manifest["weights"].startswith("random")
