@@ -169,9 +169,9 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
     precision = resolve_precision(run.precision or "fp32", run.device, images=len(listed))
     embedder = Embedder.create(config, device=run.device, precision=precision,
                                channels_last=run.channels_last)
-    if opts.store == "faiss":  # before anything is calibrated, fitted, created or embedded
-        check_index_plan(_planned_dim(embedder), opts.faiss, dba_k=opts.dba, images=len(listed),
-                         where=opts.images)
+    planned = _planned_dim(embedder)
+    if planned is not None:  # before anything is calibrated, fitted, created or embedded
+        _check_plan(opts, planned, len(listed))
     if precision == "int8":
         pool = list_images(opts.train_images) if opts.train_images else images
         embedder.prepare_int8(calibration_sample(pool, opts.embedding.seed), cache_dir=None)
@@ -180,6 +180,8 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                          workers=opts.workers)
         log.info("learned the fitted state of %s%s on %d images", config.pooling,
                  " + whitening" if config.whiten else "", n)
+    if planned is None:  # the dimension is known once fitted: still before anything is created
+        _check_plan(opts, embedder.dim, len(listed))
     wanted = {"nprobe": opts.nprobe, "ef_search": opts.ef_search}
     rerank = Rerank(qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
                     dba_alpha=opts.dba_alpha)
@@ -189,12 +191,19 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                              rerank=rerank, store=_store(opts))
 
 
-def _planned_dim(embedder: Embedder) -> int:
-    """The dimension the vectors will have, known before the embedder is fitted."""
+def _planned_dim(embedder: Embedder) -> int | None:
+    """The dimension the vectors will have if known before fitting (None: MOP/VLAD's is not)."""
+    try:
+        pooled = embedder.pooled_dim
+    except ConfigError:
+        return None
     whitening = embedder.whitening
-    if whitening is None:
-        return embedder.dim
-    return whitening.requested_dim or embedder.pooled_dim
+    return pooled if whitening is None else whitening.requested_dim or pooled
+
+
+def _check_plan(opts: BuildOptions, dim: int, images: int) -> None:
+    if opts.store == "faiss":
+        check_index_plan(dim, opts.faiss, dba_k=opts.dba, images=images, where=opts.images)
 
 
 def _store(opts: BuildOptions) -> StoreSpec:

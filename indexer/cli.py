@@ -153,7 +153,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_commands(sub, COMMANDS, _BUILDERS, argv)
+    _verbosity_everywhere(parser)
     return parser
+
+
+def _verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` / ``-q`` after the command too (``cbir search -v …``); set only where given, so a
+    command's parser does not undo a ``cbir -v`` before it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in action.choices.values():
+            if "-v" not in command._option_string_actions:
+                command.add_argument("-v", "--verbose", action="store_true",
+                                     default=argparse.SUPPRESS, help="debug logging")
+                command.add_argument("-q", "--quiet", action="store_true",
+                                     default=argparse.SUPPRESS, help="warnings and errors only")
+            _verbosity_everywhere(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,14 +67,16 @@ def test_dba_on_hnsw_is_refused_before_the_directory_is_created(
     assert build(image_folder, index, "--faiss", "HNSW32") == 0  # the next try just works
 
 
+@pytest.mark.parametrize("pooling", [[], ["--pooling", "mop", "--mop-k", "2"]],
+                         ids=["dimension known at once", "dimension known once fitted"])
 def test_ivf_with_more_lists_than_images_is_refused_before_embedding(
     image_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], pooling: list[str],
 ) -> None:
     index = tmp_path / "idx"
     listed = sum(1 for p in image_folder.rglob("*") if p.is_file())
     with caplog.at_level("INFO"):
-        assert build(image_folder, index, "--faiss", "IVF1024,Flat") == 2
+        assert build(image_folder, index, "--faiss", "IVF1024,Flat", *pooling) == 2
     assert "created index" not in caplog.text and not index.exists()
     [line] = error_lines(capsys)
     assert "needs at least 1024 images to train" in line
@@ -277,3 +279,26 @@ def test_demo_runs_on_a_local_weights_file_and_leaves_out_the_tiff_calmly(
     assert manifest["backbone"] == "squeezenet1_1"
     assert manifest["weights_file"] == str(squeezenet_weights.resolve())
     assert not manifest["weights"].startswith("random")
+
+
+@pytest.mark.parametrize(("argv", "verbose", "quiet"), [
+    (["search", "--index", "I", "q.jpg"], False, False),
+    (["-v", "search", "--index", "I", "q.jpg"], True, False),
+    (["search", "--index", "I", "q.jpg", "-v"], True, False),
+    (["index", "add", "-q", "--index", "I", "a.jpg"], False, True),
+])
+def test_verbosity_flags_go_before_or_after_the_command(
+    argv: list[str], verbose: bool, quiet: bool,
+) -> None:
+    args = build_parser(argv).parse_args(argv)
+    assert (args.verbose, args.quiet) == (verbose, quiet)
+
+
+def test_a_bad_factory_string_is_one_plain_line(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert build(image_folder, tmp_path / "idx", "--faiss", "Bogus") == 2
+    [line] = error_lines(capsys)
+    assert line == "cbir: error: faiss cannot build 'Bogus' for d=512: could not parse index " \
+                   "string Bogus"
+    assert not (tmp_path / "idx").exists()
