@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,19 @@ from indexer.argtypes import Subparsers, from_namespace, positive
 from indexer.maintain import clean_leftovers
 from indexer.options import RuntimeOptions, add_runtime_flags
 from indexer.progress import ingest_with_progress, print_summary
-from retrieval import IngestReport, PathPlan, list_images, open_collection, plan_by_path
-from retrieval.index import Trains
+from retrieval import (
+    ConfigError,
+    IngestReport,
+    PathPlan,
+    list_images,
+    open_collection,
+    plan_by_path,
+)
+from retrieval.index import IndexStore, Trains
 
 __all__ = ["AddOptions", "add_parser", "run_add"]
+
+log = logging.getLogger("cbir")
 
 
 def add_parser(sub: Subparsers, help_text: str) -> None:
@@ -71,8 +81,7 @@ def run_add(opts: AddOptions) -> int:
         report, seconds = ingest_with_progress(
             collection, [p for _, p in plan.todo], batch_size=opts.batch_size,
             workers=opts.workers, progress=opts.progress, atomic=True, replacing=plan.replacing)
-        if isinstance(collection.index, Trains) and not collection.index.is_trained:
-            collection.index.train()
+        _train_if_possible(collection.index)
     finally:
         collection.close()
     print_summary(report, seconds, opts.index)
@@ -80,6 +89,17 @@ def run_add(opts: AddOptions) -> int:
     for key, image_id in zip(report.added_keys, report.added, strict=True):
         print(f"{image_id}\t{key}")
     return 1 if report.failures and not report.added and not plan.unchanged else 0
+
+
+def _train_if_possible(index: IndexStore) -> None:
+    """Train an untrained IVF/PQ index once it holds enough vectors; until then the added ones
+    are stored (committed above) and wait, which is said, not an error."""
+    if not isinstance(index, Trains) or index.is_trained:
+        return
+    try:
+        index.train()
+    except ConfigError as exc:
+        log.warning("added, but not searchable yet: %s", exc)
 
 
 def _print_path_outcomes(plan: PathPlan, report: IngestReport) -> None:

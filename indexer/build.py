@@ -283,6 +283,10 @@ def run_build(opts: BuildOptions) -> int:
         if present:
             log.info("%d of %d images already indexed; embedding the other %d",
                      len(images) - len(todo), len(images), len(todo))
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
+            m = collection.manifest  # a resumed IVF that all of them could not train: say so now
+            check_index_plan(m.dim, m.faiss_factory, images=collection.index.count + len(todo),
+                             metric=m.metric, where=opts.images)
         if opts.engine == "ray":
             from indexer import ray_build
 

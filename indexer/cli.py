@@ -172,6 +172,11 @@ def _verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
             _verbosity_everywhere(command)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as the one line the exit code promises (a library's message may hold several)."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         words = list(sys.argv[1:] if argv is None else argv)
@@ -189,10 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args.options(args))
         return code
     except ConfigError as exc:
-        print(f"cbir: error: {exc}", file=sys.stderr)
+        print(f"cbir: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RetrievalError as exc:
-        print(f"cbir: error: {exc}", file=sys.stderr)
+        print(f"cbir: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cbir: interrupted; the index directory is usable (continue a build with --resume)",

@@ -23,6 +23,7 @@ import pytest
 
 from indexer.cli import build_parser, main
 from indexer.progress import progress_bar
+from retrieval import Embedder, EmbedderConfig, create_collection
 from retrieval.index import ImageIndex
 from tests.conftest import scene
 
@@ -302,3 +303,35 @@ def test_a_bad_factory_string_is_one_plain_line(
     assert line == "cbir: error: faiss cannot build 'Bogus' for d=512: could not parse index " \
                    "string Bogus"
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.fixture()
+def empty_ivf(tmp_path: Path) -> Path:
+    """An empty IVF16 index, as an interrupted build of a large folder leaves one."""
+    config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64)
+    create_collection(tmp_path / "ivf", Embedder.create(config), factory="IVF16,Flat").close()
+    return tmp_path / "ivf"
+
+
+def test_resuming_an_ivf_that_cannot_be_trained_is_refused_before_embedding(
+    empty_ivf: Path, image_folder: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert build(image_folder, empty_ivf, "--resume", "--faiss", "IVF16,Flat") == 2
+    [line] = error_lines(capsys)
+    assert "needs at least 16 images to train" in line
+    with ImageIndex.open(empty_ivf, read_only=True) as index:
+        assert index.count == 0
+
+
+def test_adding_to_an_untrained_ivf_stores_and_says_it_waits(
+    empty_ivf: Path, image_folder: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    files = sorted(image_folder.rglob("img0*"))[:3]
+    with caplog.at_level(logging.WARNING):
+        assert main(["index", "add", "--index", str(empty_ivf), *map(str, files),
+                     "--no-progress"]) == 0
+    assert "added, but not searchable yet" in caplog.text
+    with ImageIndex.open(empty_ivf, read_only=True) as index:
+        assert index.count == 3 and not index.is_trained
