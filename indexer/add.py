@@ -35,7 +35,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                         "16 on cuda)")
     p.add_argument("--workers", type=positive, default=None, help="image decoding threads")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar (a plain line per update where stderr is no terminal)")
+                   help="no progress output")
     add_runtime_flags(p)
     p.set_defaults(options=AddOptions.from_args, run=run_add)
 

@@ -79,7 +79,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar (a plain line per update where stderr is no terminal)")
+                   help="no progress output")
     _add_scale_out(p)
     add_runtime_flags(p)
     p.set_defaults(options=BuildOptions.from_args, run=run_build)

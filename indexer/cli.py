@@ -115,8 +115,9 @@ COMMANDS = {
 }
 INDEX_COMMANDS = {
     "build": "index a folder of images into a new index directory",
-    "add": "embed and add images to an index",
-    "remove": "remove images by id",
+    "add": "embed and add images to an index (a file already stored, unchanged, at its path "
+           "is skipped; a changed one replaces its record)",
+    "remove": "remove images by id (all or none)",
     "info": "manifest, counts and size on disk",
 }
 _BUILDERS: dict[str, Builder] = {

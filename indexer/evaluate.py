@@ -105,7 +105,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bar (a plain line per update where stderr is no terminal)")
+                   help="no progress output")
     p.set_defaults(options=EvaluateOptions.from_args, run=run_evaluate)
 
 
