@@ -6,26 +6,16 @@ Each test is one stumble a user met (issue 21), run through the CLI as a user ru
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
-import os
-import pty
-import select
 import shutil
-import struct
-import termios
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
 
 import pytest
 
 from indexer.cli import build_parser, main
-from indexer.progress import progress_bar
-from retrieval import Embedder, EmbedderConfig, create_collection
 from retrieval.index import ImageIndex
-from tests.conftest import scene
 
 BUILD = ["--backbone", "squeezenet1_1", "--weights", "random", "--max-side", "64",
          "--no-progress"]
@@ -152,115 +142,6 @@ def test_opening_an_index_logs_at_debug_only(
                 and r.name.startswith("retrieval.index")]
 
 
-def _pty_with_columns(columns: int) -> tuple[int, TextIO]:
-    """A real pseudo-terminal whose window reports ``columns``: (reader fd, writable stream)."""
-    reader, writer = pty.openpty()
-    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    return reader, open(writer, "w", encoding="utf-8")
-
-
-def _drain(reader: int) -> str:
-    chunks = []
-    while select.select([reader], [], [], 0.2)[0]:
-        chunks.append(os.read(reader, 65536))
-    return b"".join(chunks).decode()
-
-
-@pytest.mark.parametrize("columns", [0, 10])
-def test_a_terminal_without_width_gets_plain_progress_lines(columns: int) -> None:
-    reader, stream = _pty_with_columns(columns)
-    try:
-        with progress_bar(3, stream=stream) as bar:
-            for _ in range(3):
-                bar.update(1)
-        stream.flush()
-        text = _drain(reader)
-    finally:
-        stream.close()
-        os.close(reader)
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("3/3 images (100%), ")
-    assert "\r" not in text.replace("\r\n", "")  # no bar redrawn in place
-
-
-def test_a_wide_terminal_still_gets_the_bar() -> None:
-    reader, stream = _pty_with_columns(100)
-    try:
-        with progress_bar(3, stream=stream) as bar:
-            bar.update(3)
-        stream.flush()
-        text = _drain(reader)
-    finally:
-        stream.close()
-        os.close(reader)
-    assert "3/3" in text and "|" in text and "\r" in text
-
-
-def _records_by_path(index: Path) -> dict[str, list[tuple[int, str]]]:
-    with ImageIndex.open(index, read_only=True) as opened:
-        assert opened.ntotal == opened.count
-        records = opened.records(opened.ids_after(0, 1000))
-    out: dict[str, list[tuple[int, str]]] = {}
-    for r in records:
-        out.setdefault(r.path, []).append((r.id, r.sha256))
-    return out
-
-
-def test_add_is_idempotent_per_path(
-    index_copy: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    scene(601, (80, 60)).save(a)
-    scene(602, (60, 80)).save(b)
-    capsys.readouterr()
-    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
-    first = _records_by_path(index_copy)
-    assert len(first[str(a.resolve())]) == len(first[str(b.resolve())]) == 1
-    capsys.readouterr()
-
-    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), str(a),
-                 "--no-progress"]) == 0  # a retried add, a path given twice
-    out = capsys.readouterr().out
-    assert "indexed 0 images" in out and "skipped 2 unchanged files" in out
-    assert _records_by_path(index_copy) == first
-
-    assert main(["index", "add", "--index", str(index_copy), str(image_folder),
-                 "--no-progress"]) == 0  # what build indexed is a record per path too
-    assert "skipped 12 unchanged files" in capsys.readouterr().out
-    assert _records_by_path(index_copy) == first
-
-
-def test_add_of_a_changed_file_replaces_exactly_its_record(
-    index_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    a, b = tmp_path / "a.png", tmp_path / "b.png"
-    scene(611, (80, 60)).save(a)
-    scene(612, (60, 80)).save(b)
-    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
-    before = _records_by_path(index_copy)
-    [(old_id, old_sha)] = before[str(a.resolve())]
-    scene(613, (70, 70)).save(a)  # new content at the same path
-    capsys.readouterr()
-    assert main(["index", "add", "--index", str(index_copy), str(a), str(b), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert "indexed 1 images" in out and "skipped 1 unchanged" in out
-    assert "replaced 1 changed files" in out and f"old ids {old_id} removed" in out
-    after = _records_by_path(index_copy)
-    [(new_id, new_sha)] = after[str(a.resolve())]
-    assert new_id > old_id and new_sha != old_sha
-    assert {p: r for p, r in after.items() if p != str(a.resolve())} == {
-        p: r for p, r in before.items() if p != str(a.resolve())}
-    hit = run_search(capsys, index_copy, a)
-    assert hit["id"] == new_id and hit["score"] == pytest.approx(1.0, abs=1e-5)
-
-
-def run_search(capsys: pytest.CaptureFixture[str], index: Path, query: Path) -> dict[str, Any]:
-    capsys.readouterr()
-    assert main(["search", "--index", str(index), str(query), "-k", "1", "--json"]) == 0
-    result: dict[str, Any] = json.loads(capsys.readouterr().out)["results"][0]
-    return result
-
-
 @pytest.mark.shared
 def test_demo_runs_on_a_local_weights_file_and_leaves_out_the_tiff_calmly(
     squeezenet_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -305,14 +186,6 @@ def test_a_bad_factory_string_is_one_plain_line(
     assert not (tmp_path / "idx").exists()
 
 
-@pytest.fixture()
-def empty_ivf(tmp_path: Path) -> Path:
-    """An empty IVF16 index, as an interrupted build of a large folder leaves one."""
-    config = EmbedderConfig(backbone="squeezenet1_1", weights="random", max_side=64)
-    create_collection(tmp_path / "ivf", Embedder.create(config), factory="IVF16,Flat").close()
-    return tmp_path / "ivf"
-
-
 def test_resuming_an_ivf_that_cannot_be_trained_is_refused_before_embedding(
     empty_ivf: Path, image_folder: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -322,16 +195,3 @@ def test_resuming_an_ivf_that_cannot_be_trained_is_refused_before_embedding(
     assert "needs at least 16 images to train" in line
     with ImageIndex.open(empty_ivf, read_only=True) as index:
         assert index.count == 0
-
-
-def test_adding_to_an_untrained_ivf_stores_and_says_it_waits(
-    empty_ivf: Path, image_folder: Path, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    files = sorted(image_folder.rglob("img0*"))[:3]
-    with caplog.at_level(logging.WARNING):
-        assert main(["index", "add", "--index", str(empty_ivf), *map(str, files),
-                     "--no-progress"]) == 0
-    assert "added, but not searchable yet" in caplog.text
-    with ImageIndex.open(empty_ivf, read_only=True) as index:
-        assert index.count == 3 and not index.is_trained
