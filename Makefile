@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 IMAGES ?=
+# make run BACKBONE=squeezenet1_1 WEIGHTS=/path/to/squeezenet1_1.pth: a local weights file (offline)
+BACKBONE ?= vgg16
+WEIGHTS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -32,7 +35,8 @@ unit: $(STAMP)
 test: lint unit
 
 run: $(STAMP)
-	$(BIN)/python -m indexer demo --images "$(IMAGES)" --host $(HOST) --port $(PORT)
+	$(BIN)/python -m indexer demo --images "$(IMAGES)" --backbone $(BACKBONE) \
+		$(if $(WEIGHTS),--weights "$(WEIGHTS)") --host $(HOST) --port $(PORT)
 
 # Throughput and latency benchmarks (README "Performance"); writes bench/results/*.json.
 bench: $(STAMP)

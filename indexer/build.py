@@ -32,6 +32,7 @@ from retrieval import (
     ConfigError,
     ManifestMismatchError,
     calibration_sample,
+    check_index_plan,
     config_from_manifest,
     create_collection,
     fit_embedder,
@@ -77,7 +78,8 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                         "count up to 8 on cuda)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted build without re-embedding stored images")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress output")
     _add_scale_out(p)
     add_runtime_flags(p)
     p.set_defaults(options=BuildOptions.from_args, run=run_build)
@@ -164,9 +166,12 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                     index_dir: Path) -> Collection:
     images = [p for p in listed if isinstance(p, Path)]  # URIs: --train-images is required
     config, run = opts.config, opts.runtime
-    precision = resolve_precision(run.precision, run.device, images=len(listed))
+    precision = resolve_precision(run.precision or "fp32", run.device, images=len(listed))
     embedder = Embedder.create(config, device=run.device, precision=precision,
                                channels_last=run.channels_last)
+    planned = _planned_dim(embedder)
+    if planned is not None:  # before anything is calibrated, fitted, created or embedded
+        _check_plan(opts, planned, len(listed))
     if precision == "int8":
         pool = list_images(opts.train_images) if opts.train_images else images
         embedder.prepare_int8(calibration_sample(pool, opts.embedding.seed), cache_dir=None)
@@ -175,6 +180,8 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                          workers=opts.workers)
         log.info("learned the fitted state of %s%s on %d images", config.pooling,
                  " + whitening" if config.whiten else "", n)
+    if planned is None:  # the dimension is known once fitted: still before anything is created
+        _check_plan(opts, embedder.dim, len(listed))
     wanted = {"nprobe": opts.nprobe, "ef_search": opts.ef_search}
     rerank = Rerank(qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
                     dba_alpha=opts.dba_alpha)
@@ -182,6 +189,21 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
                              weights_file=_weights_file(opts.embedding.weights),
                              search_params={k: v for k, v in wanted.items() if v is not None},
                              rerank=rerank, store=_store(opts))
+
+
+def _planned_dim(embedder: Embedder) -> int | None:
+    """The dimension the vectors will have if known before fitting (None: MOP/VLAD's is not)."""
+    try:
+        pooled = embedder.pooled_dim
+    except ConfigError:
+        return None
+    whitening = embedder.whitening
+    return pooled if whitening is None else whitening.requested_dim or pooled
+
+
+def _check_plan(opts: BuildOptions, dim: int, images: int) -> None:
+    if opts.store == "faiss":
+        check_index_plan(dim, opts.faiss, dba_k=opts.dba, images=images, where=opts.images)
 
 
 def _store(opts: BuildOptions) -> StoreSpec:
@@ -261,6 +283,10 @@ def run_build(opts: BuildOptions) -> int:
         if present:
             log.info("%d of %d images already indexed; embedding the other %d",
                      len(images) - len(todo), len(images), len(todo))
+        if isinstance(collection.index, Trains) and not collection.index.is_trained:
+            m = collection.manifest  # a resumed IVF that all of them could not train: say so now
+            check_index_plan(m.dim, m.faiss_factory, images=collection.index.count + len(todo),
+                             metric=m.metric, where=opts.images)
         if opts.engine == "ray":
             from indexer import ray_build
 

@@ -93,6 +93,18 @@ def _add_evaluate(sub: Subparsers, argv: Sequence[str] | None) -> None:
     evaluate.add_parser(sub, COMMANDS["evaluate"])
 
 
+DESCRIPTION = """\
+cbir: content-based image search. Index a folder of images, then find the images that look most
+like a query image, from the command line or over HTTP."""
+EPILOG = """\
+examples:
+  cbir index build --images photos/ --index photos-index
+  cbir search --index photos-index query.jpg
+  cbir serve --index photos-index        # then open http://127.0.0.1:8000
+
+`cbir COMMAND --help` lists a command's flags. Exit codes: 0 done, 1 failed (one line on stderr),
+2 a usage error, 130 interrupted (the index stays usable)."""
+
 COMMANDS = {
     "index": "build and maintain an index directory",
     "search": "find the images most like IMAGE (or stored image --id)",
@@ -103,8 +115,9 @@ COMMANDS = {
 }
 INDEX_COMMANDS = {
     "build": "index a folder of images into a new index directory",
-    "add": "embed and add images to an index",
-    "remove": "remove images by id",
+    "add": "embed and add images to an index (a file already stored, unchanged, at its path "
+           "is skipped; a changed one replaces its record)",
+    "remove": "remove images by id (all or none)",
     "info": "manifest, counts and size on disk",
 }
 _BUILDERS: dict[str, Builder] = {
@@ -134,12 +147,35 @@ def _add_commands(sub: Subparsers, names: dict[str, str], builders: dict[str, Bu
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, only the command it names is built in full (fast start)."""
-    parser = argparse.ArgumentParser(prog="cbir", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="cbir", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (how each index was opened, timings)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_commands(sub, COMMANDS, _BUILDERS, argv)
+    _verbosity_everywhere(parser)
     return parser
+
+
+def _verbosity_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` / ``-q`` after the command too (``cbir search -v …``); set only where given, so a
+    command's parser does not undo a ``cbir -v`` before it."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in action.choices.values():
+            if "-v" not in command._option_string_actions:
+                command.add_argument("-v", "--verbose", action="store_true",
+                                     default=argparse.SUPPRESS, help="debug logging")
+                command.add_argument("-q", "--quiet", action="store_true",
+                                     default=argparse.SUPPRESS, help="warnings and errors only")
+            _verbosity_everywhere(command)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as the one line the exit code promises (a library's message may hold several)."""
+    return "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,10 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args.options(args))
         return code
     except ConfigError as exc:
-        print(f"cbir: error: {exc}", file=sys.stderr)
+        print(f"cbir: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except RetrievalError as exc:
-        print(f"cbir: error: {exc}", file=sys.stderr)
+        print(f"cbir: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cbir: interrupted; the index directory is usable (continue a build with --resume)",

@@ -30,7 +30,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                     "is a duplicate when the layouts of the two images (their feature maps "
                     "on a 4x4 grid) have cosine >= --layout-threshold. Pairs form groups, best "
                     "first. Defaults measured on paris250 (README, Near-duplicates).")
-    p.add_argument("--index", required=True)
+    p.add_argument("--index", required=True, help="the index directory")
     p.add_argument("--threshold", type=cosine, default=DEFAULT_THRESHOLD,
                    help=f"global cosine of candidates (default {DEFAULT_THRESHOLD})")
     p.add_argument("--layout-threshold", dest="layout_threshold", type=cosine,

@@ -27,11 +27,11 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
+from indexer.progress import counted, progress_bar
 from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
     BENCHMARKS,
@@ -88,7 +88,8 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--cache", default=None, help="feature-map cache (default: <out>/cache)")
     p.add_argument("--cache-dtype", dest="cache_dtype", choices=("float16", "float32"),
                    default="float16", help="storage of cached maps (default float16)")
-    p.add_argument("--batch-size", dest="batch_size", type=positive, default=8)
+    p.add_argument("--batch-size", dest="batch_size", type=positive, default=8,
+                   help="images per forward pass (default 8)")
     p.add_argument("--workers", type=positive, default=2, help="image decoding threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
@@ -96,12 +97,15 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                         "database, cached beside the maps) or auto; maps are cached per precision")
     p.add_argument("--threads", type=positive, default=None, help="torch intra-op threads")
     p.add_argument("--qe", type=int, default=0, help="also report each pooling + αQE(K)")
-    p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0)
+    p.add_argument("--qe-alpha", dest="qe_alpha", type=float, default=3.0,
+                   help="αQE weight exponent (default 3)")
     p.add_argument("--dba", type=int, default=0, help="also report + αQE + DBA(K) (needs --qe)")
-    p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0)
+    p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
+                   help="DBA weight exponent (default 3)")
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress output")
     p.set_defaults(options=EvaluateOptions.from_args, run=run_evaluate)
 
 
@@ -199,8 +203,7 @@ def _extract(maps: FeatureMaps, requests: list[MapRequest], progress: bool) -> f
     todo = maps.plan(requests)
     log.info("feature maps: %d distinct images, %d cached, %d to forward", len(set(requests)),
              maps.stats.cached, len(todo))
-    with tqdm(total=len(todo), unit="img", disable=not progress or None, dynamic_ncols=True,
-              file=sys.stderr) as bar:
+    with progress_bar(len(todo), enabled=progress) as bar:
         maps.forward(todo, bar.update)
     return time.perf_counter() - start
 
@@ -210,12 +213,11 @@ def _describe(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps
     """Database and own-query descriptors of every variant, scales combined."""
     per_scale = []
     for maps in scale_maps:
-        database = tqdm((maps.get(MapRequest(p)) for p in bench.database),
-                        total=len(bench.database), unit="img", desc="pooling",
-                        disable=not progress or None, dynamic_ncols=True, file=sys.stderr)
-        per_scale.append((variants.describe_all(database, len(bench.database)),
-                          variants.describe_all((maps.get(r) for r in queries.values()),
-                                                len(queries))))
+        with progress_bar(len(bench.database), enabled=progress, desc="pooling") as bar:
+            database = counted((maps.get(MapRequest(p)) for p in bench.database), bar)
+            per_scale.append((variants.describe_all(database, len(bench.database)),
+                              variants.describe_all((maps.get(r) for r in queries.values()),
+                                                    len(queries))))
     return tuple({v: combine_scales([s[part][v] for s in per_scale]) for v in variants.variants}
                  for part in (0, 1))
 
@@ -301,7 +303,7 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     scale_maps = [FeatureMaps(backbone, c, max_side=s, batch_size=opts.batch_size,
                               workers=opts.workers)
                   for c, s in zip(caches, config.image_sides, strict=True)]
-    cache, maps = caches[0], scale_maps[0]
+    cache, maps = caches[0], scale_maps[0]  # the first scale's also learn (train images)
     queries = _query_requests(bench)
     requests = [MapRequest(p) for p in bench.database] + list(queries.values())
     extraction_s = _extract(maps, requests + [MapRequest(p) for p in train], opts.progress)
@@ -317,10 +319,12 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     timing = {"total_s": round(end - start, 2), "extraction_s": round(extraction_s, 2),
               "fit_s": round(score_start - fit_start, 2),
               "pooling_and_search_s": round(end - score_start, 2)}
-    doc = summary(opts, bench, variants, backbone.weights_id, side, cache, maps, train, timing)
+    doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
+                  timing)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")
     paths = write_results(out, doc, rows, title)
-    print_rows(rows, paths["json"].parent, maps, timing, bool(train and opts.train_on_test))
+    print_rows(rows, paths["json"].parent, scale_maps, timing,
+               bool(train and opts.train_on_test))
     return 0

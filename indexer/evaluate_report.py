@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrieval.evaluation import (
     Benchmark,
@@ -25,8 +26,15 @@ INFLATED = ("--train-on-test: MOP/VLAD and whitening were learned on the evaluat
             "results")
 
 
+def _counts(maps: Sequence[FeatureMaps]) -> dict[str, Any]:
+    """Maps read from the cache and forwarded, summed over scales; files unreadable at any."""
+    return {"hits": sum(m.stats.cached for m in maps),
+            "forwarded": sum(m.stats.forwarded for m in maps),
+            "failed": sorted({f for m in maps for f in m.stats.failed})}
+
+
 def summary(opts: EvaluateOptions, bench: Benchmark, variants: Variants, weights_id: str,
-            side: int, cache: FeatureCache, maps: FeatureMaps, train: list[Path],
+            side: int, cache: FeatureCache, maps: Sequence[FeatureMaps], train: list[Path],
             timing: dict[str, float]) -> dict[str, object]:
     """What ``results.json`` says besides the rows: the run's settings, cache and timing."""
     inflated = bool(train) and bool(opts.train_on_test)
@@ -43,21 +51,26 @@ def summary(opts: EvaluateOptions, bench: Benchmark, variants: Variants, weights
         "setups": list(bench.setups), "ap_method": opts.ap,
         "similarity": "inner product of L2-normalised descriptors (exact)",
         "cache": {"directory": str(cache.directory), "dtype": cache.dtype,
-                  "hits": maps.stats.cached, "forwarded": maps.stats.forwarded,
-                  "failed": maps.stats.failed},
+                  **_counts(maps), "per_scale": [
+                      {"max_side": m.max_side, **_counts([m])} for m in maps]},
         "timing": timing,
     }
 
 
-def print_rows(rows: list[ResultRow], out: Path, maps: FeatureMaps, timing: dict[str, float],
-               inflated: bool) -> None:
+def print_rows(rows: list[ResultRow], out: Path, maps: Sequence[FeatureMaps],
+               timing: dict[str, float], inflated: bool) -> None:
     """The table, best first, then what was cached and forwarded, and where it was written."""
     print(markdown_table(sort_best_first(rows)), end="")
     if inflated:
         print(f"WARNING: {INFLATED}")
-    s = maps.stats
-    failed = f", {len(s.failed)} unreadable (scored as zero vectors)" if s.failed else ""
-    print(f"feature maps: {s.cached} from cache, {s.forwarded} forwarded{failed}; "
+    counts = _counts(maps)
+    failed = (f", {len(counts['failed'])} unreadable (scored as zero vectors)"
+              if counts["failed"] else "")
+    per_scale = "" if len(maps) == 1 else " (" + "; ".join(
+        f"side {m.max_side}: {m.stats.cached} cached, {m.stats.forwarded} forwarded"
+        for m in maps) + ")"
+    print(f"feature maps: {counts['hits']} from cache, {counts['forwarded']} forwarded"
+          f"{per_scale}{failed}; "
           f"extraction {timing['extraction_s']:.1f} s, fitting {timing['fit_s']:.1f} s, "
           f"pooling + search {timing['pooling_and_search_s']:.1f} s, "
           f"total {timing['total_s']:.1f} s")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.argtypes import Subparsers, from_namespace
+from retrieval import NotFoundError
 from retrieval.index import (
     UPLOADS_DIR_NAME,
     ImageIndex,
@@ -24,15 +24,17 @@ __all__ = ["InfoOptions", "RemoveOptions", "add_info_parser", "add_remove_parser
 
 def add_remove_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("remove", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID",
+                   help="ids to remove (as search and add print them); all or none: an unknown "
+                        "id removes nothing")
     p.set_defaults(options=RemoveOptions.from_args, run=run_remove)
 
 
 def add_info_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("info", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--index", required=True, help="the index directory")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(options=InfoOptions.from_args, run=run_info)
 
 
@@ -70,14 +72,21 @@ def clean_leftovers(index: IndexStore) -> None:
 
 
 def run_remove(opts: RemoveOptions) -> int:
+    """All or nothing: an id that names no image removes nothing (exit 1, the unknown ids named).
+
+    The write lock is held from the check to the removal, so no other writer can change the
+    answer in between.
+    """
+    wanted = list(dict.fromkeys(opts.ids))
     with open_index(opts.index) as index:
         clean_leftovers(index)
-        removed = index.remove(list(opts.ids))
-    missing = sorted(set(opts.ids) - set(removed))
+        known = {r.id for r in index.records(wanted)}
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            raise NotFoundError(f"no image with id {', '.join(map(str, missing))} in "
+                                f"{opts.index}; nothing removed")
+        removed = index.remove(wanted)
     print(f"removed {len(removed)} images")
-    if missing:
-        print(f"cbir: error: no image with id {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -10,8 +10,10 @@ such as ``--vlad-k``), so a new pooling gets its flags without an edit here.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from indexer.argtypes import from_namespace, positive
 from retrieval import ConfigError
@@ -19,7 +21,8 @@ from retrieval.features import BACKBONES, EmbedderConfig, check_scales
 from retrieval.pooling import POOLINGS, Param, ParamValue, Pooling
 
 __all__ = ["EmbeddingOptions", "RuntimeOptions", "add_embedding_flags", "add_rerank_flags",
-           "add_runtime_flags", "add_search_param_flags", "positive", "scales"]
+           "add_runtime_flags", "add_search_param_flags", "positive", "scales",
+           "user_cache_dir"]
 
 
 def scales(text: str) -> tuple[float, ...]:
@@ -57,14 +60,15 @@ def _add_pooling_params(p: argparse.ArgumentParser) -> None:
                                    action=argparse.BooleanOptionalAction, help=param.help)
             else:
                 group.add_argument(*flags, dest=_dest(cls.name, param.name), default=None,
-                                   type=_parser(cls, param),
+                                   type=_parser(cls, param), metavar=param.name.upper(),
                                    help=f"{param.help} (default {param.default})")
 
 
 def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
                         pooling_help: str, one_pooling: bool) -> None:
     """What decides a vector: backbone, weights, image size, pooling(s), whitening, seed."""
-    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES))
+    p.add_argument("--backbone", default="vgg16", choices=sorted(BACKBONES),
+                   help="the network whose last convolutional maps are pooled (default vgg16)")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (torchvision cache/download), random (tests only) or a "
                         "state-dict file")
@@ -75,7 +79,8 @@ def add_embedding_flags(p: argparse.ArgumentParser, *, pooling_default: str,
     p.add_argument("--scales", type=scales, default=(1.0,),
                    help="image scales relative to --max-side, comma-separated (e.g. 1,0.5): the "
                         "network runs at each, the L2-normalised vectors are summed (default 1)")
-    p.add_argument("--whiten-dim", dest="whiten_dim", type=positive, default=None)
+    p.add_argument("--whiten-dim", dest="whiten_dim", type=positive, default=None,
+                   help="with --whiten: keep this many PCA dimensions (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights and sampling")
     _add_pooling_params(p)
 
@@ -125,10 +130,11 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                         "says (checked against the index's weights identity)")
     p.add_argument("--threads", type=positive, default=None,
                    help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
-                   help="fp32 (the default, exact), bf16 (autocast; channels_last on cpu), "
-                        "fp16 (cuda), int8 (cpu, OpenVINO, calibrated and cached) or auto (the "
-                        "fastest this processor runs natively; README \"Performance\")")
+    p.add_argument("--precision", default=None, choices=PRECISION_CHOICES,
+                   help="fp32 (exact), bf16 (autocast; channels_last on cpu), fp16 (cuda), int8 "
+                        "(cpu, OpenVINO, calibrated and cached) or auto (the fastest this "
+                        "processor runs natively; README \"Performance\"); default: the "
+                        "precision the index was built with (a new index: fp32)")
     p.add_argument("--channels-last", dest="channels_last", action="store_true",
                    help="NHWC memory layout for the network (faster with cuda tensor cores)")
 
@@ -140,12 +146,24 @@ class RuntimeOptions:
     device: str = "cpu"
     weights_file: str | None = None
     threads: int | None = None
-    precision: str = "fp32"
+    precision: str | None = None  # None: the index's (a new index: fp32)
     channels_last: bool = False
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> RuntimeOptions:
         return from_namespace(cls, ns)
+
+    @property
+    def engine_cache(self) -> Path:
+        """The user cache folder where read-only opens keep int8 engines, not the index:
+        ``$XDG_CACHE_HOME/cbir`` (default ``~/.cache/cbir``)."""
+        return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/cbir``, or ``~/.cache/cbir`` (the CLI's cache; read at the edge)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cbir"
 
 
 def add_rerank_flags(p: argparse.ArgumentParser, *, build: bool) -> None:

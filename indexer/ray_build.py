@@ -19,7 +19,6 @@ the actors never hold every CPU and Ray's own tasks still run (whole-CPU actors 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 import retrieval
+from indexer.progress import progress_bar
 from retrieval import (
     MEDIA_TYPES,
     Collection,
@@ -205,8 +204,7 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
-        with tqdm(total=len(paths), unit="img", disable=not progress or None,
-                  dynamic_ncols=True, file=sys.stderr) as bar:
+        with progress_bar(len(paths), enabled=progress) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
                                          prefetch_batches=1):
                 _store(collection, batch, report)

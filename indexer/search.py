@@ -55,7 +55,7 @@ def _non_negative(text: str) -> int:
 
 def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("search", help=help_text)
-    p.add_argument("--index", required=True)
+    p.add_argument("--index", required=True, help="the index directory")
     p.add_argument("images", metavar="IMAGE", nargs="*",
                    help="query image files, or folders (searched with each image under them)")
     p.add_argument("--id", dest="image_id", type=int, default=None,
@@ -164,7 +164,7 @@ def run_search(opts: SearchOptions) -> int:
     run = opts.runtime
     collection = open_collection(opts.index, device=run.device, weights_file=run.weights_file,
                                  precision=run.precision, channels_last=run.channels_last,
-                                 read_only=True)
+                                 read_only=True, engine_cache=run.engine_cache)
     failed = 0
     try:
         collection.index.set_search_params(nprobe=opts.nprobe, ef_search=opts.ef_search)

@@ -19,12 +19,15 @@ __all__ = ["ServeOptions", "add_parser", "run_serve"]
 
 def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("serve", help=help_text)
-    p.add_argument("--index", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--device", default=None)
+    p.add_argument("--index", required=True, help="the index directory to serve")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (CBIR_DEVICE, default cpu)")
     p.add_argument("--precision", default=None,
-                   help="fp32|bf16|fp16|int8|auto (CBIR_PRECISION, default fp32)")
+                   help="fp32|bf16|fp16|int8|auto (CBIR_PRECISION, default: the precision the "
+                        "index was built with)")
     p.set_defaults(options=ServeOptions.from_args, run=run_serve)
 
 

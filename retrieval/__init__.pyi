@@ -4,6 +4,7 @@ it at run time to load each name lazily from the module named here (PEP 562)."""
 from retrieval._atomic import fsync_directory as fsync_directory
 from retrieval._atomic import write_atomic as write_atomic
 from retrieval._collection import Collection as Collection
+from retrieval._collection import check_index_plan as check_index_plan
 from retrieval._collection import config_from_manifest as config_from_manifest
 from retrieval._collection import create_collection as create_collection
 from retrieval._collection import fit_embedder as fit_embedder
@@ -11,8 +12,10 @@ from retrieval._collection import manifest_for as manifest_for
 from retrieval._collection import open_collection as open_collection
 from retrieval._engines import calibration_sample as calibration_sample
 from retrieval._ingest import IngestReport as IngestReport
+from retrieval._ingest import PathPlan as PathPlan
 from retrieval._ingest import UniqueAdd as UniqueAdd
 from retrieval._ingest import ingest as ingest
+from retrieval._ingest import plan_by_path as plan_by_path
 from retrieval.errors import ArtifactError as ArtifactError
 from retrieval.errors import ConfigError as ConfigError
 from retrieval.errors import DatasetError as DatasetError

@@ -17,7 +17,13 @@ from pathlib import Path
 import torch
 
 from retrieval._atomic import write_atomic
-from retrieval._engines import attach_index_int8, index_engine_ready, save_index_engine
+from retrieval._engines import (
+    ENGINES_DIR,
+    attach_index_int8,
+    index_engine_ready,
+    save_index_engine,
+    user_engines_folder,
+)
 from retrieval.errors import ArtifactError, ConfigError, WeightsError
 from retrieval.features import (
     Embedder,
@@ -29,12 +35,13 @@ from retrieval.features import (
     cpu_features,
     resolve_precision,
 )
-from retrieval.index import IndexStore, StoreSpec, create_index, open_index
+from retrieval.index import IndexStore, StoreSpec, VectorIndex, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
 from retrieval.rerank import Rerank
 
 __all__ = [
     "Collection",
+    "check_index_plan",
     "config_from_manifest",
     "create_collection",
     "fit_embedder",
@@ -45,6 +52,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _RANDOM = re.compile(r"random:seed=(-?\d+)")
+_IVF = re.compile(r"IVF\d+")
+POINTS_PER_CENTROID = 39  # faiss's k-means warns below this many training points per list
 
 
 @dataclass
@@ -129,6 +138,45 @@ def fit_embedder(
     return len(maps)
 
 
+def check_index_plan(
+    dim: int, factory: str, *, dba_k: int = 0, images: int | None = None,
+    metric: str = "inner_product", where: str = "",
+) -> None:
+    """Refuse, before anything is created or embedded, a FAISS index that cannot work.
+
+    :class:`ConfigError` when faiss cannot build ``factory`` for ``dim``, when DBA (``dba_k``)
+    asks for a type that cannot remove vectors, or when ``images`` (how many will be indexed,
+    counted in ``where``) are too few for faiss to train the type at all: an IVF with more lists
+    than images is refused with a smaller one suggested, not trained on what there is (that
+    would silently be another index than the one asked for).
+    """
+    vectors = VectorIndex.new(dim, factory, metric)
+    if dba_k and not vectors.removable:
+        raise ConfigError(f"--dba {dba_k} needs a FAISS index that removes vectors (Flat, "
+                          f"IVF…), and {factory!r} cannot; drop --dba or choose such a type")
+    need = vectors.min_training_points()
+    if images is None or images >= need:
+        return
+    found = f"{images} images were found{f' under {where}' if where else ''}"
+    raise ConfigError(f"--faiss {factory} needs at least {need} images to train "
+                      f"({POINTS_PER_CENTROID * need} recommended) and {found}; choose "
+                      f"{_smaller_factory(dim, factory, metric, images)}")
+
+
+def _smaller_factory(dim: int, factory: str, metric: str, images: int) -> str:
+    """What to suggest instead of ``factory`` for ``images`` vectors: fewer IVF lists, or Flat."""
+    lists = images // POINTS_PER_CENTROID
+    if lists >= 2 and _IVF.search(factory):
+        nlist = 1 << (lists.bit_length() - 1)
+        smaller = _IVF.sub(f"IVF{nlist}", factory, count=1)
+        try:
+            if VectorIndex.new(dim, smaller, metric).min_training_points() <= images:
+                return f"a smaller nlist, e.g. --faiss {smaller}, or Flat (exact)"
+        except ConfigError:
+            pass
+    return "--faiss Flat (exact, and fast enough for this many images)"
+
+
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
@@ -143,6 +191,8 @@ def create_collection(
         raise ConfigError("the embedder must be fitted before an index is created")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
                             search_params=search_params, rerank=rerank)
+    if store is None or store.kind == "faiss":
+        check_index_plan(manifest.dim, factory, dba_k=manifest.dba_k, metric=manifest.metric)
     index = create_index(path, manifest, store)
     save_index_engine(path, embedder)
     blobs = embedder.state_blobs()
@@ -155,24 +205,32 @@ def create_collection(
 
 def open_collection(
     path: Path, *, device: str = "cpu", weights_file: str | None = None,
-    allow_download: bool = True, precision: str = "fp32", channels_last: bool = False,
+    allow_download: bool = True, precision: str | None = None, channels_last: bool = False,
     read_only: bool = False, images: int | None = 1, probe: Probe = cpu_features,
+    engine_cache: Path | None = None,
 ) -> Collection:
     """Open an index directory and rebuild the embedder its manifest describes.
 
     ``read_only``: without the write lock (see :meth:`ImageIndex.open`); another process may be
     writing, and :meth:`ImageIndex.refresh` follows it.
 
-    ``precision`` (or ``auto``, resolved for ``images`` to embed — None: a long-lived server —
-    and this CPU, see :func:`~retrieval.features.resolve_precision`) and ``channels_last`` are
-    runtime options of the backbone; a precision whose measured loss against the one the index
-    was embedded in is not negligible is refused. int8 loads the index's cached engine or
-    calibrates one on its stored files (:mod:`retrieval._engines`).
+    ``precision``: None (the default) runs the precision the index was embedded in, as its
+    manifest records (fp32 where that one cannot run here, e.g. int8 off the CPU); a choice (or
+    ``auto``, resolved for ``images`` to embed — None: a long-lived server — and this CPU, see
+    :func:`~retrieval.features.resolve_precision`) overrides it. A precision whose measured loss
+    against the index's is not negligible is refused. ``channels_last`` is a runtime option of
+    the backbone. int8 loads a stored engine or calibrates one on the index's stored files
+    (:mod:`retrieval._engines`), cached in the index's ``engines/`` by a writer and, by a
+    read-only opener, in ``engine_cache`` (a user cache folder; None: not cached) — a read-only
+    open never writes into the index.
     """
     manifest = Manifest.load(path)
     config = config_from_manifest(manifest)
-    ready = index_engine_ready(path, manifest.backbone, manifest.weights)
-    chosen = resolve_precision(precision, device, images=images, int8_ready=ready, probe=probe)
+    cache = (Path(path) / ENGINES_DIR if not read_only
+             else user_engines_folder(engine_cache, path) if engine_cache is not None else None)
+    ready = index_engine_ready(path, manifest.backbone, manifest.weights, cache)
+    chosen = _precision(precision, manifest.precision, device, images=images, int8_ready=ready,
+                        probe=probe)
     check_query_precision(manifest.precision, chosen)
     embedder = Embedder.create(config, device=device, weights_file=weights_file,
                                allow_download=allow_download, precision=chosen,
@@ -189,8 +247,23 @@ def open_collection(
             raise ArtifactError(f"{path}: fitted state gives dimension {embedder.dim}, "
                                 f"manifest says {manifest.dim}")
         if chosen == "int8":
-            attach_index_int8(embedder, index, path)
+            attach_index_int8(embedder, index, path, cache=cache)
     except BaseException:
         index.close()
         raise
     return Collection(path, index, embedder)
+
+
+def _precision(asked: str | None, built: str, device: str, *, images: int | None,
+               int8_ready: bool, probe: Probe) -> str:
+    """The precision to run: ``asked``, or (None) the index's where it can run here."""
+    if asked is not None:
+        return resolve_precision(asked, device, images=images, int8_ready=int8_ready,
+                                 probe=probe)
+    try:
+        return resolve_precision(built, device, images=images, int8_ready=int8_ready,
+                                 probe=probe)
+    except ConfigError as exc:
+        log.warning("the index was embedded in %s, which cannot run here (%s); running fp32",
+                    built, exc)
+        return "fp32"

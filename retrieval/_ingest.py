@@ -11,6 +11,11 @@ With ``atomic=True`` the batches are described as they come but committed togeth
 transaction after the last one: every readable input becomes visible and durable at once, or
 (interrupted, killed) none does. That is how ``cbir index add`` adds an explicit list of files.
 
+With ``replacing=`` (what :func:`plan_by_path` found: a file re-added at a stored path with
+other content) each such input's old records are removed in the transaction that adds it, so the
+path never has both, or neither. :func:`plan_by_path` is how ``cbir index add`` is idempotent per
+path: a file already stored at its path with the same content is not embedded again.
+
 With ``unique=`` (:class:`UniqueAdd`: an HTTP add) the run is atomic and all-or-nothing: the first
 unreadable input raises its :class:`~retrieval.errors.ImageDecodeError` and nothing is added;
 otherwise every input, in input order, goes through one
@@ -21,11 +26,12 @@ request key replays its first answer) and the report carries its outcome.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -33,20 +39,26 @@ import numpy as np
 from retrieval._collection import Collection
 from retrieval.errors import ConfigError
 from retrieval.features import Batch, Decoded, Failure, Source
-from retrieval.images import DEFAULT_MAX_PIXELS
+from retrieval.images import DEFAULT_MAX_PIXELS, sha256_hex
 from retrieval.index import (
     DEFAULT_KEY_TTL_S,
     AddOutcome,
     DedupesContent,
+    ImageRecord,
+    IndexStore,
+    KeepsLayouts,
     KeepsRequestKeys,
+    KnowsSources,
     NewImage,
+    ReplacesRecords,
 )
 
-__all__ = ["IngestReport", "UniqueAdd", "ingest"]
+__all__ = ["IngestReport", "PathPlan", "UniqueAdd", "ingest", "plan_by_path"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], object]
+_PAGE = 10_000
 
 
 @dataclass
@@ -56,6 +68,7 @@ class IngestReport:
     added: list[int] = field(default_factory=list)
     added_keys: list[str] = field(default_factory=list)
     failures: list[Failure[str]] = field(default_factory=list)
+    replaced: list[int] = field(default_factory=list)  # old ids of re-added, changed files
     outcome: AddOutcome | None = None  # with ``unique=``: add_unique's answer, in input order
 
 
@@ -83,19 +96,24 @@ def ingest(
     on_progress: Progress | None = None,
     atomic: bool = False,
     unique: UniqueAdd | None = None,
+    replacing: Mapping[str, Sequence[int]] | None = None,
 ) -> IngestReport:
     """Embed and add every source ``(path_to_record, file path or bytes)``; returns a report.
 
     ``batch_size`` and ``workers`` (images per forward pass, decode threads) default to
     :func:`~retrieval.features.default_batch_size` and
     :func:`~retrieval.features.default_workers`. ``atomic``: one commit for all; ``unique``:
-    one all-or-nothing :meth:`add_unique` (module docstring).
+    one all-or-nothing :meth:`add_unique`; ``replacing``: path -> the ids its new record replaces
+    (module docstring).
     """
+    if replacing and not isinstance(collection.index, ReplacesRecords):
+        raise ConfigError("this store cannot replace records in the transaction that adds")
     report = IngestReport()
     batches = collection.embedder.extract(sources, batch_size=batch_size, workers=workers,
                                           max_pixels=max_pixels)
     with closing(batches), _StoreWriter(collection, report, on_progress,
-                                        atomic or unique is not None, unique) as writer:
+                                        atomic or unique is not None, unique,
+                                        replacing or {}) as writer:
         for item in batches:
             if isinstance(item, Failure):
                 if unique is not None:
@@ -109,12 +127,78 @@ def ingest(
     return report
 
 
+@dataclass(frozen=True)
+class PathPlan:
+    """What to do with each file of an add, by its path (:func:`plan_by_path`)."""
+
+    todo: list[tuple[str, Path]]  # new paths and changed files: to embed, in input order
+    unchanged: dict[str, int]  # path -> the stored id that already holds this very content
+    replacing: dict[str, list[int]]  # changed file's path -> the ids of its old records
+
+
+def plan_by_path(index: IndexStore, files: Sequence[tuple[str, Path]]) -> PathPlan:
+    """Sort ``(path to record, file)`` pairs against what ``index`` stores at those paths.
+
+    A file whose every record at its path has its sha256 is unchanged (skipped); one stored at
+    its path with other content is changed (embedded again, replacing those records); the rest
+    are new. A path given twice counts once. A store that cannot list its records and replace
+    them in one transaction gets every file as new (the behaviour before paths were records).
+    """
+    first: dict[str, Path] = {}
+    for key, path in files:
+        first.setdefault(key, path)
+    unique = list(first.items())
+    if not (isinstance(index, KnowsSources) and isinstance(index, KeepsLayouts)
+            and isinstance(index, ReplacesRecords)):
+        return PathPlan(unique, {}, {})
+    present = index.paths_present()
+    stored = _records_at(index, index, {key for key, _ in unique if key in present})
+    todo: list[tuple[str, Path]] = []
+    unchanged: dict[str, int] = {}
+    replacing: dict[str, list[int]] = {}
+    for key, path in unique:
+        records = stored.get(key)
+        digest = _file_sha256(path) if records else None
+        if records and digest is not None and all(r.sha256 == digest for r in records):
+            unchanged[key] = min(r.id for r in records)
+            continue
+        if records:
+            replacing[key] = sorted(r.id for r in records)
+        todo.append((key, path))
+    return PathPlan(todo, unchanged, replacing)
+
+
+def _records_at(index: IndexStore, pages: KeepsLayouts,
+                paths: set[str]) -> dict[str, list[ImageRecord]]:
+    """Every stored record whose path is in ``paths`` (one pass over the ids, in pages)."""
+    found: dict[str, list[ImageRecord]] = {}
+    cursor = 0
+    while paths:
+        ids = pages.ids_after(cursor, _PAGE)
+        if not ids:
+            break
+        for record in index.records(ids):
+            if record.path in paths:
+                found.setdefault(record.path, []).append(record)
+        cursor = ids[-1]
+    return found
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return sha256_hex(path.read_bytes())
+    except OSError:
+        return None  # embedded again: the decode reports why it cannot be read
+
+
 class _StoreWriter:
     """Describes and stores batches in one background thread, at most one batch behind."""
 
     def __init__(self, collection: Collection, report: IngestReport,
-                 on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None) -> None:
+                 on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None,
+                 replacing: Mapping[str, Sequence[int]]) -> None:
         self.collection = collection
+        self.replacing = replacing
         self.report = report
         self.on_progress = on_progress
         self.atomic = atomic
@@ -147,7 +231,13 @@ class _StoreWriter:
     def _commit(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray) -> None:
         news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
                 for d in items]
-        self.report.added.extend(self.collection.index.add(news, xb, layouts))
+        old = [i for d in items for i in self.replacing.get(d.key, ())]
+        index = self.collection.index
+        if old and isinstance(index, ReplacesRecords):
+            self.report.added.extend(index.replace(old, news, xb, layouts))
+            self.report.replaced.extend(old)
+        else:
+            self.report.added.extend(index.add(news, xb, layouts))
         self.report.added_keys.extend(n.path for n in news)
 
     def _commit_held(self) -> None:

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (CBIR_PORT, default 8000)")
     p.add_argument("--device", help="torch device (CBIR_DEVICE, default cpu)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8", "auto"],
-                   help="network precision (CBIR_PRECISION, default fp32)")
+                   help="network precision (CBIR_PRECISION, default: the index's)")
     p.add_argument("--weights", help="weights file (CBIR_WEIGHTS)")
     p.add_argument("--workers", type=int, help="inference threads (CBIR_WORKERS)")
     p.add_argument("--log-level", default="info",

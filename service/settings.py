@@ -5,7 +5,7 @@ setting (environment variable)    default                meaning
 ================================  =====================  ==========================================
 index_dir (CBIR_INDEX_DIR)        required               index directory to serve
 device (CBIR_DEVICE)              ``cpu``                torch device for the backbone
-precision (CBIR_PRECISION)        ``fp32``               fp32, bf16, fp16, int8 or auto (README)
+precision (CBIR_PRECISION)        the index's            fp32, bf16, fp16, int8 or auto (README)
 weights (CBIR_WEIGHTS)            none                   weights file (checked against the manifest)
 allow_download (…)                false                  let torchvision download weights at start
 host / port (CBIR_HOST, …_PORT)   127.0.0.1 / 8000       where ``python -m service`` listens
@@ -31,6 +31,8 @@ follow_interval_s                 1                      read-only server: store
 store_uri (CBIR_STORE_URI)        none                   with collection: start from a Milvus store
 collection (CBIR_COLLECTION)      none                   (manifest + state copied into index_dir,
                                                          default <tmp>/cbir-<collection>)
+engine_cache (CBIR_ENGINE_CACHE)  ~/.cache/cbir          read-only server: its int8 engine cache
+                                                         ($XDG_CACHE_HOME/cbir when that is set)
 ================================  =====================  ==========================================
 
 Without ``api_key`` the server opens the index read-only (no write lock) and follows what
@@ -40,6 +42,7 @@ Without ``api_key`` the server opens the index read-only (no write lock) and fol
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -50,6 +53,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from retrieval.index import UPLOADS_DIR_NAME
 
 __all__ = ["Settings"]
+
+
+def _user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/cbir``, or ``~/.cache/cbir``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cbir"
+
 
 MIB = 1024 * 1024
 #: retrieval.features.PrecisionChoice, spelled out so settings stay free of torch
@@ -63,7 +73,7 @@ class Settings(BaseSettings):
 
     index_dir: Path
     device: str = "cpu"
-    precision: PrecisionChoice = "fp32"
+    precision: PrecisionChoice | None = None  # None: the precision the index was built with
     weights: Path | None = None
     allow_download: bool = False
     host: str = "127.0.0.1"
@@ -89,6 +99,7 @@ class Settings(BaseSettings):
     follow_interval_s: float = Field(default=1.0, gt=0)
     store_uri: str | None = None
     collection: str | None = None
+    engine_cache: Path = Field(default_factory=_user_cache_dir)
 
     @model_validator(mode="before")
     @classmethod
@@ -105,7 +116,8 @@ class Settings(BaseSettings):
             raise ValueError("CBIR_STORE_URI and CBIR_COLLECTION go together")
         return self
 
-    @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", mode="before")
+    @field_validator("api_key", "weights", "data_dir", "nprobe", "ef_search", "precision",
+                     mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -56,7 +56,8 @@ def load_collection(settings: Settings) -> Collection:
     collection = open_collection(settings.index_dir, device=settings.device, weights_file=weights,
                                  allow_download=settings.allow_download,
                                  read_only=not settings.writes_enabled,
-                                 precision=settings.precision, images=None)
+                                 precision=settings.precision, images=None,
+                                 engine_cache=settings.engine_cache)
     try:
         collection.index.set_search_params(nprobe=settings.nprobe, ef_search=settings.ef_search)
         if settings.writes_enabled and isinstance(collection.index, ImageIndex):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -284,7 +285,7 @@ def _file_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise WeightsError(f"weights file {path} is not a readable state dict: {exc}") from exc
+        raise WeightsError(f"weights file {path} {_load_refusal(exc)}") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -292,16 +293,35 @@ def _file_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def _one_line(text: str, limit: int = 240) -> str:
+    """``text`` (a library's multi-line message) as one line of at most ``limit`` characters."""
+    joined = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    return joined if len(joined) <= limit else joined[:limit - 1].rstrip() + "…"
+
+
+def _load_refusal(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words (torch's are a page)."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return ("holds pickled Python objects, not only tensors (a whole saved model?); save "
+                "model.state_dict() with torch.save and pass that file")
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return "is not a PyTorch weights file (a state dict saved with torch.save, .pth/.pt)"
+    return f"is not a readable PyTorch state dict ({type(exc).__name__}: {_one_line(text, 160)})"
+
+
 def _load_state(model: nn.Module, state: dict[str, Any], *, source: str) -> None:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatch
-        raise WeightsError(f"weights {source} do not fit {type(model).__name__}: {exc}") from exc
+        raise WeightsError(f"weights {source} do not fit {type(model).__name__}: "
+                           f"{_one_line(str(exc))}") from None
     missing_features = [k for k in missing if k.startswith("features.")]
     if unexpected or missing_features:
         bad = (unexpected + missing_features)[:5]
         raise WeightsError(
             f"weights {source} do not match {type(model).__name__}: "
-            f"{len(unexpected)} unexpected and {len(missing_features)} missing keys, e.g. {bad}"
+            f"{len(unexpected)} unexpected and {len(missing_features)} missing keys, e.g. {bad} "
+            "(weights for another --backbone?)"
         )

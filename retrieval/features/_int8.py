@@ -140,8 +140,8 @@ def prepare_int8(
         engine = Int8Engine.load(path, threads=threads)
         engine.key, engine.calibration = key, calibration
         backbone.engine = engine
-        log.info("int8 engine %s loaded from %s in %.1f s", key, cache_dir,
-                 time.perf_counter() - start)
+        log.debug("int8 engine %s loaded from %s in %.1f s", key, cache_dir,
+                  time.perf_counter() - start)
         return key
     tensors = _calibration_tensors(backbone, sources, max_side)
     engine = quantize(backbone.features, tensors, threads=threads)

@@ -41,6 +41,7 @@ from retrieval.index._protocol import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    ReplacesRecords,
     SelectsRecords,
     Trains,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "Manifest",
     "NewImage",
     "RecordFilter",
+    "ReplacesRecords",
     "Rerank",
     "SelectsRecords",
     "Store",

@@ -21,6 +21,8 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
   only;
 * :class:`SelectsRecords` — ``ids_matching`` (a filter's ids from the store's own indexes; others
   are scanned): local only.
+* :class:`ReplacesRecords` — ``replace`` (remove and add in one transaction: ``cbir index add``
+  of a file whose content changed): local only.
 
 Python 3.11's ``isinstance`` against a protocol reads each member, properties included: the few
 property members of the capabilities (``is_trained``, ``images_root``) are cheap reads.
@@ -40,7 +42,7 @@ from retrieval.index._manifest import Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 
 __all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "IndexStore", "KeepsLayouts",
-           "KeepsRequestKeys", "KnowsSources", "SelectsRecords", "Trains"]
+           "KeepsRequestKeys", "KnowsSources", "ReplacesRecords", "SelectsRecords", "Trains"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -116,6 +118,14 @@ class KnowsSources(Protocol):
     def images_root(self) -> str | None: ...
     def set_images_root(self, folder: str) -> None: ...
     def paths_present(self) -> set[str]: ...
+
+
+@runtime_checkable
+class ReplacesRecords(Protocol):
+    """Records removed and others added in one transaction (a re-added file that changed)."""
+
+    def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
+                layouts: npt.ArrayLike | None = None) -> list[int]: ...
 
 
 @runtime_checkable

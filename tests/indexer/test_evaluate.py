@@ -242,3 +242,19 @@ def test_paris250_recommended_configuration_reaches_090(
     by = {r["pooling"]: r["mAP"] for r in report["results"]}
     assert by["crow@1,0.5+qe2+dba2"] >= 0.90
     assert by["crow@1,0.5+qe2+dba2"] > by["crow@1,0.5+qe2"] > by["crow@1,0.5"]
+
+
+def test_cache_counts_cover_every_scale(
+    tiny: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two scales: the maps at the second are forwarded too, and the counts say so (they once
+    reported only the first scale's: "9 from cache, 0 forwarded" after forwarding 9)."""
+    evaluate(tiny, tmp_path / "one", "--pooling", "sum")  # scale 1 cached, whatever ran before
+    capsys.readouterr()
+    doc = evaluate(tiny, tmp_path / "two", "--pooling", "sum", "--scales", "1,0.5")
+    assert doc["cache"]["hits"] == 9 and doc["cache"]["forwarded"] == 9
+    assert [(s["max_side"], s["hits"], s["forwarded"]) for s in doc["cache"]["per_scale"]] == [
+        (64, 9, 0), (32, 0, 9)]
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert last.startswith("feature maps: 9 from cache, 9 forwarded (side 64: 9 cached, "
+                           "0 forwarded; side 32: 0 cached, 9 forwarded); ")

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer.cli import main
-from retrieval import open_collection
+from retrieval import ImageIndex, load_image, open_collection
 from retrieval.features import CpuFeatures
+from tests.conftest import scene
 from tests.indexer.test_cli import BUILD, run_json
 
 TOP = 12  # every image: scores are compared image by image
@@ -63,7 +66,7 @@ def test_cross_precision_queries_agree_with_same_precision(
 def test_second_int8_opener_loads_the_cached_engine(
     indexes: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="retrieval._engines"):
+    with caplog.at_level(logging.DEBUG, logger="retrieval._engines"):
         collection = open_collection(indexes["int8"], precision="int8", read_only=True)
         collection.close()
     assert any("loaded" in r.getMessage() for r in caplog.records)
@@ -76,3 +79,61 @@ def test_a_cpu_without_vnni_opens_an_int8_index_in_fp32(indexes: dict[str, Path]
         assert collection.embedder.backbone.precision == "fp32"
     finally:
         collection.close()
+
+
+def _stored_vector(index: Path, image_id: int) -> np.ndarray:
+    with ImageIndex.open(index, read_only=True) as opened:
+        return opened.stored_vectors([image_id])[0]
+
+
+def _embedded(index: Path, image: Path, precision: str) -> np.ndarray:
+    collection = open_collection(index, precision=precision, read_only=True)
+    try:
+        return collection.embedder.embed_images([load_image(image)])[0]
+    finally:
+        collection.close()
+
+
+def test_an_open_defaults_to_the_precision_the_index_was_built_with(
+    indexes: dict[str, Path],
+) -> None:
+    for precision in ("fp32", "int8"):
+        collection = open_collection(indexes[precision], read_only=True)
+        try:
+            assert collection.embedder.backbone.precision == precision
+        finally:
+            collection.close()
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], "int8"), (["--precision", "fp32"], "fp32")])
+def test_add_into_an_int8_index_runs_int8_unless_told_otherwise(
+    indexes: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    flag: list[str], expected: str,
+) -> None:
+    index = Path(shutil.copytree(indexes["int8"], tmp_path / "index",
+                                 ignore=shutil.ignore_patterns("lock")))
+    new = tmp_path / "new.png"
+    scene(321, (80, 60)).save(new)
+    capsys.readouterr()
+    assert main(["index", "add", "--index", str(index), str(new), "--no-progress", *flag]) == 0
+    image_id = int(capsys.readouterr().out.splitlines()[-1].split("\t")[0])
+    stored = _stored_vector(index, image_id)
+    assert np.array_equal(stored, _embedded(index, new, expected))
+    other = "fp32" if expected == "int8" else "int8"
+    assert not np.allclose(stored, _embedded(index, new, other), atol=1e-6)
+
+
+def test_a_read_only_int8_search_caches_its_engine_outside_the_index(
+    indexes: dict[str, Path], image_folder: Path, tmp_path: Path, user_cache: Path,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    index = Path(shutil.copytree(indexes["fp32"], tmp_path / "fp32",
+                                 ignore=shutil.ignore_patterns("lock", "engines")))
+    before = sorted(p.relative_to(index) for p in index.rglob("*"))
+    query = next(image_folder.rglob("img05.*"))
+    search(capsys, index, query, "int8")
+    assert sorted(p.relative_to(index) for p in index.rglob("*")) == before
+    [pointer] = (user_cache / "cbir" / "engines").glob("*/int8.json")
+    with caplog.at_level(logging.DEBUG, logger="retrieval._engines"):
+        search(capsys, index, query, "int8")
+    assert f"int8 engine loaded from {pointer.parent}" in caplog.text

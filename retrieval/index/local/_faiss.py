@@ -24,6 +24,7 @@ excludes them, the snapshot persists them, and the owner rebuilds the graph from
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
 
@@ -47,9 +48,15 @@ RECOMMENDED_POINTS_PER_CENTROID = 39  # below this faiss k-means warns
 SEARCH_PARAMS = {"nprobe": "nprobe", "ef_search": "efSearch"}
 
 
+_FAISS_WHERE = re.compile(r"^Error in .*? at \S+:\d+: ")
+
+
 def _faiss_message(exc: BaseException) -> str:
+    """faiss's reason, without the C++ signature and source location it starts with."""
     text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    return _FAISS_WHERE.sub("", text.splitlines()[-1]) or text.splitlines()[-1]
 
 
 def _takes_ids(index: faiss.Index) -> bool:

@@ -48,6 +48,7 @@ from retrieval.index._protocol import (
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
+    ReplacesRecords,
     Trains,
 )
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
@@ -197,6 +198,13 @@ class ImageIndex:
                       key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
         """The answer of an earlier :meth:`add_unique` with ``request_key``, if one committed."""
         return self._store.saved_outcome(request_key, fingerprint, key_ttl_s)
+
+    def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
+                layouts: npt.ArrayLike | None = None) -> list[int]:
+        """Remove ``old_ids`` and :meth:`add` ``items`` in one transaction; returns the new ids."""
+        vectors = as_matrix(xb, self.d, n=len(items))
+        with self._rw.write():
+            return self._writing().replace(self._live, old_ids, items, vectors, layouts)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns the ids that existed and were removed (others ignored)."""
@@ -374,5 +382,5 @@ class ImageIndex:
 if TYPE_CHECKING:  # mypy checks that ImageIndex has the core and every capability it declares
     def _declared(index: ImageIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
                                               KnowsSources, Trains, FollowsWriter,
-                                              AugmentsVectors, KeepsLayouts]:
-        return index, index, index, index, index, index, index, index
+                                              AugmentsVectors, KeepsLayouts, ReplacesRecords]:
+        return index, index, index, index, index, index, index, index, index

@@ -100,8 +100,8 @@ def _replay_snapshot(snapshot: Snapshot, store: Store, manifest: Manifest) -> Re
     if vectors.is_trained and vectors.ntotal != store.count():
         raise ArtifactError(f"index holds {vectors.ntotal} vectors after replay, "
                             f"the store {store.count()} images")
-    log.info("loaded snapshot at seq %d and replayed %d adds, %d removes up to seq %d",
-             snapshot.seq, added, removed, seq)
+    log.debug("loaded snapshot at seq %d and replayed %d adds, %d removes up to seq %d",
+              snapshot.seq, added, removed, seq)
     return Recovered(vectors, seq, dirty=bool(added or removed))
 
 

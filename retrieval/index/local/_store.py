@@ -211,6 +211,37 @@ class Store:
                            [(i,) for i in removed])
         return removed
 
+    def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
+                layouts: npt.ArrayLike | None = None) -> tuple[list[int], list[int]]:
+        """Delete ``old_ids`` and store ``items`` in one transaction: (removed ids, new ids).
+
+        What a re-added file whose content changed needs: its old record and the new one are
+        never both visible, and a crash leaves the one or the other.
+        """
+        check_new_images(items)
+        vectors = as_matrix(xb, self.dim, n=len(items))
+        wanted = list(dict.fromkeys(int(i) for i in old_ids))
+        now = time.time()
+        removed: list[int] = []
+        ids: list[int] = []
+        with self._lock, transaction(self._db()) as db:
+            for chunk in _chunks(wanted):
+                present = {int(r[0]) for r in db.execute(
+                    f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
+                removed += [i for i in chunk if i in present]
+                db.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))
+            for item, vector in zip(items, vectors, strict=True):
+                cur = db.execute(
+                    "INSERT INTO images(path, sha256, width, height, added_at, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
+                ids.append(int(cur.lastrowid or 0))
+            if layouts is not None:
+                insert_layouts(db, ids, layouts)
+            db.executemany("INSERT INTO changes(op, image_id) VALUES (?, ?)",
+                           [("remove", i) for i in removed] + [("add", i) for i in ids])
+        return removed, ids
+
     def get(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked; ids not in the store are left out."""
         found: dict[int, ImageRecord] = {}

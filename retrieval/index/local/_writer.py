@@ -66,11 +66,24 @@ class Writer:
                                              vectors[rows]))
         return outcome
 
+    def replace(self, live: Live, old_ids: Sequence[int], items: Sequence[NewImage],
+                vectors: F32, layouts: npt.ArrayLike | None) -> list[int]:
+        removed, ids = self._store.replace(old_ids, items, vectors, layouts)
+        live.seq, live.dirty = self._store.last_seq(), True
+
+        def apply() -> None:
+            if removed:
+                live.removed(removed)
+            live.added(np.asarray(ids, dtype=np.int64), vectors)
+
+        self._guarded(apply)
+        return ids
+
     def remove(self, live: Live, ids: Iterable[int]) -> list[int]:
         removed = self._store.remove(ids)
         live.seq, live.dirty = self._store.last_seq(), True
         self._guarded(lambda: live.removed(removed))
-        log.info("removed %d images", len(removed))
+        log.debug("removed %d images", len(removed))
         return removed
 
     def _guarded(self, change: Callable[[], None]) -> None:
@@ -106,7 +119,7 @@ class Writer:
                        tombstones=vectors.tombstones)
         self._store.prune_changes(live.seq)
         live.dirty = False
-        log.info("snapshot of %d vectors at seq %d written", vectors.ntotal, live.seq)
+        log.debug("snapshot of %d vectors at seq %d written", vectors.ntotal, live.seq)
 
     def finish(self, live: Live) -> None:
         """Snapshot if anything changed since the last one (and nothing failed)."""

@@ -85,7 +85,7 @@ def test_bad_weights_files(tmp_path: Path) -> None:
         load_backbone("vgg16", str(tmp_path / "nope.pth"))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="not a readable state dict"):
+    with pytest.raises(WeightsError, match="is not a PyTorch weights file"):
         load_backbone("vgg16", str(garbage))
     squeeze_file = tmp_path / "squeeze.pth"
     torch.save(models.squeezenet1_1(weights=None).state_dict(), squeeze_file)

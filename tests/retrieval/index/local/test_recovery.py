@@ -85,7 +85,7 @@ def test_crash_after_unsnapshotted_changes(tmp_path: Path, factory: str,
     assert (read_snapshot(path / SNAPSHOT_NAME).seq, store.last_seq()) == (101, 155)
     store.close()
     live = set(range(1, 151)) - {3, 5, 7, 120, 130}
-    with (caplog.at_level(logging.INFO, logger="retrieval.index.local._recovery"),
+    with (caplog.at_level(logging.DEBUG, logger="retrieval.index.local._recovery"),
           ImageIndex.open(path) as index):
         index.set_search_params(**({"nprobe": 4} if "IVF" in factory else {"ef_search": 256}
                                    if "HNSW" in factory else {}))
