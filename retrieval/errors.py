@@ -14,6 +14,8 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
     │   └── ManifestMismatchError   a query would not be embedded like the database
     ├── NotFoundError           an image id is not in the index
     ├── StoreTimeoutError       a vector store did not finish its work in the time allowed
+    ├── StoreError              a vector store (Milvus) refused or failed an operation
+    │   └── StoreUnavailableError   it cannot be reached (down, refused, or not ready)
     └── DatasetError            a benchmark's files are missing or malformed
 """
 
@@ -30,7 +32,9 @@ __all__ = [
     "ManifestMismatchError",
     "NotFoundError",
     "RetrievalError",
+    "StoreError",
     "StoreTimeoutError",
+    "StoreUnavailableError",
     "UnknownNameError",
     "UnsupportedImageError",
     "WeightsError",
@@ -90,6 +94,14 @@ class NotFoundError(RetrievalError):
 
 class StoreTimeoutError(RetrievalError):
     """A vector store (Milvus) did not finish indexing or loading in the time allowed."""
+
+
+class StoreError(RetrievalError):
+    """A vector store (Milvus) refused or failed an operation (the message names it)."""
+
+
+class StoreUnavailableError(StoreError):
+    """A vector store cannot be reached: the server is down, refuses connections or is not ready."""
 
 
 class DatasetError(RetrievalError):

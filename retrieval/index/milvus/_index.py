@@ -35,6 +35,7 @@ from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -125,15 +126,17 @@ class MilvusIndex:
             manifest.check_matches(expect)
         client = connect(store.uri)
         try:
-            text = (get_text(client, f"{store.collection}_meta", "manifest")
-                    if client.has_collection(store.collection) else None)
+            names = [store.collection, f"{store.collection}_meta"]
+            present = all(client.has_collection(n) for n in names)
+            if present:
+                ensure_loaded(client, names, store.uri)
+            text = get_text(client, names[1], "manifest") if present else None
             if text is None:
                 raise ArtifactError(f"{path}: collection {store.collection!r} is missing at "
                                     f"{store.uri}")
             published = Manifest.from_dict(json.loads(text))
             published.check_matches(manifest, fields=(*EMBEDDING_FIELDS, "metric",
                                                       "faiss_factory"))
-            client.load_collection(store.collection)
         except BaseException:
             client.close()
             raise

@@ -104,7 +104,11 @@ def search_params(spec: MilvusSpec, knobs: dict[str, int], k: int) -> dict[str, 
 
 
 def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> None:
-    """Create ``name`` (images) and ``name_meta`` with Strong consistency, and load them."""
+    """Create ``name`` (images) and ``name_meta`` with Strong consistency, and load them.
+
+    Each index is created without pymilvus's wait for it (that wait first asks for a timestamp,
+    which Milvus Lite does not implement: its grpc server logged a traceback); an index on an
+    empty collection is complete at once, and loading waits for it anyway."""
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     s.add_field("id", DataType.INT64, is_primary=True)
     s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -116,15 +120,20 @@ def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> No
     ip = client.prepare_index_params()
     ip.add_index(field_name="vector", index_type=spec.index_type, metric_type=spec.metric,
                  params=dict(spec.params))
-    client.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+    _create(client, name, s, ip)
     m = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     m.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
     m.add_field("value", DataType.VARCHAR, max_length=MAX_VARCHAR)
     m.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)
     mp = client.prepare_index_params()
     mp.add_index(field_name="dummy", index_type="FLAT", metric_type="L2")
-    client.create_collection(f"{name}_meta", schema=m, index_params=mp,
-                             consistency_level="Strong")
+    _create(client, f"{name}_meta", m, mp)
+
+
+def _create(client: Any, name: str, schema: Any, index_params: Any) -> None:
+    client.create_collection(name, schema=schema, consistency_level="Strong")
+    client.create_index(name, index_params, sync=False)
+    client.load_collection(name)
 
 
 def put_text(client: Any, meta: str, key: str, value: str) -> None:

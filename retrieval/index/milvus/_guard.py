@@ -1,0 +1,148 @@
+"""Milvus failures as :class:`~retrieval.errors.RetrievalError`\\ s, and collections loaded on open.
+
+Every pymilvus call the engine makes goes through a :class:`GuardedClient`: a pymilvus (or grpc)
+exception leaves it as a :class:`StoreUnavailableError` (the server cannot be reached) or a
+:class:`StoreError` (it refused the call), with one sentence naming the URI and the call. A call
+refused because its collection is not loaded (a Milvus Lite database reopened by a new process,
+a server that restarted and loads in the background) loads the collection, waiting at most
+:data:`LOAD_TIMEOUT_S`, and is tried once more.
+
+Milvus Lite runs its grpc server inside this process; two of its log records would print
+tracebacks for things that are not failures of ours, so a filter keeps their message and drops the
+traceback (:func:`quiet_lite_logs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from retrieval.errors import StoreError, StoreTimeoutError, StoreUnavailableError
+
+__all__ = ["LOAD_TIMEOUT_S", "GuardedClient", "ensure_loaded", "quiet_lite_logs", "translate"]
+
+log = logging.getLogger(__name__)
+
+#: How long opening an index waits for Milvus to load a collection (a restarted server loads
+#: ~18 collections in about a minute).
+LOAD_TIMEOUT_S = 120.0
+LOAD_POLL_S = 0.2
+_NOT_LOADED = 101           # Milvus's "collection not loaded" / "in state 'released'"
+_UNREACHABLE = (2, 503)     # pymilvus's "Fail connecting to server", Milvus's "service unavailable"
+
+
+def _message(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or "")
+    if not text and hasattr(exc, "details"):
+        text = str(exc.details() or "")
+    return " ".join((text or type(exc).__name__).split())
+
+
+def is_milvus_error(exc: BaseException) -> bool:
+    """A pymilvus or grpc exception (what a Milvus call raises when it fails)."""
+    from pymilvus.exceptions import MilvusException
+    import grpc
+
+    return isinstance(exc, (MilvusException, grpc.RpcError))
+
+
+def _not_loaded(exc: BaseException) -> bool:
+    text = _message(exc).lower()
+    return getattr(exc, "code", None) == _NOT_LOADED or "not loaded" in text or "'released'" in text
+
+
+def translate(exc: BaseException, uri: str, what: str) -> StoreError:
+    """One readable sentence for a failed Milvus call ``what`` against ``uri``."""
+    code = getattr(exc, "code", None)
+    reason = _message(exc)
+    if code in _UNREACHABLE or "unavailable" in reason.lower() or "connect" in reason.lower():
+        return StoreUnavailableError(f"cannot reach Milvus at {uri} ({what}): {reason}")
+    if "open local milvus failed" in reason.lower():
+        return StoreUnavailableError(
+            f"cannot open the Milvus Lite database {uri}: {reason} (it admits one process at a "
+            "time: is another process using it? Is it a Milvus Lite database?)")
+    return StoreError(f"Milvus at {uri} refused {what}: {reason}")
+
+
+def ensure_loaded(client: Any, names: Sequence[str], uri: str,
+                  timeout_s: float = LOAD_TIMEOUT_S) -> None:
+    """Load each collection not loaded yet and wait until all are; :class:`StoreTimeoutError`
+    naming the progress when one is still loading after ``timeout_s`` (polled at least once)."""
+    from pymilvus.client.types import LoadState
+
+    deadline = time.monotonic() + timeout_s
+    for name in names:
+        state = client.get_load_state(name)["state"]
+        if state == LoadState.Loaded:
+            continue
+        if state == LoadState.NotExist:
+            raise StoreError(f"collection {name!r} does not exist at {uri}")
+        log.info("loading Milvus collection %r at %s", name, uri)
+        client.load_collection(name, _async=True)
+        while (now := client.get_load_state(name))["state"] != LoadState.Loaded:
+            if time.monotonic() >= deadline:
+                raise StoreTimeoutError(
+                    f"Milvus collection {name!r} at {uri} is still loading after {timeout_s:g} s "
+                    f"({now.get('progress', 0)}% loaded); try again when the server has loaded it")
+            time.sleep(LOAD_POLL_S)
+
+
+class GuardedClient:
+    """A pymilvus ``MilvusClient`` whose failures are :class:`StoreError`\\ s (see the module)."""
+
+    def __init__(self, client: Any, uri: str, load_timeout_s: float = LOAD_TIMEOUT_S) -> None:
+        self._client = client
+        self._uri = uri
+        self._load_timeout_s = load_timeout_s
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._call(name, attr, args, kwargs)
+
+        return call
+
+    def _call(self, name: str, attr: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+        what = f"{name}({args[0]!r})" if args and isinstance(args[0], str) else f"{name}()"
+        try:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                if not (is_milvus_error(exc) and _not_loaded(exc) and args
+                        and isinstance(args[0], str)):
+                    raise
+                ensure_loaded(self._client, [args[0]], self._uri, self._load_timeout_s)
+                return attr(*args, **kwargs)
+        except Exception as exc:
+            if is_milvus_error(exc):
+                raise translate(exc, self._uri, what) from exc
+            raise
+
+
+class _NoTraceback(logging.Filter):
+    """Keep a record's message, drop its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]}"
+            record.args = None
+            record.exc_info = None
+        return True
+
+
+_QUIET = _NoTraceback()
+
+
+def quiet_lite_logs() -> None:
+    """Milvus Lite's start failure and its in-process grpc server's "Method not implemented"
+    (a probe of pymilvus's) log tracebacks; keep one line of each."""
+    for name in ("milvus_lite.server_manager", "grpc._server"):
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
