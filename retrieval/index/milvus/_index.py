@@ -107,7 +107,7 @@ class MilvusIndex:
             if client.has_collection(store.collection):
                 raise ArtifactError(f"collection {store.collection!r} already exists at "
                                     f"{store.uri}; choose another --collection")
-            create_collections(client, store.collection, manifest.dim, spec)
+            create_collections(client, store.uri, store.collection, manifest.dim, spec)
             put_text(client, f"{store.collection}_meta", "manifest",
                      json.dumps(manifest.to_dict(), sort_keys=True))
             path.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from pymilvus import DataType, MilvusClient
 
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import DEFAULT_NPROBE
+from retrieval.index.milvus._guard import ensure_loaded
 
 __all__ = ["RECORD_FIELDS", "MilvusSpec", "create_collections", "default_search_params", "get_text",
            "is_lite", "lite_size", "load_blob", "milvus_index", "put_text", "save_blob",
@@ -103,7 +104,7 @@ def search_params(spec: MilvusSpec, knobs: dict[str, int], k: int) -> dict[str, 
     return {"metric_type": spec.metric, "params": params}
 
 
-def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> None:
+def create_collections(client: Any, uri: str, name: str, dim: int, spec: MilvusSpec) -> None:
     """Create ``name`` (images) and ``name_meta`` with Strong consistency, and load them.
 
     Each index is created without pymilvus's wait for it (that wait first asks for a timestamp,
@@ -128,12 +129,12 @@ def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> No
     mp = client.prepare_index_params()
     mp.add_index(field_name="dummy", index_type="FLAT", metric_type="L2")
     _create(client, f"{name}_meta", m, mp)
+    ensure_loaded(client, [name, f"{name}_meta"], uri)
 
 
 def _create(client: Any, name: str, schema: Any, index_params: Any) -> None:
     client.create_collection(name, schema=schema, consistency_level="Strong")
     client.create_index(name, index_params, sync=False)
-    client.load_collection(name)
 
 
 def put_text(client: Any, meta: str, key: str, value: str) -> None:
