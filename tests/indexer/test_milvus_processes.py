@@ -3,7 +3,9 @@
 ``cbir index build`` creates it; then ``index info``, ``search``, ``index add``, ``index remove``
 and ``python -m service`` each open it from a process of their own (Milvus Lite hands a reopened
 database's collections back *released*: opening must load them). A Milvus that cannot be reached
-or opened is one ``cbir: error:`` line and a non-zero exit, never a traceback.
+or opened is one ``cbir: error:`` line and a non-zero exit, never a traceback. On the session's
+Milvus server, an index whose collections were released (as a restarted server leaves them until
+it has loaded them) opens from a new process too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -122,3 +125,18 @@ def test_a_corrupt_database_is_an_error_line(built: Path, tmp_path: Path) -> Non
     assert "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1].startswith(
         f"cbir: error: cannot open the Milvus Lite database {bad}"), done.stderr
+
+
+@pytest.mark.milvus_server
+def test_a_server_index_reopens_when_released(milvus_server: str, image_folder: Path,
+                                              tmp_path: Path) -> None:
+    from pymilvus import MilvusClient
+
+    name = f"p_{uuid.uuid4().hex[:8]}"
+    ok("index", "build", "--images", image_folder, "--index", tmp_path / "index", *BUILD,
+       "--store", "milvus", "--milvus-uri", milvus_server, "--collection", name)
+    client = MilvusClient(uri=milvus_server)
+    for collection in (name, f"{name}_meta"):
+        client.release_collection(collection)
+    client.close()
+    assert info(tmp_path / "index")["count"] == 12
