@@ -9,6 +9,7 @@ ports already answer. A stop is a SIGINT to the wrapper (a SIGTERM to the binary
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -71,7 +72,8 @@ class MilvusServer:
         text = self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def start(self, timeout_s: float = START_TIMEOUT_S, *, check_ports: bool = True) -> MilvusServer:
+    def start(self, timeout_s: float = START_TIMEOUT_S, *,
+              check_ports: bool = True) -> MilvusServer:
         """Start and wait until healthy; :class:`MilvusServerError` with the log tail if not."""
         busy = [p for p in (2379, 2380, 9091) if _answers(p)] if check_ports else []
         if busy:
@@ -105,13 +107,9 @@ class MilvusServer:
             return
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # the binary, should the wrapper have left it
-        except (ProcessLookupError, PermissionError):
-            pass
         proc.wait()
         self.proc = None

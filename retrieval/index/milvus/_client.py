@@ -28,7 +28,8 @@ def id_lock(uri: str, collection: str) -> threading.Lock:
 
 def connect(uri: str) -> Any:
     """A pymilvus client whose failures are :class:`~retrieval.errors.StoreError`\\ s (see
-    :mod:`._guard`); :class:`StoreUnavailableError` with a readable reason when it cannot connect."""
+    :mod:`._guard`); :class:`StoreUnavailableError` with a readable reason when it cannot
+    connect."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 

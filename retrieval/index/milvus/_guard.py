@@ -14,6 +14,7 @@ traceback (:func:`quiet_lite_logs`).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,9 +44,9 @@ def _message(exc: BaseException) -> str:
 def is_milvus_error(exc: BaseException) -> bool:
     """A pymilvus or grpc exception (what a Milvus call raises when it fails)."""
     from pymilvus.exceptions import MilvusException
-    import grpc
 
-    return isinstance(exc, (MilvusException, grpc.RpcError))
+    rpc_error: type[BaseException] = importlib.import_module("grpc").RpcError
+    return isinstance(exc, (MilvusException, rpc_error))
 
 
 def _not_loaded(exc: BaseException) -> bool:

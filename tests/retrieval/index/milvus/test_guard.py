@@ -14,10 +14,10 @@ from retrieval.errors import StoreError, StoreTimeoutError, StoreUnavailableErro
 
 pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
 
-from pymilvus.client.types import LoadState  # noqa: E402
-from pymilvus.exceptions import MilvusException  # noqa: E402
+from pymilvus.client.types import LoadState
+from pymilvus.exceptions import MilvusException
 
-from retrieval.index.milvus._guard import GuardedClient, ensure_loaded  # noqa: E402
+from retrieval.index.milvus._guard import GuardedClient, ensure_loaded
 
 URI = "http://127.0.0.1:19530"
 
@@ -71,7 +71,8 @@ class _Failing:
 
 @pytest.mark.parametrize(("exc", "kind", "words"), [
     (MilvusException(2, "Fail connecting to server on 127.0.0.1:1"), StoreUnavailableError,
-     "cannot reach Milvus at http://127.0.0.1:19530 (search('c')): Fail connecting to server on 127.0.0.1:1"),
+     "cannot reach Milvus at http://127.0.0.1:19530 (search('c')): "
+     "Fail connecting to server on 127.0.0.1:1"),
     (MilvusException(1100, "invalid parameter\n  [ef=1 < k]"), StoreError,
      "Milvus at http://127.0.0.1:19530 refused search('c'): invalid parameter [ef=1 < k]"),
 ])
