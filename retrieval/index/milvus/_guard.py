@@ -9,7 +9,8 @@ a server that restarted and loads in the background) loads the collection, waiti
 
 Milvus Lite runs its grpc server inside this process; two of its log records would print
 tracebacks for things that are not failures of ours, so a filter keeps their message and drops the
-traceback (:func:`quiet_lite_logs`).
+traceback; pymilvus prints a traceback of every failed call on its own handler, which is dropped:
+the failure is raised (:func:`quiet_lite_logs`).
 """
 
 from __future__ import annotations
@@ -140,13 +141,23 @@ class _NoTraceback(logging.Filter):
         return True
 
 
-_QUIET = _NoTraceback()
+class _NoRpcErrors(logging.Filter):
+    """Drop pymilvus's own report of a failed call (a traceback on its own stderr handler): the
+    engine raises the failure as a :class:`StoreError`, which the edges report once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.funcName != "_log_rpc_error"
+
+
+_QUIET = {"milvus_lite.server_manager": _NoTraceback(), "grpc._server": _NoTraceback(),
+          "pymilvus.decorators": _NoRpcErrors()}
 
 
 def quiet_lite_logs() -> None:
-    """Milvus Lite's start failure and its in-process grpc server's "Method not implemented"
-    (a probe of pymilvus's) log tracebacks; keep one line of each."""
-    for name in ("milvus_lite.server_manager", "grpc._server"):
+    """No tracebacks from the client: Milvus Lite's start failure and its in-process grpc
+    server's "Method not implemented" keep one line each; pymilvus's reports of failed calls go
+    (their failure is raised)."""
+    for name, quiet in _QUIET.items():
         logger = logging.getLogger(name)
-        if _QUIET not in logger.filters:
-            logger.addFilter(_QUIET)
+        if quiet not in logger.filters:
+            logger.addFilter(quiet)
