@@ -149,8 +149,16 @@ class _NoRpcErrors(logging.Filter):
         return record.funcName != "_log_rpc_error"
 
 
+class _NoLiteTimestampWarning(logging.Filter):
+    """Milvus Lite has no MVCC timestamp for a query iterator; pymilvus warns and uses its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("failed to get mvccTs")
+
+
 _QUIET = {"milvus_lite.server_manager": _NoTraceback(), "grpc._server": _NoTraceback(),
-          "pymilvus.decorators": _NoRpcErrors()}
+          "pymilvus.decorators": _NoRpcErrors(),
+          "pymilvus.client.iterator.query_iterator": _NoLiteTimestampWarning()}
 
 
 def quiet_lite_logs() -> None:
