@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["MilvusServer", "MilvusServerError"]
 
 HEALTH = "http://127.0.0.1:9091/healthz"
-START_TIMEOUT_S = 60.0     # per attempt (first starts measured 8-14 s, unpacking included)
+START_TIMEOUT_S = 120.0    # per attempt: starts took 7-14 s here, some 60-80 s (see start())
 STOP_TIMEOUT_S = 30.0
 TIME_TICK_MS = 20           # Strong reads wait for the time tick (200 ms by default)
 _LAUNCH = "import sys; from milvus import main; sys.argv[0] = 'milvus-server'; sys.exit(main())"
@@ -83,9 +83,9 @@ class MilvusServer:
               check_ports: bool = True) -> MilvusServer:
         """Start and wait until healthy; :class:`MilvusServerError` with the log tail if not.
 
-        A start that hangs (seen once in a few dozen: the binary stalled after its tracer was set
-        up) is stopped and tried again in a fresh data folder, ``attempts`` times in all, each
-        bounded by ``timeout_s``."""
+        Most starts were healthy in 7-14 s (unpacking included); on this loaded machine some took
+        60-80 s, the server's log silent after the proxy registered. One that is not healthy in
+        ``timeout_s`` is stopped and tried again in a fresh data folder, ``attempts`` in all."""
         busy = [p for p in (2379, 2380, 9091) if _answers(p)] if check_ports else []
         if busy:
             raise MilvusServerError(f"ports {busy} already answer on 127.0.0.1: another Milvus "
