@@ -12,7 +12,7 @@ pytest.importorskip("milvus", reason="pip install -e '.[milvus]'")
 
 
 def test_a_failed_start_reports_the_log_tail(tmp_path: Path) -> None:
-    (tmp_path / "data1").write_text("a file where the server wants its data folder")
+    (tmp_path / "data").write_text("a file where the server wants its data folder")
     server = MilvusServer(tmp_path)
     with pytest.raises(MilvusServerError, match=r"(?s)exited with \d+:.*FileExistsError"):
         server.start(timeout_s=60, check_ports=False)
