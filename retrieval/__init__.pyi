@@ -25,6 +25,9 @@ from retrieval.errors import ManifestMismatchError as ManifestMismatchError
 from retrieval.errors import NotFoundError as NotFoundError
 from retrieval.errors import RetrievalError as RetrievalError
 from retrieval.errors import StorageFullError as StorageFullError
+from retrieval.errors import StoreError as StoreError
+from retrieval.errors import StoreTimeoutError as StoreTimeoutError
+from retrieval.errors import StoreUnavailableError as StoreUnavailableError
 from retrieval.errors import UnknownNameError as UnknownNameError
 from retrieval.errors import UnsupportedImageError as UnsupportedImageError
 from retrieval.errors import WeightsError as WeightsError

@@ -15,6 +15,8 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
     ├── NotFoundError           an image id is not in the index
     ├── StoreTimeoutError       a vector store did not finish its work in the time allowed
     ├── StorageFullError        a write found its disk (or quota) full; nothing was half-written
+    ├── StoreError              a vector store (Milvus) refused or failed an operation
+    │   └── StoreUnavailableError   it cannot be reached (down, refused, or not ready)
     └── DatasetError            a benchmark's files are missing or malformed
 """
 
@@ -32,7 +34,9 @@ __all__ = [
     "NotFoundError",
     "RetrievalError",
     "StorageFullError",
+    "StoreError",
     "StoreTimeoutError",
+    "StoreUnavailableError",
     "UnknownNameError",
     "UnsupportedImageError",
     "WeightsError",
@@ -100,6 +104,14 @@ class StorageFullError(RetrievalError):
     The failed change was rolled back (no half-written record or file is left); the same write
     succeeds once space has been freed, without reopening anything.
     """
+
+
+class StoreError(RetrievalError):
+    """A vector store (Milvus) refused or failed an operation (the message names it)."""
+
+
+class StoreUnavailableError(StoreError):
+    """A vector store cannot be reached: the server is down, refuses connections or is not ready."""
 
 
 class DatasetError(RetrievalError):

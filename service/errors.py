@@ -19,6 +19,7 @@ writes disabled (no API key configured)     403     ``writes_disabled``
 inference queue full                        503     ``queue_full`` + Retry-After
 index still loading / failed to load        503     ``not_ready`` + Retry-After
 more connections than ``max_connections``   503     ``too_many_connections`` + Retry-After
+vector store down, refusing or still loading 503     ``store_unavailable`` + Retry-After
                                                     (answered by :mod:`service.http.connections`)
 disk or quota full (nothing is stored)      507     ``insufficient_storage`` + Retry-After
 stored file no longer decodes (thumbnail)   500     ``stored_image_unreadable``
@@ -52,6 +53,8 @@ from retrieval import (
     NotFoundError,
     RetrievalError,
     StorageFullError,
+    StoreTimeoutError,
+    StoreUnavailableError,
     UnsupportedImageError,
 )
 from service.http.inference import QueueFullError
@@ -92,6 +95,9 @@ def error_response(status: int, error: str, detail: Any,
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
+STORE_DETAIL = "the vector store is unreachable or still loading; retry shortly"
+
+
 def storage_full(exc: BaseException) -> JSONResponse:
     log.warning("write refused, the disk is full: %s", exc)
     return error_response(507, "insufficient_storage", FULL_DETAIL,
@@ -122,6 +128,10 @@ async def _retrieval_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(422, "invalid_request", str(exc))
     if isinstance(exc, StorageFullError):
         return storage_full(exc)
+    if isinstance(exc, StoreUnavailableError | StoreTimeoutError):
+        log.warning("vector store unavailable: %s", exc)
+        return error_response(503, "store_unavailable", STORE_DETAIL,
+                              {"Retry-After": str(RETRY_AFTER_S)})
     log.error("request failed: %s: %s", type(exc).__name__, exc)
     return error_response(500, "internal_error", "internal server error")
 

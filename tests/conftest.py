@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,23 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
             image.save(folder / f"img{i:02d}.jpg", quality=90)
     (root / "group0" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     return root
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URI of the session's one Milvus server (``tests/milvus_server.py``), stopped at the
+    end. Skipped without the ``milvus`` package; a server that does not start FAILS the tests
+    that need it, with its log's tail."""
+    pytest.importorskip("milvus", reason="pip install -e '.[milvus]'")
+    from tests.milvus_server import MilvusServer, MilvusServerError
+
+    server = MilvusServer(tmp_path_factory.mktemp("milvus_server"))
+    try:
+        server.start()
+    except MilvusServerError as exc:
+        pytest.fail(f"the Milvus server did not start: {exc}", pytrace=False)
+    print(f"\nMilvus server {server.uri} ready in {server.start_s:.1f} s")
+    try:
+        yield server.uri
+    finally:
+        server.stop()

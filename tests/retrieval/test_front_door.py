@@ -23,6 +23,7 @@ PINNED = {
         "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex", "ImageRecord",
         "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
         "ManifestMismatchError", "NotFoundError", "PathPlan", "RetrievalError", "StorageFullError",
+        "StoreError", "StoreTimeoutError", "StoreUnavailableError",
         "UniqueAdd", "UnknownNameError", "UnsupportedImageError", "WeightsError",
         "calibration_sample", "check_index_plan", "config_from_manifest", "create_collection",
         "crop_box", "parse_box",

@@ -12,6 +12,7 @@ from retrieval.errors import ArtifactError
 from retrieval.index._manifest import Manifest
 from retrieval.index._records import ImageRecord
 from retrieval.index._spec import StoreSpec
+from retrieval.index.milvus._guard import GuardedClient, ensure_loaded, quiet_lite_logs, translate
 from retrieval.index.milvus._schema import get_text, is_lite, load_blob
 
 __all__ = ["absolute", "connect", "fetch_published", "id_lock", "record"]
@@ -26,16 +27,17 @@ def id_lock(uri: str, collection: str) -> threading.Lock:
 
 
 def connect(uri: str) -> Any:
-    """A pymilvus client; :class:`ArtifactError` with a readable reason when it cannot connect."""
+    """A pymilvus client whose failures are :class:`~retrieval.errors.StoreError`\\ s (see
+    :mod:`._guard`); :class:`StoreUnavailableError` with a readable reason when it cannot
+    connect."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
+    quiet_lite_logs()
     try:
-        return MilvusClient(uri=uri)
+        return GuardedClient(MilvusClient(uri=uri), uri)
     except MilvusException as exc:
-        hint = (" (Milvus Lite admits one process per database: is another process using it?)"
-                if is_lite(uri) else "")
-        raise ArtifactError(f"cannot open Milvus at {uri}: {exc.message}{hint}") from exc
+        raise translate(exc, uri, "connect") from exc
 
 
 def record(row: Mapping[str, Any]) -> ImageRecord:
@@ -48,7 +50,10 @@ def fetch_published(spec: StoreSpec) -> tuple[Manifest, dict[str, bytes]]:
     client = connect(spec.uri)
     try:
         meta = f"{spec.collection}_meta"
-        text = get_text(client, meta, "manifest") if client.has_collection(meta) else None
+        if not client.has_collection(meta):
+            raise ArtifactError(f"no cbir index in collection {spec.collection!r} at {spec.uri}")
+        ensure_loaded(client, [meta], spec.uri)
+        text = get_text(client, meta, "manifest")
         if text is None:
             raise ArtifactError(f"no cbir index in collection {spec.collection!r} at {spec.uri}")
         manifest = Manifest.from_dict(json.loads(text))

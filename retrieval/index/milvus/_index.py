@@ -7,8 +7,8 @@ open checks the directory's manifest against the published one. Milvus holds no 
 process: any number of processes may search one collection, and a change made through one is seen
 by the others at once (every read uses Strong consistency).
 
-Ids are cbir's (``auto_id`` off, JSON-safe integers) from a counter row in the meta collection;
-like the FAISS+SQLite index, one writer at a time is expected (see README "Scale-out"). Milvus Lite
+Ids are tickets from Milvus's own id allocator (:mod:`._ids`): unique across every process that
+writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
@@ -35,6 +35,8 @@ from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._guard import ensure_loaded
+from retrieval.index.milvus._ids import take_tickets
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -82,6 +84,7 @@ class MilvusIndex:
         self._read_only = read_only
         self._knobs: dict[str, int] = dict(manifest.search_params)
         self._closed = False
+        self._id_base: int | None = None
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
@@ -107,9 +110,11 @@ class MilvusIndex:
             if client.has_collection(store.collection):
                 raise ArtifactError(f"collection {store.collection!r} already exists at "
                                     f"{store.uri}; choose another --collection")
-            create_collections(client, store.collection, manifest.dim, spec)
+            create_collections(client, store.uri, store.collection, manifest.dim, spec)
             put_text(client, f"{store.collection}_meta", "manifest",
                      json.dumps(manifest.to_dict(), sort_keys=True))
+            first = take_tickets(client, store.collection, 1)[0]
+            put_text(client, f"{store.collection}_meta", "id_base", str(first - 1))
             path.mkdir(parents=True, exist_ok=True)
             save_manifest(path, manifest, store)
         except BaseException:
@@ -126,15 +131,17 @@ class MilvusIndex:
             manifest.check_matches(expect)
         client = connect(store.uri)
         try:
-            text = (get_text(client, f"{store.collection}_meta", "manifest")
-                    if client.has_collection(store.collection) else None)
+            names = [store.collection, f"{store.collection}_meta"]
+            present = all(client.has_collection(n) for n in names)
+            if present:
+                ensure_loaded(client, names, store.uri)
+            text = get_text(client, names[1], "manifest") if present else None
             if text is None:
                 raise ArtifactError(f"{path}: collection {store.collection!r} is missing at "
                                     f"{store.uri}")
             published = Manifest.from_dict(json.loads(text))
             published.check_matches(manifest, fields=(*EMBEDDING_FIELDS, "metric",
                                                       "faiss_factory"))
-            client.load_collection(store.collection)
         except BaseException:
             client.close()
             raise
@@ -174,6 +181,13 @@ class MilvusIndex:
             raise ConfigError(f"index {self.path} was opened read-only")
 
     def _allocate(self, n: int) -> list[int]:
+        """``n`` new ids: tickets (unique across processes, :mod:`._ids`), or an older index's
+        counter (one writer at a time)."""
+        if self._id_base is None:
+            text = get_text(self._client, self._meta, "id_base")
+            self._id_base = int(text) if text is not None else -1
+        if self._id_base >= 0:
+            return [k - self._id_base for k in take_tickets(self._client, self._name, n)]
         with id_lock(self.store.uri, self._name):
             start = int(get_text(self._client, self._meta, "next_id") or 1)
             put_text(self._client, self._meta, "next_id", str(start + n))
@@ -241,8 +255,7 @@ class MilvusIndex:
     def paths_present(self) -> set[str]:
         """Every stored path."""
         self._check_open()
-        return stored_paths(self._client, self._name,
-                            int(get_text(self._client, self._meta, "next_id") or 1))
+        return stored_paths(self._client, self._name)
 
     def ids_after(self, cursor: int, limit: int) -> list[int]:
         """Up to ``limit`` stored ids greater than ``cursor``, ascending."""

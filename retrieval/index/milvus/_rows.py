@@ -25,7 +25,7 @@ I64 = npt.NDArray[np.int64]
 
 INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
 GET_IDS = 1000                # ids per get()
-PATH_PAGE = 10_000            # ids per query of stored_paths()
+PATH_PAGE = 10_000            # rows per page of stored_paths()
 FLUSH_POLL_S = 0.5
 
 
@@ -89,13 +89,16 @@ def fetch_vectors(client: Any, name: str, ids: Sequence[int], d: int) -> F32:
     return out
 
 
-def stored_paths(client: Any, name: str, end: int) -> set[str]:
-    """Every stored path of ids below ``end``, read in id ranges (Lite has no query iterator)."""
+def stored_paths(client: Any, name: str) -> set[str]:
+    """Every stored path, read in pages of :data:`PATH_PAGE` (ids may be sparse)."""
     out: set[str] = set()
-    for low in range(0, end, PATH_PAGE):
-        rows = client.query(name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
-                            output_fields=["path"], limit=PATH_PAGE, consistency_level="Strong")
-        out.update(str(r["path"]) for r in rows)
+    pages = client.query_iterator(name, batch_size=PATH_PAGE, filter="id >= 0",
+                                  output_fields=["path"])
+    try:
+        while rows := pages.next():
+            out.update(str(r["path"]) for r in rows)
+    finally:
+        pages.close()
     return out
 
 

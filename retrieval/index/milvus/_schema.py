@@ -1,8 +1,9 @@
 """Milvus collections for an index: the schema, FAISS factory → Milvus index, blobs in rows.
 
-Two collections per index: ``<name>`` holds one row per image (``id`` INT64 primary key chosen by
-cbir, ``vector``, ``path``, ``sha256``, ``width``, ``height``, ``added_at``) and ``<name>_meta``
-holds the manifest, the id counter and the fitted state (key → VARCHAR value; every Milvus
+Three collections per index: ``<name>_ids`` hands out ids (:mod:`._ids`), ``<name>`` holds one
+row per image (``id`` INT64 primary key from a ticket, ``vector``, ``path``, ``sha256``,
+``width``, ``height``, ``added_at``) and ``<name>_meta`` holds the manifest, the ids' base and
+the fitted state (key → VARCHAR value; every Milvus
 collection needs a vector field, hence a 2-d ``dummy``). Milvus has no BLOB type, so binary state
 is stored as base64 chunks of 49 149 bytes (65 532 characters, under VARCHAR's 65 535) with a
 header row, written last, that names the chunk count and the sha256 the reader checks.
@@ -25,6 +26,8 @@ from pymilvus import DataType, MilvusClient
 
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import DEFAULT_NPROBE
+from retrieval.index.milvus._guard import ensure_loaded
+from retrieval.index.milvus._ids import create_tickets
 
 __all__ = ["RECORD_FIELDS", "MilvusSpec", "create_collections", "default_search_params", "get_text",
            "is_lite", "lite_size", "load_blob", "milvus_index", "put_text", "save_blob",
@@ -103,8 +106,12 @@ def search_params(spec: MilvusSpec, knobs: dict[str, int], k: int) -> dict[str, 
     return {"metric_type": spec.metric, "params": params}
 
 
-def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> None:
-    """Create ``name`` (images) and ``name_meta`` with Strong consistency, and load them."""
+def create_collections(client: Any, uri: str, name: str, dim: int, spec: MilvusSpec) -> None:
+    """Create ``name`` (images) and ``name_meta`` with Strong consistency, and load them.
+
+    Each index is created without pymilvus's wait for it (that wait first asks for a timestamp,
+    which Milvus Lite does not implement: its grpc server logged a traceback); an index on an
+    empty collection is complete at once, and loading waits for it anyway."""
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     s.add_field("id", DataType.INT64, is_primary=True)
     s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
@@ -116,15 +123,21 @@ def create_collections(client: Any, name: str, dim: int, spec: MilvusSpec) -> No
     ip = client.prepare_index_params()
     ip.add_index(field_name="vector", index_type=spec.index_type, metric_type=spec.metric,
                  params=dict(spec.params))
-    client.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+    _create(client, name, s, ip)
     m = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     m.add_field("key", DataType.VARCHAR, is_primary=True, max_length=256)
     m.add_field("value", DataType.VARCHAR, max_length=MAX_VARCHAR)
     m.add_field("dummy", DataType.FLOAT_VECTOR, dim=2)
     mp = client.prepare_index_params()
     mp.add_index(field_name="dummy", index_type="FLAT", metric_type="L2")
-    client.create_collection(f"{name}_meta", schema=m, index_params=mp,
-                             consistency_level="Strong")
+    _create(client, f"{name}_meta", m, mp)
+    create_tickets(client, name)
+    ensure_loaded(client, [name, f"{name}_meta"], uri)
+
+
+def _create(client: Any, name: str, schema: Any, index_params: Any) -> None:
+    client.create_collection(name, schema=schema, consistency_level="Strong")
+    client.create_index(name, index_params, sync=False)
 
 
 def put_text(client: Any, meta: str, key: str, value: str) -> None:

@@ -1,4 +1,5 @@
-"""The store protocol's contract, run against every engine: FAISS+SQLite and Milvus (Lite).
+"""The store protocol's contract, run against every engine: FAISS+SQLite, Milvus Lite and a
+Milvus server (the session's one, see ``tests/milvus_server.py``).
 
 Each test gets a fresh index through :func:`create_index` and checks it against numpy: add,
 remove, search (brute force), search filtered by ids, records, reopen, fitted state, manifest
@@ -34,11 +35,13 @@ from retrieval.index import (
 )
 from tests.retrieval.index.samples import brute_force, images, manifest, unit_vectors
 
-ENGINES = ["faiss", "milvus"]
+ENGINES = ["faiss", "milvus-lite",
+           pytest.param("milvus-server", marks=pytest.mark.milvus_server)]
 CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
                 "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
                 "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords}
-DECLARED = {"faiss": set(CAPABILITIES), "milvus": {"dedupe", "sources"}}
+DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": {"dedupe", "sources"},
+            "milvus-server": {"dedupe", "sources"}}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +54,8 @@ def milvus_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 def spec_for(engine: str, request: pytest.FixtureRequest) -> StoreSpec:
     if engine == "faiss":
         return StoreSpec()
-    db: str = request.getfixturevalue("milvus_db")
-    return StoreSpec("milvus", db, f"c_{uuid.uuid4().hex[:10]}")
+    uri: str = request.getfixturevalue("milvus_db" if engine == "milvus-lite" else "milvus_server")
+    return StoreSpec("milvus", uri, f"c_{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture(params=ENGINES)
