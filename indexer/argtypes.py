@@ -17,15 +17,24 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What each command module's ``add_parser`` adds its parser to."""
 
 
-def positive(text: str) -> int:
-    """argparse type: a positive integer."""
+def _integer(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a {what} integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be a {what} integer, got {text}")
     return value
+
+
+def positive(text: str) -> int:
+    """argparse type: a positive integer."""
+    return _integer(text, 1, "positive")
+
+
+def non_negative(text: str) -> int:
+    """argparse type: a non-negative integer."""
+    return _integer(text, 0, "non-negative")
 
 
 def cosine(text: str) -> float:

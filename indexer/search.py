@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from indexer.argtypes import Subparsers, from_namespace, positive
+from indexer.argtypes import Subparsers, from_namespace, non_negative, positive
 from indexer.options import (
     RuntimeOptions,
     add_rerank_flags,
@@ -43,16 +43,6 @@ __all__ = ["CHUNK", "SearchOptions", "add_parser", "print_hits", "query_paths", 
 CHUNK = 16
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
-    return value
-
-
 def add_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("search", help=help_text)
     p.add_argument("--index", required=True, help="the index directory")
@@ -66,7 +56,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                         "embedded as a whole image")
     add_rerank_flags(p, build=False)
     p.add_argument("-k", type=positive, default=10, help="number of results (default 10)")
-    p.add_argument("--offset", type=_non_negative, default=0,
+    p.add_argument("--offset", type=non_negative, default=0,
                    help="skip the best N hits (results N+1 … N+k)")
     p.add_argument("--min-score", dest="min_score", type=float, default=None,
                    help="leave out hits scoring below this")

@@ -153,12 +153,7 @@ class Store:
         now = time.time()
         ids: list[int] = []
         with self._lock, transaction(self._db(), self.path) as db:
-            for item, vector in zip(items, vectors, strict=True):
-                cur = db.execute(
-                    "INSERT INTO images(path, sha256, width, height, added_at, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
-                ids.append(int(cur.lastrowid or 0))
+            ids.extend(_insert_images(db, items, vectors, now))
             if layouts is not None:
                 insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
@@ -230,12 +225,7 @@ class Store:
                     f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
                 removed += [i for i in chunk if i in present]
                 db.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))
-            for item, vector in zip(items, vectors, strict=True):
-                cur = db.execute(
-                    "INSERT INTO images(path, sha256, width, height, added_at, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
-                ids.append(int(cur.lastrowid or 0))
+            ids.extend(_insert_images(db, items, vectors, now))
             if layouts is not None:
                 insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES (?, ?)",
@@ -374,3 +364,16 @@ class Store:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _insert_images(db: sqlite3.Connection, items: Sequence[NewImage], vectors: F32,
+                   now: float) -> list[int]:
+    """Insert one row per image (record and vector); the new ids, in order."""
+    ids: list[int] = []
+    for item, vector in zip(items, vectors, strict=True):
+        cur = db.execute(
+            "INSERT INTO images(path, sha256, width, height, added_at, vector) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
+        ids.append(int(cur.lastrowid or 0))
+    return ids

@@ -5,10 +5,10 @@ its own id allocator: a row inserted into a collection with ``auto_id`` gets a p
 insert — from any process, through any proxy, before or after a restart — ever gets again, and
 keys only grow. ``<name>_ids`` is such a collection of tickets (a key and a 2-d dummy vector,
 since every Milvus collection needs one); an add inserts one ticket per image and uses
-``key - base`` as the image's id, ``base`` being one less than the first ticket's key (kept in
-the meta collection as ``id_base``). So ids are unique without any lock or single-writer rule,
-and never reused. Tickets are kept (deleting them could let Milvus Lite, which numbers from its
-largest stored key, hand one out again).
+``key - base`` as the image's id, ``base`` being the key of a ticket taken when the index is
+created (kept in the meta collection as ``id_base``), so the first image is id 1 on Lite. So ids
+are unique without any lock or single-writer rule, and never reused. Tickets are kept (deleting
+them could let Milvus Lite, which numbers from its largest stored key, hand one out again).
 
 A Milvus Lite database numbers tickets 1, 2, 3…; a server's allocator is timestamp-based
 (``physical_ms << 18``), so ids there are sparse and grow with time, by up to 2^18 per

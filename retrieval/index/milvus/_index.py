@@ -113,8 +113,8 @@ class MilvusIndex:
             create_collections(client, store.uri, store.collection, manifest.dim, spec)
             put_text(client, f"{store.collection}_meta", "manifest",
                      json.dumps(manifest.to_dict(), sort_keys=True))
-            first = take_tickets(client, store.collection, 1)[0]
-            put_text(client, f"{store.collection}_meta", "id_base", str(first - 1))
+            first = take_tickets(client, store.collection, 1)[0]  # spent here: ids start at 1
+            put_text(client, f"{store.collection}_meta", "id_base", str(first))
             path.mkdir(parents=True, exist_ok=True)
             save_manifest(path, manifest, store)
         except BaseException:
@@ -260,8 +260,7 @@ class MilvusIndex:
     def ids_after(self, cursor: int, limit: int) -> list[int]:
         """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
         self._check_open()
-        end = int(get_text(self._client, self._meta, "next_id") or 1)
-        return ids_after(self._client, self._name, cursor, limit, end)
+        return ids_after(self._client, self._name, cursor, limit)
 
     def flush(self, timeout_s: float = 3600.0) -> None:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);

@@ -102,16 +102,18 @@ def stored_paths(client: Any, name: str) -> set[str]:
     return out
 
 
-def ids_after(client: Any, name: str, cursor: int, limit: int, end: int) -> list[int]:
-    """Up to ``limit`` stored ids in ``(cursor, end)``, ascending, read in id ranges."""
+def ids_after(client: Any, name: str, cursor: int, limit: int) -> list[int]:
+    """Up to ``limit`` stored ids greater than ``cursor``, ascending (ids may be sparse: every
+    id after the cursor is read, in pages of :data:`PATH_PAGE`, then sorted)."""
     out: list[int] = []
-    for low in range(max(cursor + 1, 0), end, PATH_PAGE):
-        rows = client.query(name, filter=f"id >= {low} and id < {low + PATH_PAGE}",
-                            output_fields=["id"], limit=PATH_PAGE, consistency_level="Strong")
-        out.extend(sorted(int(r["id"]) for r in rows))
-        if len(out) >= limit:
-            break
-    return out[:limit]
+    pages = client.query_iterator(name, batch_size=PATH_PAGE, filter=f"id > {int(cursor)}",
+                                  output_fields=["id"])
+    try:
+        while rows := pages.next():
+            out.extend(int(r["id"]) for r in rows)
+    finally:
+        pages.close()
+    return sorted(out)[:limit]
 
 
 def wait_indexed(client: Any, name: str, timeout_s: float, where: str) -> None:
