@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
-from retrieval.index import Manifest, NewImage
+from retrieval.index import Manifest, NewImage, StoreSpec
 
 F32 = npt.NDArray[np.float32]
 D = 16
@@ -31,3 +34,13 @@ def brute_force(ids: npt.NDArray[np.int64], xb: F32, xq: F32, k: int) -> tuple[F
     scores = xq @ xb.T
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, order, axis=1), ids[order]
+
+
+def lite_or_faiss(kind: str, tmp_path: Path) -> StoreSpec:
+    """The store spec of a fresh index: ``faiss`` (the directory) or a new Milvus Lite collection
+    (skipped without the milvus extra)."""
+    if kind == "faiss":
+        return StoreSpec()
+    pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
+    pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
+    return StoreSpec("milvus", str(tmp_path / "m.db"), f"c_{uuid.uuid4().hex[:10]}")

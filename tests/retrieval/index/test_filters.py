@@ -3,7 +3,6 @@ among the matching images gives (k of them when at least k match), before and af
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +15,13 @@ from retrieval.index import (
     KnowsSources,
     NewImage,
     RecordFilter,
-    StoreSpec,
     create_index,
     matching_ids,
     scanned_ids,
     search_hits,
     similar_hits,
 )
-from tests.retrieval.index.samples import brute_force, manifest, unit_vectors
+from tests.retrieval.index.samples import brute_force, lite_or_faiss, manifest, unit_vectors
 
 FOLDERS = ["a", "a/x", "ab", "b", "b/y/z"]
 N = 80
@@ -31,13 +29,7 @@ N = 80
 
 @pytest.fixture(params=["faiss", "milvus"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore]:
-    if request.param == "faiss":
-        spec = StoreSpec()
-    else:
-        pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
-        pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
-        spec = StoreSpec("milvus", str(tmp_path / "m.db"), f"c_{uuid.uuid4().hex[:10]}")
-    index = create_index(tmp_path / "idx", manifest(), spec)
+    index = create_index(tmp_path / "idx", manifest(), lite_or_faiss(request.param, tmp_path))
     assert isinstance(index, KnowsSources)
     index.set_images_root("/photos")
     rng = np.random.default_rng(0)

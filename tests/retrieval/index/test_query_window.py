@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,19 +10,13 @@ import numpy as np
 import pytest
 
 from retrieval.errors import ConfigError
-from retrieval.index import IndexStore, StoreSpec, create_index, search_hits, similar_hits
-from tests.retrieval.index.samples import images, manifest, unit_vectors
+from retrieval.index import IndexStore, create_index, search_hits, similar_hits
+from tests.retrieval.index.samples import images, lite_or_faiss, manifest, unit_vectors
 
 
 @pytest.fixture(params=["faiss", "milvus"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore]:
-    if request.param == "faiss":
-        spec = StoreSpec()
-    else:
-        pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
-        pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
-        spec = StoreSpec("milvus", str(tmp_path / "m.db"), f"c_{uuid.uuid4().hex[:10]}")
-    index = create_index(tmp_path / "idx", manifest(), spec)
+    index = create_index(tmp_path / "idx", manifest(), lite_or_faiss(request.param, tmp_path))
     index.add(images(60), unit_vectors(60, 0))
     try:
         yield index
