@@ -7,11 +7,14 @@
 * :func:`aqe` (query side) and :func:`dba` / :class:`DbaState` (database side, incremental, with
   :meth:`DbaState.left_out` for leave-one-out); :class:`Rerank` the settings, at most
   :data:`MAX_RERANK_K` neighbours.
+* :class:`NeighbourGraph` — the collection's kNN graph (ids, ``I``, ``D``), the one shape DBA,
+  diffusion and near-duplicate candidates read; :func:`knn_graph` builds it exactly.
 * :func:`reranked_scores` — αQE / αQE + DBA scores under the strict evaluation protocol.
 """
 
 from retrieval.rerank._dba import DbaState, dba
 from retrieval.rerank._expansion import aqe
+from retrieval.rerank._graph import NeighbourGraph, knn_graph
 from retrieval.rerank._neighbours import expand, top_k, weights
 from retrieval.rerank._normalize import combine_scales, l2n
 from retrieval.rerank._protocol import reranked_scores
@@ -20,11 +23,13 @@ from retrieval.rerank._settings import MAX_RERANK_K, Rerank
 __all__ = [
     "MAX_RERANK_K",
     "DbaState",
+    "NeighbourGraph",
     "Rerank",
     "aqe",
     "combine_scales",
     "dba",
     "expand",
+    "knn_graph",
     "l2n",
     "reranked_scores",
     "top_k",
