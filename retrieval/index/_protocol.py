@@ -23,6 +23,8 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
   are scanned): local only.
 * :class:`ReplacesRecords` — ``replace`` (remove and add in one transaction: ``cbir index add``
   of a file whose content changed): local only.
+* :class:`KeepsGraph` — ``graph_k``, ``neighbours``: the collection's kNN graph kept beside the
+  records and updated with every add and remove (DBA, diffusion, near-duplicate candidates).
 
 Python 3.11's ``isinstance`` against a protocol reads each member, properties included: the few
 property members of the capabilities (``is_trained``, ``images_root``) are cheap reads.
@@ -40,6 +42,7 @@ import numpy.typing as npt
 
 from retrieval.index._manifest import Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
+from retrieval.rerank import NeighbourGraph
 
 __all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "IndexStore", "KeepsLayouts",
            "KeepsRequestKeys", "KnowsSources", "ReplacesRecords", "SelectsRecords", "Trains"]
@@ -167,3 +170,14 @@ class SelectsRecords(Protocol):
 
     def ids_matching(self, folder: str | None, added_after: float | None,
                      added_before: float | None) -> list[int]: ...
+
+
+@runtime_checkable
+class KeepsGraph(Protocol):
+    """The collection's kNN graph over the *raw* stored vectors, kept incrementally: the rows of
+    ``ids`` (in that order; an unknown id is an all-missing row) of a
+    :class:`~retrieval.rerank.NeighbourGraph` with ``graph_k`` neighbours each."""
+
+    @property
+    def graph_k(self) -> int: ...
+    def neighbours(self, ids: Sequence[int]) -> NeighbourGraph: ...
