@@ -30,6 +30,7 @@ from bench.report import PartResult
 from bench.server import Service
 from bench.shared import REPO, Missing, paris250, spread
 from retrieval.features import Embedder, EmbedderConfig
+from retrieval.index import ImageIndex
 
 __all__ = ["run"]
 
@@ -114,7 +115,9 @@ def run(plan: Plan) -> PartResult:
         for p in indexed:
             shutil.copyfile(p, images / p.name)
         index = Path(tmp) / "index"
-        build_index(embedder, sorted(images.iterdir()), index)
+        build_index(embedder, sorted(p.resolve() for p in images.iterdir()), index)
+        with ImageIndex.open(index) as opened:  # as `cbir index build` does: paths shown
+            opened.set_images_root(str(images.resolve()))  # relative to the folder
         env = {"CBIR_FOLLOW_INTERVAL_S": str(FOLLOW_INTERVAL_S), "CBIR_API_KEY": ""}
         watcher = _watcher(images, index, Path(tmp) / "watch.log")
         try:

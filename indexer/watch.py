@@ -26,6 +26,7 @@ from indexer.maintain import clean_leftovers
 from indexer.options import RuntimeOptions, add_runtime_flags
 from indexer.progress import log_failures
 from retrieval import (
+    ArtifactError,
     Collection,
     ConfigError,
     StoredFiles,
@@ -139,10 +140,13 @@ def _summary(report: SyncReport, seconds: float) -> str:
 
 def _finish(collection: Collection, report: SyncReport) -> None:
     log_failures(collection.path, report.ingest)
-    for failure in report.ingest.failures:
-        print(f"  skipped {failure.error}", flush=True)
     if report.ingest.added:
         train_if_possible(collection.index)
+
+
+def _print_failures(report: SyncReport) -> None:
+    for failure in report.ingest.failures:
+        print(f"  skipped {failure.error}", flush=True)
 
 
 def run_sync(opts: SyncOptions) -> int:
@@ -166,6 +170,7 @@ def run_sync(opts: SyncOptions) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(f"synced {opts.images} into {opts.index}: {_summary(report, seconds)}")
+        _print_failures(report)
     return 0
 
 
@@ -248,6 +253,7 @@ def run_watch(opts: WatchOptions) -> int:
                                      workers=opts.workers, exclude=opts.index)
         _finish(collection, report)
         print(f"reconciled {root}: {_summary(report, time.perf_counter() - start)}", flush=True)
+        _print_failures(report)
         _follow(collection, root, stored, opts)
     except KeyboardInterrupt:
         print("cbir: stopped watching; the index is consistent and the next start reconciles "
@@ -268,6 +274,9 @@ def _follow(collection: Collection, root: Path, stored: StoredFiles, opts: Watch
         while True:
             events.wake.wait(timeout=opts.debounce / 2)
             events.wake.clear()
+            if not observer.is_alive():
+                raise ArtifactError(f"watching {root} stopped (the folder vanished, or the "
+                                    "observer failed); start again: it reconciles first")
             paths = events.take(opts.debounce)
             if not paths:
                 continue
@@ -281,6 +290,7 @@ def _follow(collection: Collection, root: Path, stored: StoredFiles, opts: Watch
             save_stamps(stamps_file, stamps)
             stamp = time.strftime("%H:%M:%S")
             print(f"{stamp} {_summary(report, time.perf_counter() - start)}", flush=True)
+            _print_failures(report)
     finally:
         observer.stop()
         observer.join(timeout=5)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from retrieval._ingest import IngestReport, ingest
 from retrieval._sync_plan import FileStamp, SyncPlan, plan_sync, within
 from retrieval.errors import ConfigError
 from retrieval.images import IMAGE_SUFFIXES, list_images, sha256_hex
-from retrieval.index import IndexStore, ReplacesRecords, RepointsRecords
+from retrieval.index import IndexStore, ReplacesRecords, RepointsRecords, SelectsRecords
 
 __all__ = ["StoredFiles", "SyncReport", "load_stamps", "save_stamps", "scan_folder",
            "sync_folder", "sync_paths"]
@@ -36,12 +36,12 @@ __all__ = ["StoredFiles", "SyncReport", "load_stamps", "save_stamps", "scan_fold
 log = logging.getLogger(__name__)
 
 _PAGE = 10_000
-STAMPS_VERSION = 1
+STAMPS_VERSION = 2
 
 
 @dataclass
 class SyncReport:
-    """What one reconcile did: the plan's counts, the new ids, failures and the time taken."""
+    """What one reconcile did: its plan and what embedding the new and changed files did."""
 
     plan: SyncPlan
     ingest: IngestReport = field(default_factory=IngestReport)
@@ -66,12 +66,10 @@ class StoredFiles:
         """Every record under ``root`` (read in pages of ids)."""
         prefix = str(root).rstrip("/") + "/"
         by_path: dict[str, list[tuple[int, str]]] = {}
-        cursor = 0
-        while ids := index.ids_after(cursor, _PAGE):
+        for ids in _ids_under(index, str(root)):
             for r in index.records(ids):
                 if r.path.startswith(prefix):
                     by_path.setdefault(r.path, []).append((r.id, r.sha256))
-            cursor = ids[-1]
         return cls(by_path)
 
     def under(self, roots: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
@@ -90,6 +88,20 @@ class StoredFiles:
         for r in index.records(report.ingest.added):
             by_path.setdefault(r.path, []).append((r.id, r.sha256))
         self.by_path = by_path
+
+
+def _ids_under(index: IndexStore, folder: str) -> Iterator[list[int]]:
+    """Pages of the ids that may lie under ``folder``: from the store's path index where it has
+    one (:class:`SelectsRecords`), else every id."""
+    if isinstance(index, SelectsRecords):
+        ids = index.ids_matching(folder, None, None)
+        for start in range(0, len(ids), _PAGE):
+            yield ids[start:start + _PAGE]
+        return
+    cursor = 0
+    while ids := index.ids_after(cursor, _PAGE):
+        yield ids
+        cursor = ids[-1]
 
 
 def _stat(path: Path) -> tuple[str, tuple[int, int]] | None:
@@ -152,7 +164,8 @@ def load_stamps(path: Path) -> dict[str, FileStamp]:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != STAMPS_VERSION:
             return {}
-        return {p: FileStamp(int(s), int(m), str(h)) for p, (s, m, h) in data["files"].items()}
+        return {p: FileStamp(int(s), int(m), str(h), bool(u))
+                for p, (s, m, h, u) in data["files"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         log.debug("no usable stamps at %s: every stored file is read once", path)
         return {}
@@ -160,7 +173,8 @@ def load_stamps(path: Path) -> dict[str, FileStamp]:
 
 def save_stamps(path: Path, stamps: Mapping[str, FileStamp]) -> None:
     data = {"version": STAMPS_VERSION,
-            "files": {p: [s.size, s.mtime_ns, s.sha256] for p, s in sorted(stamps.items())}}
+            "files": {p: [s.size, s.mtime_ns, s.sha256, s.unreadable]
+                      for p, s in sorted(stamps.items())}}
     write_atomic(path, json.dumps(data).encode("utf-8"))
 
 
@@ -191,7 +205,9 @@ def _stamped(report: SyncReport, index: IndexStore) -> dict[str, FileStamp]:
         if stamp is not None:
             stamps[r.path] = FileStamp(stamp.size, stamp.mtime_ns, r.sha256)
     for failure in report.ingest.failures:
-        stamps.pop(str(failure.key), None)
+        stamp = stamps.get(str(failure.key))
+        if stamp is not None:
+            stamps[str(failure.key)] = FileStamp(stamp.size, stamp.mtime_ns, unreadable=True)
     return stamps
 
 
@@ -203,9 +219,12 @@ def sync_folder(collection: Collection, root: Path, stamps_file: Path, *,
     root = root.resolve()
     stored = StoredFiles.read(collection.index, root)
     scanned = scan_folder(root, exclude=exclude)
-    plan = plan_sync(stored.by_path, scanned, load_stamps(stamps_file), _digest)
+    stamps = load_stamps(stamps_file)
+    plan = plan_sync(stored.by_path, scanned, stamps, _digest)
     report = apply_plan(collection, plan, batch_size=batch_size, workers=workers)
-    save_stamps(stamps_file, _stamped(report, collection.index))
+    others = set(stamps) - within(stamps, [str(root)])  # other folders synced into this index
+    save_stamps(stamps_file, {**{p: stamps[p] for p in others},
+                              **_stamped(report, collection.index)})
     stored.update(report, collection.index)
     return report, stored
 

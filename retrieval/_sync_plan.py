@@ -10,7 +10,8 @@ is not read again; any other file under a stored path is hashed, and only its sh
   replaced in the transaction that adds the new one);
 * a stored path whose file is gone **vanished**: if a new path holds the same sha256 the file
   **moved** (its record is re-pointed to the new path, nothing embedded), else it is removed;
-* everything else is **unchanged**.
+* everything else is **unchanged**; so is a new file that could not be decoded last time and
+  kept its size and mtime since (it is not tried, and reported, on every round).
 
 Only the digest function reads files (it is given, so the plan is testable without any); new
 paths are hashed only when some record vanished (to find the moves among them).
@@ -30,11 +31,13 @@ Digest = Callable[[str], "str | None"]
 
 @dataclass(frozen=True)
 class FileStamp:
-    """A file's size and mtime when it was last looked at, and its sha256 then ("": unread)."""
+    """A file's size and mtime when it was last looked at, and its sha256 then ("": unread);
+    ``unreadable``: it could not be decoded then (not tried again until it changes)."""
 
     size: int
     mtime_ns: int
     sha256: str = ""
+    unreadable: bool = False
 
 
 @dataclass
@@ -84,6 +87,11 @@ def plan_sync(stored: Stored, scanned: Mapping[str, tuple[int, int]],
     for path in sorted(scanned):
         stat = scanned[path]
         records = stored.get(path)
+        stamp = stamps.get(path)
+        if not records and stamp is not None and stamp.unreadable and (
+                stamp.size, stamp.mtime_ns) == stat:
+            plan.stamps[path] = stamp  # could not be decoded, and has not changed since
+            continue
         if not records:
             new.append(path)
             plan.stamps[path] = FileStamp(*stat)

@@ -14,7 +14,7 @@ from indexer.cli import main
 from indexer.watch import STAMPS_NAME
 from retrieval import sha256_hex
 from retrieval.index import open_index
-from tests.indexer.watching import files, folder_and_index, photo, stored
+from tests.indexer.watching import BUILD, files, folder_and_index, photo, stored
 
 
 def sync(images: Path, index: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -103,3 +103,47 @@ def test_sync_of_a_missing_folder_is_one_line(tmp_path: Path,
     assert main(["index", "sync", "--images", str(tmp_path / "nope"), "--index", str(index)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_an_unreadable_file_is_reported_once_then_again_when_it_changes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, index = folder_and_index(tmp_path, n=2)
+    bad = images / "half-written.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not yet a whole jpeg")
+    first = sync(images, index, capsys)
+    assert (first["added"], first["failed"]) == (0, 1)
+    assert first["failed_files"] == [str(bad.resolve())]
+    assert "half-written.jpg" in (index / "skipped.log").read_text()
+    again = sync(images, index, capsys)
+    assert (again["added"], again["failed"]) == (0, 0)  # unchanged since: not tried again
+    photo(bad, 970)
+    fixed = sync(images, index, capsys)
+    assert (fixed["added"], fixed["failed"]) == (1, 0)
+    assert str(bad.resolve()) in stored(index)
+
+
+def test_sync_on_a_milvus_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No replace in one transaction there: the new record is added, then the old removed; a
+    move is an upsert of the stored row."""
+    pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]'")
+    pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]'")
+    images = tmp_path / "photos"
+    for i in range(4):
+        photo(images / f"q{i}.jpg", 1200 + i)
+    index = tmp_path / "index"
+    assert main(["index", "build", "--images", str(images), "--index", str(index), *BUILD,
+                 "--store", "milvus", "--milvus-uri", str(tmp_path / "m.db"),
+                 "--collection", "synced"]) == 0
+    before = stored(index)
+    photo(images / "q0.jpg", 1300)
+    (images / "q1.jpg").rename(images / "q1-moved.jpg")
+    (images / "q2.jpg").unlink()
+    photo(images / "q9.jpg", 1301)
+    summary = sync(images, index, capsys)
+    assert (summary["added"], summary["reembedded"], summary["moved"], summary["removed"],
+            summary["unchanged"]) == (1, 1, 1, 1, 1)
+    after = stored(index)
+    assert set(after) == files(images) and all(len(v) == 1 for v in after.values())
+    moved = after[str((images / "q1-moved.jpg").resolve())][0]
+    assert moved == before[str((images / "q1.jpg").resolve())][0]
+    assert sync(images, index, capsys)["unchanged"] == 4

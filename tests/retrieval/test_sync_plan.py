@@ -97,3 +97,10 @@ def test_doubled_records_at_one_path_are_all_replaced_or_removed() -> None:
 def test_within(roots: list[str], expected: set[str]) -> None:
     paths = ["/f/a.jpg", "/f/sub/a.jpg", "/f/sub", "/f/subway.jpg", "/g/a.jpg"]
     assert within(paths, roots) == expected
+
+
+def test_a_file_that_could_not_be_decoded_waits_until_it_changes() -> None:
+    stamps = {"/f/bad.jpg": FileStamp(3, 4, unreadable=True)}
+    plan = plan_sync({}, {"/f/bad.jpg": (3, 4)}, stamps, never)
+    assert plan.empty and plan.stamps["/f/bad.jpg"] == stamps["/f/bad.jpg"]
+    assert plan_sync({}, {"/f/bad.jpg": (9, 4)}, stamps, never).add == ["/f/bad.jpg"]
