@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from indexer.cli import main
 from retrieval import sha256_hex
 from tests.conftest import scene
 from tests.indexer.watching import Watcher, files, folder_and_index, photo, stored, wait_until
@@ -49,7 +50,8 @@ def test_a_running_watcher_follows_every_kind_of_change(tmp_path: Path) -> None:
     print(f"file saved -> stored and searchable: {latency:.2f} s")
 
 
-def test_a_restart_reconciles_what_changed_while_it_was_down(tmp_path: Path) -> None:
+def test_a_restart_reconciles_what_changed_while_it_was_down(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images, index = folder_and_index(tmp_path, n=4)
     Watcher(images, index, tmp_path / "a.log").start().stop()
     before = stored(index)
@@ -65,8 +67,13 @@ def test_a_restart_reconciles_what_changed_while_it_was_down(tmp_path: Path) -> 
             str((images / "p03.jpg").resolve())]
         assert "reconciled" in watcher.output() and "1 added, 1 re-embedded, 1 moved, 1 removed"\
             in watcher.output()
+        extra = photo(tmp_path / "elsewhere.jpg", 812)
+        capsys.readouterr()
+        assert main(["index", "add", "--index", str(index), str(extra), "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "cbir index watch" in err[0], err  # one writer: the watcher
     finally:
-        watcher.stop(signal.SIGINT)
+        assert watcher.stop(signal.SIGINT) == 0
 
 
 def test_kill_9_mid_batch_leaves_a_consistent_index(tmp_path: Path) -> None:
