@@ -87,9 +87,10 @@ def run_migrate(opts: MigrateOptions) -> int:
     source_spec = store_spec(opts.index)
     with open_index(opts.index, read_only=True) as source:
         report = migrate_index(source, opts.to, target)
+    uploads = f", {report.uploads} uploaded files" if report.uploads else ""
     print(f"migrated {report.records} images from {opts.index} ({_where(source_spec)}) to "
           f"{opts.to} ({_where(target)}): nothing embedded; {report.layouts} layouts, fitted "
-          f"state {', '.join(report.state) or 'none'}")
+          f"state {', '.join(report.state) or 'none'}{uploads}")
     if report.not_carried:
         print(f"not carried over (the target store lacks them): {'; '.join(report.not_carried)}")
     return 0

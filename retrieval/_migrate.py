@@ -6,6 +6,10 @@ was built from, and every record with its id, ``added_at``, stored (raw) vector 
 stores keep them, its layout descriptor. Ids are kept, so links to ``/images/{id}`` stay valid.
 The records go in pages (:func:`stored_pages`), each one transaction on FAISS+SQLite.
 
+HTTP uploads kept in the source's default uploads folder (``<index>/data``) are copied into the
+target's, and their records point there (an uploads folder elsewhere, ``CBIR_DATA_DIR``, is left
+where it is: its records keep their paths).
+
 What the target store cannot hold is said, in :attr:`MigrationReport.not_carried`, never dropped
 silently: Milvus keeps no layout descriptors (the layout check of near-duplicates) and has no DBA
 (its collection searches the raw vectors, so the target's manifest says ``dba_k=0``). Request
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +31,7 @@ import numpy.typing as npt
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index import (
     MANIFEST_NAME,
+    UPLOADS_DIR_NAME,
     ImageRecord,
     ImportsRecords,
     IndexStore,
@@ -51,6 +57,7 @@ class MigrationReport:
 
     records: int = 0
     layouts: int = 0
+    uploads: int = 0  # files copied from the source's uploads folder
     state: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)
 
@@ -95,7 +102,8 @@ def migrate_index(source: IndexStore, target: Path, store: StoreSpec, *,
             root = source.images_root
             if root:
                 out.set_images_root(root)
-        lost_layouts = _copy_records(source, out, report, page)
+        moved = _copy_uploads(Path(source.path), Path(target), report)
+        lost_layouts = _copy_records(source, out, report, page, moved)
         if lost_layouts:
             report.not_carried.append(f"{lost_layouts} layout descriptors (a {store.kind} store "
                                       "keeps none: near-duplicates compare global vectors only)")
@@ -104,16 +112,31 @@ def migrate_index(source: IndexStore, target: Path, store: StoreSpec, *,
         if out.count != source.count:
             raise ArtifactError(f"copied {out.count} of {source.count} records; the source "
                                 "changed meanwhile: migrate again into a new directory")
-    log.info("migrated %d records to %s", report.records, target)
+    log.debug("migrated %d records to %s", report.records, target)
     return report
 
 
+def _copy_uploads(source: Path, target: Path, report: MigrationReport) -> tuple[str, str] | None:
+    """Copy ``source/data`` (uploads) to ``target/data``: (old prefix, new prefix), or None."""
+    old = (source / UPLOADS_DIR_NAME).resolve()
+    if not old.is_dir():
+        return None
+    new = target.resolve() / UPLOADS_DIR_NAME
+    shutil.copytree(old, new, dirs_exist_ok=True)
+    report.uploads = sum(1 for p in new.rglob("*") if p.is_file())
+    return str(old) + "/", str(new) + "/"
+
+
 def _copy_records(source: IndexStore, out: ImportsRecords, report: MigrationReport,
-                  page: int) -> int:
+                  page: int, uploads: tuple[str, str] | None) -> int:
     """Import every record page by page; returns how many layouts the target could not keep."""
     lost = 0
     keeps = isinstance(out, KeepsLayouts)
     for records, xb in stored_pages(source, page):
+        if uploads is not None:
+            old, new = uploads
+            records = [dataclasses.replace(r, path=new + r.path[len(old):])
+                       if r.path.startswith(old) else r for r in records]
         layouts = (source.layouts([r.id for r in records]) if isinstance(source, KeepsLayouts)
                    else {})
         out.import_records(records, xb, dict(layouts) if keeps and layouts else None)

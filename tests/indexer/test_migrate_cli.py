@@ -131,3 +131,26 @@ def test_export_reads_back_as_the_stored_records_and_vectors(
     manifest = json.loads(table.schema.metadata[b"cbir.manifest"])
     assert manifest["whiten"] is True and manifest["dim"] == 8
     assert not list(out.parent.glob("*.partial"))
+
+
+def test_uploads_kept_in_the_index_move_with_it(
+        source: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image in the source's uploads folder (where the HTTP API keeps them) is copied, and its
+    record points at the copy; the source keeps its own."""
+    _, built = source
+    index = tmp_path / "with-upload"
+    assert main(["index", "migrate", "--index", str(built), "--to", str(index)]) == 0
+    upload = photo(index / "data" / "ab" / "upload.jpg", 1400)
+    assert main(["index", "add", "--index", str(index), str(upload), "--no-progress"]) == 0
+    capsys.readouterr()
+    target = tmp_path / "target"
+    assert main(["index", "migrate", "--index", str(index), "--to", str(target),
+                 "--store", "milvus", "--milvus-uri", str(tmp_path / "u.db"),
+                 "--collection", "uploads"]) == 0
+    assert "1 uploaded files" in capsys.readouterr().out
+    copied = target.resolve() / "data" / "ab" / "upload.jpg"
+    assert copied.read_bytes() == upload.read_bytes()
+    with open_index(target, read_only=True) as opened:
+        paths = {r.path for r in opened.records(opened.ids_after(0, 100))}
+    assert str(copied) in paths and str(upload.resolve()) not in paths
+    assert upload.is_file()
