@@ -96,10 +96,9 @@ def test_kill_9_mid_batch_leaves_a_consistent_index(tmp_path: Path) -> None:
         restarted.stop()
 
 
-@pytest.mark.parametrize("flag", ["--polling"])
-def test_polling_observer(tmp_path: Path, flag: str) -> None:
+def test_polling_instead_of_kernel_events(tmp_path: Path) -> None:
     images, index = folder_and_index(tmp_path, n=1)
-    watcher = Watcher(images, index, tmp_path / "p.log", flag).start()
+    watcher = Watcher(images, index, tmp_path / "p.log", "--polling").start()
     try:
         assert "(polling)" in watcher.output()
         photo(images / "polled.jpg", 830)
