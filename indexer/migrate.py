@@ -21,22 +21,23 @@ EXPORT_PAGE = 5000
 
 def add_migrate_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("migrate", help=help_text)
-    p.add_argument("--index", required=True, help="the index directory to copy (only read)")
+    p.add_argument("--index", required=True, metavar="DIR",
+                   help="the index directory to copy (only read)")
     p.add_argument("--to", required=True, metavar="DIR",
                    help="the new index directory (must not hold an index)")
     p.add_argument("--store", default="faiss", choices=["faiss", "milvus"],
                    help="where the new index keeps its vectors: faiss (FAISS + SQLite in --to, "
                         "the default) or milvus")
-    p.add_argument("--milvus-uri", dest="milvus_uri", default=None,
+    p.add_argument("--milvus-uri", dest="milvus_uri", default=None, metavar="URI",
                    help="with --store milvus: ./file.db (Milvus Lite) or http://host:19530")
-    p.add_argument("--collection", default=None,
+    p.add_argument("--collection", default=None, metavar="NAME",
                    help="with --store milvus: the new collection's name")
     p.set_defaults(options=MigrateOptions.from_args, run=run_migrate)
 
 
 def add_export_parser(sub: Subparsers, help_text: str) -> None:
     p = sub.add_parser("export", help=help_text)
-    p.add_argument("--index", required=True, help="the index directory (only read)")
+    p.add_argument("--index", required=True, metavar="DIR", help="the index directory (only read)")
     p.add_argument("--out", required=True, metavar="FILE.parquet",
                    help="the Parquet file to write (replaced if it exists)")
     p.set_defaults(options=ExportOptions.from_args, run=run_export)

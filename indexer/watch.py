@@ -58,12 +58,15 @@ def _seconds(text: str) -> float:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="the folder of images to keep the index in "
-                                                   "step with (searched recursively)")
-    p.add_argument("--index", required=True, help="the index directory (built already)")
-    p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="the folder of images to keep the index in step with (searched "
+                        "recursively)")
+    p.add_argument("--index", required=True, metavar="DIR",
+                   help="the index directory (built already)")
+    p.add_argument("--batch-size", dest="batch_size", type=positive, default=None, metavar="N",
                    help="images per forward pass (default: 1 on cpu, 16 on cuda)")
-    p.add_argument("--workers", type=positive, default=None, help="image decoding threads")
+    p.add_argument("--workers", type=positive, default=None, metavar="N",
+                   help="image decoding threads")
     add_runtime_flags(p)
 
 
