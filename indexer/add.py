@@ -21,7 +21,7 @@ from retrieval import (
 )
 from retrieval.index import IndexStore, Trains
 
-__all__ = ["AddOptions", "add_parser", "run_add"]
+__all__ = ["AddOptions", "add_parser", "run_add", "train_if_possible"]
 
 log = logging.getLogger("cbir")
 
@@ -81,7 +81,7 @@ def run_add(opts: AddOptions) -> int:
         report, seconds = ingest_with_progress(
             collection, [p for _, p in plan.todo], batch_size=opts.batch_size,
             workers=opts.workers, progress=opts.progress, atomic=True, replacing=plan.replacing)
-        _train_if_possible(collection.index)
+        train_if_possible(collection.index)
     finally:
         collection.close()
     print_summary(report, seconds, opts.index)
@@ -91,7 +91,7 @@ def run_add(opts: AddOptions) -> int:
     return 1 if report.failures and not report.added and not plan.unchanged else 0
 
 
-def _train_if_possible(index: IndexStore) -> None:
+def train_if_possible(index: IndexStore) -> None:
     """Train an untrained IVF/PQ index once it holds enough vectors; until then the added ones
     are stored (committed above) and wait, which is said, not an error."""
     if not isinstance(index, Trains) or index.is_trained:

@@ -55,11 +55,37 @@ def _add_info(sub: Subparsers, argv: Sequence[str] | None) -> None:
     maintain.add_info_parser(sub, INDEX_COMMANDS["info"])
 
 
+def _add_sync(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import watch
+
+    watch.add_sync_parser(sub, INDEX_COMMANDS["sync"])
+
+
+def _add_watch(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import watch
+
+    watch.add_watch_parser(sub, INDEX_COMMANDS["watch"])
+
+
+def _add_migrate(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import migrate
+
+    migrate.add_migrate_parser(sub, INDEX_COMMANDS["migrate"])
+
+
+def _add_export(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import migrate
+
+    migrate.add_export_parser(sub, INDEX_COMMANDS["export"])
+
+
 def _add_index(sub: Subparsers, argv: Sequence[str] | None) -> None:
     index = sub.add_parser("index", help=COMMANDS["index"])
     isub = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
     builders: dict[str, Builder] = {"build": _add_build, "add": _add_add,
-                                    "remove": _add_remove, "info": _add_info}
+                                    "remove": _add_remove, "info": _add_info,
+                                    "sync": _add_sync, "watch": _add_watch,
+                                    "migrate": _add_migrate, "export": _add_export}
     _add_commands(isub, INDEX_COMMANDS, builders, argv)
 
 
@@ -119,6 +145,11 @@ INDEX_COMMANDS = {
            "is skipped; a changed one replaces its record)",
     "remove": "remove images by id (all or none)",
     "info": "manifest, counts and size on disk",
+    "sync": "bring an index in step with a folder once: new files added, changed ones "
+            "re-embedded, moved ones re-pointed, vanished ones removed (for cron)",
+    "watch": "sync, then follow the folder and apply each change as it happens",
+    "migrate": "copy an index to another store (FAISS+SQLite <-> Milvus) without embedding",
+    "export": "write an index's records and vectors to a Parquet file",
 }
 _BUILDERS: dict[str, Builder] = {
     "index": _add_index, "search": _add_search, "duplicates": _add_duplicates,

@@ -4,13 +4,14 @@ Each image is forwarded once; its feature map is cached on disk (``--cache``, de
 ``<out>/cache``) and every pooling variant is computed from it, so a second run — say with other
 poolings — forwards nothing. With ``--whiten`` every pooling is evaluated twice, without and with
 PCA-whitening, so the table compares them. Whitening and the MOP/VLAD codebooks are learned on
-``--train DIR``, which should be another dataset (Paris6k for Oxford5k and back); learning them on
-the evaluated images (``--train-on-test``) is allowed only on purpose and said loudly, because it
-inflates mAP; with ``--queries`` the database itself may be ``--train`` (it is not what is
-queried: only an overlap with the queries is refused). Search is exact inner product of
-L2-normalised descriptors. ``--scales`` forwards each image at each scale (cached per scale, so
-adding a scale forwards only that one); ``--qe K`` adds a +αQE row per pooling and ``--dba K`` a
-+αQE+DBA row, under the strict protocol of :mod:`retrieval.rerank` (the kernel the index uses).
+``--train-images DIR`` (old spelling ``--train``), which should be another dataset (Paris6k for
+Oxford5k and back); learning them on the evaluated images (``--train-on-test``) is allowed only on
+purpose and said loudly, because it inflates mAP; with ``--queries`` the database itself may be
+``--train-images`` (it is not what is queried: only an overlap with the queries is refused).
+Search is exact inner product of L2-normalised descriptors. ``--scales`` forwards each image at
+each scale (cached per scale, so adding a scale forwards only that one); ``--qe K`` adds a +αQE
+row per pooling and ``--dba K`` a +αQE+DBA row, under the strict protocol of
+:mod:`retrieval.rerank` (the kernel the index uses).
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                                      "(default sum,avg,max,gem)")
     p.add_argument("--whiten", action="store_true",
                    help="evaluate every pooling without AND with PCA-whitening")
-    p.add_argument("--train", default=None,
+    p.add_argument("--train-images", "--train", dest="train_images", default=None,
+                   metavar="DIR",
                    help="images to learn whitening / MOP on (another dataset, e.g. Paris6k for "
-                        "Oxford5k); required by --whiten and mop")
+                        "Oxford5k); required by --whiten and mop (--train: the old spelling)")
     p.add_argument("--train-on-test", dest="train_on_test", action="store_true",
                    help="learn on the evaluated images instead (inflates mAP; said in the output)")
     p.add_argument("--train-sample", dest="train_sample", type=positive, default=500,
@@ -120,7 +122,7 @@ class EvaluateOptions:
     queries: str | None = None
     rotated: bool = False
     whiten: bool = False
-    train: str | None = None
+    train_images: str | None = None
     train_on_test: bool = False
     train_sample: int = 500
     out: str | None = None
@@ -153,29 +155,30 @@ def _poolings(text: str) -> list[str]:
 
 
 def _train_paths(opts: EvaluateOptions, bench: Benchmark, needs: bool) -> list[Path]:
-    """The (sampled) training images; checks --train / --train-on-test against what needs them."""
-    if opts.train and opts.train_on_test:
-        raise ConfigError("--train and --train-on-test exclude each other")
+    """The (sampled) training images; checks --train-images / --train-on-test against needs."""
+    if opts.train_images and opts.train_on_test:
+        raise ConfigError("--train-images and --train-on-test exclude each other")
     if not needs:
-        if opts.train or opts.train_on_test:
+        if opts.train_images or opts.train_on_test:
             log.info("nothing to learn (no learning pooling, no --whiten): training images "
                      "not used")
         return []
-    if not (opts.train or opts.train_on_test):
+    if not (opts.train_images or opts.train_on_test):
         raise ConfigError("learning poolings (mop) and --whiten learn from training images: pass "
-                          "--train DIR (another dataset, e.g. Paris6k for Oxford5k) or "
+                          "--train-images DIR (another dataset, e.g. Paris6k for Oxford5k) or "
                           "--train-on-test (inflates mAP)")
-    if opts.train_on_test or opts.train is None:
+    if opts.train_on_test or opts.train_images is None:
         pool = list(bench.database)
     else:
-        pool = list_images(opts.train)
+        pool = list_images(opts.train_images)
         against = [q.path for q in bench.queries] if opts.queries else bench.database
         shared = {p.resolve() for p in pool} & {p.resolve() for p in against}
         if shared and opts.queries:
-            raise ConfigError(f"--train {opts.train} holds {len(shared)} of the query images")
+            raise ConfigError(f"--train-images {opts.train_images} holds {len(shared)} of the "
+                              "query images")
         if shared:
-            raise ConfigError(f"--train {opts.train} holds {len(shared)} of the evaluated images; "
-                              "pass --train-on-test to learn on them on purpose")
+            raise ConfigError(f"--train-images {opts.train_images} holds {len(shared)} of the "
+                              "evaluated images; pass --train-on-test to learn on them on purpose")
     if len(pool) < 2:
         raise ConfigError(f"need at least 2 training images, found {len(pool)}")
     if len(pool) > opts.train_sample:

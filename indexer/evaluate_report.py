@@ -44,7 +44,7 @@ def summary(opts: EvaluateOptions, bench: Benchmark, variants: Variants, weights
         "pooling_params": {name: dict(e.config.pooling_params)
                            for name, e in variants.embedders.items()},
         "whiten_dim": opts.embedding.whiten_dim,
-        "train": None if not train or inflated else opts.train,
+        "train": None if not train or inflated else opts.train_images,
         "n_train": len(train), "train_on_test": inflated, "mAP_inflated": inflated,
         "warning": INFLATED if inflated else None,
         "n_database": len(bench.database), "n_queries": len(bench.queries),

@@ -97,6 +97,7 @@ def ingest(
     atomic: bool = False,
     unique: UniqueAdd | None = None,
     replacing: Mapping[str, Sequence[int]] | None = None,
+    removing: Sequence[int] = (),
 ) -> IngestReport:
     """Embed and add every source ``(path_to_record, file path or bytes)``; returns a report.
 
@@ -104,16 +105,19 @@ def ingest(
     :func:`~retrieval.features.default_batch_size` and
     :func:`~retrieval.features.default_workers`. ``atomic``: one commit for all; ``unique``:
     one all-or-nothing :meth:`add_unique`; ``replacing``: path -> the ids its new record replaces
-    (module docstring).
+    (module docstring); ``removing`` (with ``atomic``): ids removed in the transaction that adds
+    (or on their own when nothing could be added).
     """
-    if replacing and not isinstance(collection.index, ReplacesRecords):
+    if (replacing or removing) and not isinstance(collection.index, ReplacesRecords):
         raise ConfigError("this store cannot replace records in the transaction that adds")
+    if removing and not atomic:
+        raise ConfigError("removing= needs atomic=True (one transaction)")
     report = IngestReport()
     batches = collection.embedder.extract(sources, batch_size=batch_size, workers=workers,
                                           max_pixels=max_pixels)
     with closing(batches), _StoreWriter(collection, report, on_progress,
                                         atomic or unique is not None, unique,
-                                        replacing or {}) as writer:
+                                        replacing or {}, removing) as writer:
         for item in batches:
             if isinstance(item, Failure):
                 if unique is not None:
@@ -196,9 +200,10 @@ class _StoreWriter:
 
     def __init__(self, collection: Collection, report: IngestReport,
                  on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None,
-                 replacing: Mapping[str, Sequence[int]]) -> None:
+                 replacing: Mapping[str, Sequence[int]], removing: Sequence[int] = ()) -> None:
         self.collection = collection
         self.replacing = replacing
+        self.removing = list(removing)
         self.report = report
         self.on_progress = on_progress
         self.atomic = atomic
@@ -231,7 +236,8 @@ class _StoreWriter:
     def _commit(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray) -> None:
         news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
                 for d in items]
-        old = [i for d in items for i in self.replacing.get(d.key, ())]
+        old = [i for d in items for i in self.replacing.get(d.key, ())] + self.removing
+        self.removing = []
         index = self.collection.index
         if old and isinstance(index, ReplacesRecords):
             self.report.added.extend(index.replace(old, news, xb, layouts))
@@ -242,6 +248,9 @@ class _StoreWriter:
 
     def _commit_held(self) -> None:
         if not self._held:
+            if self.removing:  # nothing decoded: the removals alone
+                self.report.replaced.extend(self.collection.index.remove(self.removing))
+                self.removing = []
             return
         items = [d for batch, _, _ in self._held for d in batch]
         xb = np.concatenate([xb for _, xb, _ in self._held])

@@ -25,6 +25,11 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
   of a file whose content changed): local only.
 * :class:`KeepsGraph` — ``graph_k``, ``neighbours``: the collection's kNN graph kept beside the
   records and updated with every add and remove (DBA, diffusion, near-duplicate candidates).
+* :class:`RepointsRecords` — ``repoint`` (a moved file's record given its new path, nothing
+  embedded: ``cbir index watch`` / ``sync``): local (one UPDATE) and Milvus (an upsert of the
+  stored row).
+* :class:`ImportsRecords` — ``import_records`` (records stored with their own ids and times, as
+  another store held them: ``cbir index migrate``): local and Milvus.
 
 Python 3.11's ``isinstance`` against a protocol reads each member, properties included: the few
 property members of the capabilities (``is_trained``, ``images_root``) are cheap reads.
@@ -44,8 +49,9 @@ from retrieval.index._manifest import Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.rerank import NeighbourGraph
 
-__all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "IndexStore", "KeepsLayouts",
-           "KeepsRequestKeys", "KnowsSources", "ReplacesRecords", "SelectsRecords", "Trains"]
+__all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "ImportsRecords", "IndexStore",
+           "KeepsLayouts", "KeepsRequestKeys", "KnowsSources", "ReplacesRecords",
+           "RepointsRecords", "SelectsRecords", "Trains"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -129,6 +135,26 @@ class ReplacesRecords(Protocol):
 
     def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
                 layouts: npt.ArrayLike | None = None) -> list[int]: ...
+
+
+@runtime_checkable
+class RepointsRecords(Protocol):
+    """A record given another path, its id, vector and content kept (a file that moved)."""
+
+    def repoint(self, moves: Mapping[int, str]) -> list[int]:
+        """Set each id's path; returns the ids that existed (unknown ids ignored)."""
+
+
+@runtime_checkable
+class ImportsRecords(Protocol):
+    """Records stored with their own ids and ``added_at``, as another store held them.
+
+    Every id must be new to this store (:class:`ConfigError` otherwise); later adds get ids
+    above every imported one.
+    """
+
+    def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
+                       layouts: Mapping[int, npt.ArrayLike] | None = None) -> None: ...
 
 
 @runtime_checkable

@@ -88,11 +88,13 @@ def mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 def test_services_and_profiles(base: dict[str, Any]) -> None:
     services = base["services"]
-    assert set(services) == {"api", "indexer"}
+    assert set(services) == {"api", "indexer", "watcher"}
     assert "profiles" not in services["api"]
     assert services["indexer"]["profiles"] == ["index"]
-    assert services["api"]["image"] == services["indexer"]["image"]
-    assert services["api"]["build"] == services["indexer"]["build"]
+    assert services["watcher"]["profiles"] == ["watch"]
+    for other in ("indexer", "watcher"):
+        assert services["api"]["image"] == services[other]["image"]
+        assert services["api"]["build"] == services[other]["build"]
     build = services["api"]["build"]
     assert (DOCKER / build["context"] / build["dockerfile"]).is_file()
     assert services["api"]["restart"] in ("always", "unless-stopped", "on-failure")
@@ -136,6 +138,21 @@ def test_indexer_builds_or_updates_the_index(base: dict[str, Any]) -> None:
     assert (args.command, args.index_command) == ("index", "build")
     assert (args.images, args.index, args.resume) == ("/images", "/data/index", True)
     assert args.weights == "imagenet" and args.device == "cpu"
+
+
+def test_watcher_follows_the_images_folder_beside_a_keyless_api(base: dict[str, Any]) -> None:
+    watcher, api = base["services"]["watcher"], base["services"]["api"]
+    args = cli(watcher["command"])
+    assert (args.command, args.index_command) == ("index", "watch")
+    assert (args.images, args.index, args.polling) == ("/images", "/data/index", False)
+    assert args.index == cli(api["command"]).index  # the index the api follows
+    assert watcher["restart"] == "unless-stopped"
+    assert watcher["depends_on"]["indexer"] == {"condition": "service_completed_successfully",
+                                                "required": False}
+    assert "CBIR_API_KEY" not in env_keys(watcher)  # a writer of its own, not the api's key
+    assert api["environment"]["CBIR_API_KEY"] is None  # unset unless given: keyless by default
+    polling = cli([*watcher["command"], "--polling"])
+    assert polling.polling is True
 
 
 @pytest.mark.parametrize("name", ["compose.yml", "compose.gpu.yml"])

@@ -47,7 +47,7 @@ def evaluate(tiny: dict[str, Path], out: Path, *extra: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def first_run(tiny: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("first")
-    evaluate(tiny, out, "--pooling", "sum,max,gem,mop", "--whiten", "--train",
+    evaluate(tiny, out, "--pooling", "sum,max,gem,mop", "--whiten", "--train-images",
              str(tiny["train"]), "--vlad-k", "4")
     return out
 
@@ -116,11 +116,11 @@ def test_train_on_test_says_map_is_inflated(
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--pooling", "sum,mop"], "--train DIR"),
-    (["--pooling", "sum", "--whiten"], "--train DIR"),
+    (["--pooling", "sum,mop"], "--train-images DIR"),
+    (["--pooling", "sum", "--whiten"], "--train-images DIR"),
     (["--pooling", "sum,vlad"], "unknown pooling 'vlad'"),
     (["--dataset", "oxford6k"], "unknown benchmark 'oxford6k'"),
-    (["--whiten", "--train", "TRAIN", "--train-on-test"], "exclude each other"),
+    (["--whiten", "--train-images", "TRAIN", "--train-on-test"], "exclude each other"),
     (["--whiten", "--train", "DATA"], "pass --train-on-test"),
 ])
 def test_usage_errors_exit_2_with_one_line(

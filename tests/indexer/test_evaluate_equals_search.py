@@ -89,7 +89,7 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_evaluate_reports_the_map_of_search(name: str, collection: dict[str, Path]) -> None:
     flags, row, learns = CONFIGS[name]
     work = collection["root"] / name.replace(" ", "_").replace(",", "")
-    evaluate_train = ["--train", str(collection["train"])] if learns else []
+    evaluate_train = ["--train-images", str(collection["train"])] if learns else []
     build_train = ["--train-images", str(collection["train"])] if learns else []
     index = work / "index"
     finish(start("evaluate", "--dataset", "folders", "--root", str(collection["database"]),

@@ -50,6 +50,8 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ["--help"], ["index", "--help"], ["index", "info", "--index", "{idx}"],
     ["duplicates", "--index", "{idx}", "--json"],
     ["-q", "index", "remove", "--index", "{idx}", "4"],
+    ["index", "migrate", "--index", "{idx}", "--to", "{idx}-copy"],
+    ["index", "export", "--index", "{idx}", "--out", "{idx}.parquet"],
 ])
 def test_no_torch(index_dir: Path, argv: list[str]) -> None:
     result = run_cli(*(a.replace("{idx}", str(index_dir)) for a in argv))

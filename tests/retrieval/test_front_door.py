@@ -30,6 +30,9 @@ PINNED = {
         "fit_embedder", "format_suffix", "fsync_directory", "ingest", "list_images",
         "load_image", "load_image_with_suffix", "manifest_for", "open_collection",
         "plan_by_path", "sha256_hex", "write_atomic",
+        "FileStamp", "StoredFiles", "SyncPlan", "SyncReport", "load_stamps", "plan_sync",
+        "save_stamps", "scan_folder", "sync_folder", "sync_paths",
+        "MigrationReport", "migrate_index", "stored_pages",
     ],
     "retrieval.pooling": [
         "POOLINGS", "MapPooling", "Param", "ParamValue", "Pooling", "make_pooling",

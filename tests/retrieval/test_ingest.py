@@ -11,6 +11,7 @@ import pytest
 
 from retrieval import (
     Collection,
+    ConfigError,
     Embedder,
     EmbedderConfig,
     UniqueAdd,
@@ -83,5 +84,29 @@ def test_one_bad_input_adds_nothing(collection: Collection) -> None:
         with pytest.raises(UnsupportedImageError, match=r"bad\.jpg"):
             ingest(collection, sources, unique=UniqueAdd(place))
         assert collection.index.count == 0 and calls == []  # nothing placed, nothing stored
+    finally:
+        collection.close()
+
+
+def test_removing_commits_with_the_adds_in_one_change_batch(collection: Collection) -> None:
+    """``removing=``: the ids go with the adds (one ``replace``: the change log holds the removal
+    then the add, nothing between), and alone when nothing could be decoded."""
+    try:
+        first = ingest(collection, [("a", png(5, (64, 48))), ("b", png(6, (64, 48)))],
+                       atomic=True)
+        store = collection.index.store  # type: ignore[attr-defined]
+        seq = store.last_seq()
+        report = ingest(collection, [("c", png(7, (64, 48)))], atomic=True,
+                        removing=[first.added[0]])
+        changes = list(store.changes_since(seq))
+        assert [(c.op, c.image_id) for c in changes] == [("remove", first.added[0]),
+                                                         ("add", report.added[0])]
+        assert report.replaced == [first.added[0]]
+        alone = ingest(collection, [("bad", b"not an image")], atomic=True,
+                       removing=[first.added[1]])
+        assert alone.added == [] and alone.replaced == [first.added[1]]
+        assert len(alone.failures) == 1 and collection.index.count == 1
+        with pytest.raises(ConfigError, match="atomic"):
+            ingest(collection, [], removing=[report.added[0]])
     finally:
         collection.close()

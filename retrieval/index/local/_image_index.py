@@ -44,11 +44,13 @@ from retrieval.index._protocol import (
     AugmentsVectors,
     DedupesContent,
     FollowsWriter,
+    ImportsRecords,
     IndexStore,
     KeepsLayouts,
     KeepsRequestKeys,
     KnowsSources,
     ReplacesRecords,
+    RepointsRecords,
     Trains,
 )
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
@@ -205,6 +207,21 @@ class ImageIndex:
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
             return self._writing().replace(self._live, old_ids, items, vectors, layouts)
+
+    def repoint(self, moves: Mapping[int, str]) -> list[int]:
+        """New paths for stored ids (moved files), in one transaction; the ids that existed.
+        Nothing else changes: vectors, ids and FAISS stay as they are."""
+        with self._rw.write():
+            self._writing()
+            return self._store.repoint(moves)
+
+    def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
+                       layouts: Mapping[int, npt.ArrayLike] | None = None) -> None:
+        """Store ``records`` with their own ids and times and index their vectors, in one
+        transaction (a migration); :class:`ConfigError` if an id is already stored."""
+        vectors = as_matrix(xb, self.d, n=len(records))
+        with self._rw.write():
+            self._writing().import_records(self._live, records, vectors, layouts)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns the ids that existed and were removed (others ignored)."""
@@ -382,5 +399,6 @@ class ImageIndex:
 if TYPE_CHECKING:  # mypy checks that ImageIndex has the core and every capability it declares
     def _declared(index: ImageIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
                                               KnowsSources, Trains, FollowsWriter,
-                                              AugmentsVectors, KeepsLayouts, ReplacesRecords]:
-        return index, index, index, index, index, index, index, index, index
+                                              AugmentsVectors, KeepsLayouts, ReplacesRecords,
+                                              RepointsRecords, ImportsRecords]:
+        return index, index, index, index, index, index, index, index, index, index, index

@@ -89,7 +89,8 @@ class DirectoryLock:
             raise ArtifactError(
                 f"{directory} is already open for writing (by this or another process): a cbir "
                 "server with CBIR_API_KEY set owns it, so add or remove images through its HTTP "
-                "API (POST /images, DELETE /images/{id}), or wait for the other cbir index "
+                "API (POST /images, DELETE /images/{id}); a `cbir index watch` owns it, so put "
+                "files in (or take them out of) its folder; or wait for the other cbir index "
                 "command to finish") from exc
         return cls(fd, path)
 

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._records import AddOutcome, ImageRecord, NewImage, check_new_images
+from retrieval.index.local._imports import import_rows, repoint_rows
 from retrieval.index.local._layouts import fetch_layouts, insert_layouts
 from retrieval.index.local._schema import (
     REQUEST_KEYS,
@@ -231,6 +232,18 @@ class Store:
             db.executemany("INSERT INTO changes(op, image_id) VALUES (?, ?)",
                            [("remove", i) for i in removed] + [("add", i) for i in ids])
         return removed, ids
+
+    def repoint(self, moves: Mapping[int, str]) -> list[int]:
+        """New paths for stored ids, in one transaction (:mod:`._imports`): the ids changed."""
+        with self._lock, transaction(self._db(), self.path) as db:
+            return repoint_rows(db, moves)
+
+    def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
+                       layouts: Mapping[int, npt.ArrayLike] | None = None) -> list[int]:
+        """Records with their own ids and times, in one transaction (:mod:`._imports`)."""
+        vectors = as_matrix(xb, self.dim, n=len(records))
+        with self._lock, transaction(self._db(), self.path) as db:
+            return import_rows(db, records, vectors, layouts)
 
     def get(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked; ids not in the store are left out."""

@@ -10,7 +10,7 @@ call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from retrieval.errors import ArtifactError
 from retrieval.index._manifest import Manifest
-from retrieval.index._records import AddOutcome, NewImage
+from retrieval.index._records import AddOutcome, ImageRecord, NewImage
 from retrieval.index.local._live import Live
 from retrieval.index.local._locks import DirectoryLock
 from retrieval.index.local._recovery import trained_from_store
@@ -78,6 +78,12 @@ class Writer:
 
         self._guarded(apply)
         return ids
+
+    def import_records(self, live: Live, records: Sequence[ImageRecord], vectors: F32,
+                       layouts: Mapping[int, npt.ArrayLike] | None) -> None:
+        ids = self._store.import_records(records, vectors, layouts)
+        live.seq, live.dirty = self._store.last_seq(), True
+        self._guarded(lambda: live.added(np.asarray(ids, dtype=np.int64), vectors))
 
     def remove(self, live: Live, ids: Iterable[int]) -> list[int]:
         removed = self._store.remove(ids)

@@ -12,7 +12,8 @@ writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
-Besides the core it declares content dedupe and sources (:mod:`retrieval.index._protocol`); it
+Besides the core it declares content dedupe, sources, re-pointing and importing records
+(:mod:`retrieval.index._protocol`); it
 has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
 (every read is current), no request keys, no DBA and no layouts.
 """
@@ -31,7 +32,13 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
+from retrieval.index._protocol import (
+    DedupesContent,
+    ImportsRecords,
+    IndexStore,
+    KnowsSources,
+    RepointsRecords,
+)
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
@@ -41,6 +48,8 @@ from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
     ids_after,
+    import_images,
+    repoint_images,
     search_rows,
     stored_paths,
     upsert_images,
@@ -85,6 +94,7 @@ class MilvusIndex:
         self._knobs: dict[str, int] = dict(manifest.search_params)
         self._closed = False
         self._id_base: int | None = None
+        self._legacy_ids = False
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
@@ -183,11 +193,9 @@ class MilvusIndex:
     def _allocate(self, n: int) -> list[int]:
         """``n`` new ids: tickets (unique across processes, :mod:`._ids`), or an older index's
         counter (one writer at a time)."""
-        if self._id_base is None:
-            text = get_text(self._client, self._meta, "id_base")
-            self._id_base = int(text) if text is not None else -1
-        if self._id_base >= 0:
-            return [k - self._id_base for k in take_tickets(self._client, self._name, n)]
+        base = self._base()
+        if base is not None:
+            return [k - base for k in take_tickets(self._client, self._name, n)]
         with id_lock(self.store.uri, self._name):
             start = int(get_text(self._client, self._meta, "next_id") or 1)
             put_text(self._client, self._meta, "next_id", str(start + n))
@@ -206,6 +214,55 @@ class MilvusIndex:
         ids = self._allocate(len(items))
         upsert_images(self._client, self._name, ids, items, vectors)
         return ids
+
+    def repoint(self, moves: Mapping[int, str]) -> list[int]:
+        """New paths for stored ids (moved files): each row upserted again with its stored
+        vector, id and ``added_at`` (no transaction: a crash may leave some rows re-pointed,
+        each one whole). Returns the ids that existed."""
+        self._check_writable()
+        for image_id, path in moves.items():
+            if not isinstance(path, str) or not path:
+                raise ConfigError(f"a record needs a path, got {path!r} for id {image_id}")
+        return repoint_images(self._client, self._name, {int(i): p for i, p in moves.items()})
+
+    def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
+                       layouts: Mapping[int, npt.ArrayLike] | None = None) -> None:
+        """Rows with the records' own ids and times (a migration into a collection no other
+        process writes meanwhile); later ids are allocated above them. ``layouts`` are not kept
+        (no layouts in Milvus). :class:`ConfigError` if an id is already stored."""
+        vectors = as_matrix(xb, self.d, n=len(records))
+        self._check_writable()
+        ids = [int(r.id) for r in records]
+        if len(set(ids)) != len(ids) or any(i < 1 for i in ids):
+            raise ConfigError("imported records need distinct, positive ids")
+        taken = fetch_records(self._client, self._name, ids)
+        if taken:
+            raise ConfigError(f"id {taken[0].id} is already stored: records are imported into "
+                              "a new, empty index")
+        if ids:
+            self._reserve_through(max(ids))
+        import_images(self._client, self._name, records, vectors)
+
+    def _base(self) -> int | None:
+        """The tickets' base (read once), or None for an older index's ``next_id`` counter."""
+        if self._id_base is None:
+            text = get_text(self._client, self._meta, "id_base")
+            self._id_base = int(text) if text is not None else None
+            self._legacy_ids = text is None
+        return None if self._legacy_ids else self._id_base
+
+    def _reserve_through(self, top: int) -> None:
+        """Make every later allocated id greater than ``top`` (lowers the tickets' base)."""
+        base = self._base()
+        if base is None:
+            with id_lock(self.store.uri, self._name):
+                start = int(get_text(self._client, self._meta, "next_id") or 1)
+                put_text(self._client, self._meta, "next_id", str(max(start, top + 1)))
+            return
+        ticket = take_tickets(self._client, self._name, 1)[0]
+        if ticket - base <= top:
+            self._id_base = ticket - top - 1
+            put_text(self._client, self._meta, "id_base", str(self._id_base))
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns those that existed (Milvus counts every id asked)."""
@@ -337,5 +394,6 @@ class MilvusIndex:
 
 
 if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
-    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources]:
-        return index, index, index
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources,
+                                                RepointsRecords, ImportsRecords]:
+        return index, index, index, index, index

@@ -17,8 +17,8 @@ from retrieval.index._records import ImageRecord, NewImage
 from retrieval.index.milvus._client import record
 from retrieval.index.milvus._schema import RECORD_FIELDS
 
-__all__ = ["fetch_records", "fetch_vectors", "search_rows", "stored_paths", "upsert_images",
-           "wait_indexed"]
+__all__ = ["fetch_records", "fetch_vectors", "import_images", "repoint_images", "search_rows",
+           "stored_paths", "upsert_images", "wait_indexed"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -44,6 +44,38 @@ def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[Ne
             rows, size = [], 0
     if rows:
         client.upsert(name, rows)
+
+
+def import_images(client: Any, name: str, records: Sequence[ImageRecord],
+                  vectors: F32) -> None:
+    """Rows with the records' own ids and ``added_at`` (a migration), in bounded upserts."""
+    rows: list[dict[str, Any]] = []
+    size = 0
+    for r, vector in zip(records, vectors, strict=True):
+        rows.append({"id": int(r.id), "vector": vector, "path": r.path, "sha256": r.sha256,
+                     "width": r.width, "height": r.height, "added_at": float(r.added_at)})
+        size += vector.nbytes + len(r.path.encode()) + 128
+        if size >= INSERT_BYTES:
+            client.upsert(name, rows)
+            rows, size = [], 0
+    if rows:
+        client.upsert(name, rows)
+
+
+def repoint_images(client: Any, name: str, moves: dict[int, str]) -> list[int]:
+    """Each stored row upserted again with its new path (id, vector, ``added_at`` kept); the
+    ids that existed. One upsert per :data:`GET_IDS` rows: atomic per row, not per call."""
+    done: list[int] = []
+    wanted = sorted(int(i) for i in moves)
+    for start in range(0, len(wanted), GET_IDS):
+        rows = client.get(name, ids=wanted[start:start + GET_IDS],
+                          output_fields=[*RECORD_FIELDS, "vector"])
+        fresh = [{**r, "path": moves[int(r["id"])],
+                  "vector": np.asarray(r["vector"], dtype=np.float32)} for r in rows]
+        if fresh:
+            client.upsert(name, fresh)
+            done.extend(int(r["id"]) for r in fresh)
+    return sorted(done)
 
 
 def search_rows(client: Any, name: str, queries: F32, k: int, *, ids: Sequence[int] | None,
