@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e '.[test,demo,ray,milvus,int8]'
+	$(BIN)/python -m pip install -q -e '.[test,demo,ray,milvus,int8,parquet]'
 	touch $(STAMP)
 
 lint: $(STAMP)
