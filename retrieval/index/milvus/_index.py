@@ -12,9 +12,11 @@ writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
-Besides the core it declares content dedupe and sources (:mod:`retrieval.index._protocol`); it
-has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
-(every read is current), no request keys, no DBA and no layouts.
+Besides the core it declares content dedupe, sources, filters from scalar expressions, tags and
+folder counts (:mod:`retrieval.index._protocol`, :mod:`._metadata`; a collection made before tags
+has no ``tags`` field: its records have none and ``retag`` is refused); it has no training
+(Milvus trains its IVF lists itself, per sealed segment), nothing to follow (every read is
+current), no request keys, no DBA and no layouts.
 """
 
 from __future__ import annotations
@@ -31,12 +33,27 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
+from retrieval.index._protocol import (
+    CountsFolders,
+    DedupesContent,
+    IndexStore,
+    KeepsTags,
+    KnowsSources,
+    SelectsRecords,
+)
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index._tags import TagEdit
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
 from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._ids import take_tickets
+from retrieval.index.milvus._metadata import (
+    count_dirs,
+    count_tags,
+    filter_expression,
+    matching_ids,
+    retag_rows,
+)
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -48,10 +65,12 @@ from retrieval.index.milvus._rows import (
 )
 from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
+    TAGS_FIELD,
     MilvusSpec,
     create_collections,
     default_search_params,
     get_text,
+    has_tags_field,
     is_lite,
     lite_size,
     load_blob,
@@ -85,6 +104,7 @@ class MilvusIndex:
         self._knobs: dict[str, int] = dict(manifest.search_params)
         self._closed = False
         self._id_base: int | None = None
+        self._has_tags: bool | None = None  # read on first use (describe_collection)
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
@@ -148,6 +168,17 @@ class MilvusIndex:
         return cls(path, manifest, store, client, read_only=read_only)
 
     @property
+    def _tags(self) -> bool:
+        """Whether the collection has the ``tags`` field (made since tags exist)."""
+        if self._has_tags is None:
+            self._has_tags = has_tags_field(self._client, self._name)
+        return self._has_tags
+
+    @property
+    def _fields(self) -> list[str]:
+        return [*RECORD_FIELDS, *([TAGS_FIELD] if self._tags else [])]
+
+    @property
     def d(self) -> int:
         return self.manifest.dim
 
@@ -204,7 +235,7 @@ class MilvusIndex:
         check_new_images(items)
         self._check_writable()
         ids = self._allocate(len(items))
-        upsert_images(self._client, self._name, ids, items, vectors)
+        upsert_images(self._client, self._name, ids, items, vectors, tags=self._tags)
         return ids
 
     def remove(self, ids: Iterable[int]) -> list[int]:
@@ -232,7 +263,7 @@ class MilvusIndex:
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record, fetched in the same request."""
-        distances, _, entities = self._search(xq, k, ids=None, fields=RECORD_FIELDS[1:])
+        distances, _, entities = self._search(xq, k, ids=None, fields=self._fields[1:])
         return [[Hit(int(e["id"]), float(distances[q, j]), record(e))
                  for j, e in enumerate(row)] for q, row in enumerate(entities)]
 
@@ -245,7 +276,7 @@ class MilvusIndex:
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         self._check_open()
-        return fetch_records(self._client, self._name, ids)
+        return fetch_records(self._client, self._name, ids, self._fields)
 
     def stored_vectors(self, ids: Sequence[int]) -> F32:
         """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
@@ -261,6 +292,35 @@ class MilvusIndex:
         """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
         self._check_open()
         return ids_after(self._client, self._name, cursor, limit)
+
+    def ids_matching(self, folder: str | None, added_after: float | None,
+                     added_before: float | None, tags: Sequence[str] = ()) -> list[int]:
+        """Ids under ``folder`` (absolute) added in ``[added_after, added_before)`` holding all
+        of ``tags``, ascending: one scalar expression (:mod:`._metadata`)."""
+        self._check_open()
+        if tags and not self._tags:
+            return []
+        return matching_ids(self._client, self._name,
+                            filter_expression(folder, added_after, added_before, tags))
+
+    def retag(self, ids: Sequence[int], edit: TagEdit) -> list[ImageRecord]:
+        """Apply ``edit`` to the tags of ``ids`` (their rows upserted with the same vectors);
+        :class:`NotFoundError`, nothing changed, if one is not stored."""
+        self._check_writable()
+        if not self._tags:
+            raise ConfigError(f"collection {self._name!r} was made before tags: it has no tags "
+                              "field (build the index again to tag its images)")
+        return retag_rows(self._client, self._name, ids, edit)
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use and how many images hold it."""
+        self._check_open()
+        return count_tags(self._client, self._name) if self._tags else {}
+
+    def dir_counts(self) -> dict[str, int]:
+        """Every directory (absolute) holding images, and how many it holds directly."""
+        self._check_open()
+        return count_dirs(self._client, self._name)
 
     def flush(self, timeout_s: float = 3600.0) -> None:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
@@ -298,7 +358,7 @@ class MilvusIndex:
     def find_sha256(self, sha256: str) -> list[ImageRecord]:
         """Records of the images with this content, oldest first."""
         self._check_open()
-        return find_sha256(self._client, self._name, sha256)
+        return find_sha256(self._client, self._name, sha256, self._fields)
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
                    layouts: npt.ArrayLike | None = None) -> AddOutcome:
@@ -337,5 +397,6 @@ class MilvusIndex:
 
 
 if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
-    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources]:
-        return index, index, index
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources,
+                                               SelectsRecords, KeepsTags, CountsFolders]:
+        return index, index, index, index, index, index

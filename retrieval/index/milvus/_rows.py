@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from retrieval.errors import NotFoundError, StoreTimeoutError
+from retrieval.errors import ConfigError, NotFoundError, StoreTimeoutError
 from retrieval.index._records import ImageRecord, NewImage
 from retrieval.index.milvus._client import record
-from retrieval.index.milvus._schema import RECORD_FIELDS
+from retrieval.index.milvus._schema import TAGS_FIELD
 
 __all__ = ["fetch_records", "fetch_vectors", "search_rows", "stored_paths", "upsert_images",
            "wait_indexed"]
@@ -30,14 +30,18 @@ FLUSH_POLL_S = 0.5
 
 
 def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[NewImage],
-                  vectors: F32) -> None:
-    """One row per image, in upserts bounded by bytes."""
+                  vectors: F32, *, tags: bool) -> None:
+    """One row per image, in upserts bounded by bytes (``tags``: the collection has the field;
+    else an item with tags is refused)."""
+    if not tags and any(item.tags for item in items):
+        raise ConfigError(f"collection {name!r} was made before tags: it cannot hold any")
     now = time.time()
     rows: list[dict[str, Any]] = []
     size = 0
     for image_id, item, vector in zip(ids, items, vectors, strict=True):
         rows.append({"id": image_id, "vector": vector, "path": item.path, "sha256": item.sha256,
-                     "width": item.width, "height": item.height, "added_at": now})
+                     "width": item.width, "height": item.height, "added_at": now,
+                     **({TAGS_FIELD: list(item.tags)} if tags else {})})
         size += vector.nbytes + len(item.path.encode()) + 128
         if size >= INSERT_BYTES:
             client.upsert(name, rows)
@@ -67,12 +71,13 @@ def search_rows(client: Any, name: str, queries: F32, k: int, *, ids: Sequence[i
     return distances, labels, entities
 
 
-def fetch_records(client: Any, name: str, ids: Sequence[int]) -> list[ImageRecord]:
-    """Records of ``ids`` in the order asked, unknown ids left out."""
+def fetch_records(client: Any, name: str, ids: Sequence[int],
+                  fields: list[str]) -> list[ImageRecord]:
+    """Records of ``ids`` in the order asked, unknown ids left out (``fields``: the record's)."""
     wanted = [int(i) for i in ids]
     found: dict[int, ImageRecord] = {}
     for start in range(0, len(wanted), GET_IDS):
-        rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=RECORD_FIELDS)
+        rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=fields)
         found.update((int(r["id"]), record(r)) for r in rows)
     return [found[i] for i in wanted if i in found]
 
