@@ -55,11 +55,17 @@ def _add_info(sub: Subparsers, argv: Sequence[str] | None) -> None:
     maintain.add_info_parser(sub, INDEX_COMMANDS["info"])
 
 
+def _add_tag(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import tags
+
+    tags.add_tag_parser(sub, INDEX_COMMANDS["tag"])
+
+
 def _add_index(sub: Subparsers, argv: Sequence[str] | None) -> None:
     index = sub.add_parser("index", help=COMMANDS["index"])
     isub = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
     builders: dict[str, Builder] = {"build": _add_build, "add": _add_add,
-                                    "remove": _add_remove, "info": _add_info}
+                                    "remove": _add_remove, "info": _add_info, "tag": _add_tag}
     _add_commands(isub, INDEX_COMMANDS, builders, argv)
 
 
@@ -119,6 +125,7 @@ INDEX_COMMANDS = {
            "is skipped; a changed one replaces its record)",
     "remove": "remove images by id (all or none)",
     "info": "manifest, counts and size on disk",
+    "tag": "add or remove tags of stored images (all or none; nothing is embedded again)",
 }
 _BUILDERS: dict[str, Builder] = {
     "index": _add_index, "search": _add_search, "duplicates": _add_duplicates,
