@@ -33,8 +33,8 @@ Side = Annotated[Literal["stored", "query"], Query(description="whose cells: the
 Format = Annotated[Literal["png", "json"], Query(
     alias="format", description="png: the image with the top cells highlighted; json: every "
     "cell's part")]
-_PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}, "application/json": {
-    "schema": {"$ref": "#/components/schemas/ExplanationOut"}}},
+_PNG: dict[int | str, dict[str, Any]] = {200: {
+    "model": ExplanationOut, "content": {"image/png": {}},
     "description": "the PNG, or with ?format=json the grid"}}
 
 

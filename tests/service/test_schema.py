@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -64,6 +65,20 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
         assert paths[path]["get"]["responses"]["200"]["content"]["application/json"][
             "schema"] == {"$ref": f"#/components/schemas/{model}"}
     assert client.get("/docs").status_code == 200
+    components = set(schema["components"]["schemas"])
+    assert {ref.rsplit("/", 1)[-1] for ref in _refs(schema)} <= components  # none dangles
+
+
+def _refs(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
 
 
 @pytest.mark.slow
