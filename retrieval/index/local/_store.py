@@ -383,6 +383,20 @@ class Store:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack([found[i] for i in wanted])
 
+    def vectors_present(self, ids: Sequence[int]) -> tuple[list[int], F32]:
+        """Those of ``ids`` that are stored (in the order asked, once each) and their vectors:
+        one read, unknown ids left out (an exact search among candidates)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, F32] = {}
+        for chunk in _chunks(wanted):
+            rows = self._query(f"SELECT id, vector FROM images WHERE id IN ({_marks(len(chunk))})",
+                               chunk)
+            found.update((int(image_id), self._decode(blob)) for image_id, blob in rows)
+        present = [i for i in wanted if i in found]
+        xb = (np.stack([found[i] for i in present]) if present
+              else np.empty((0, self.dim), dtype=np.float32))
+        return present, xb
+
     def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
         """Layout descriptors of those ``ids`` that have one (none for older indexes)."""
         found: dict[int, F32] = {}
