@@ -22,7 +22,8 @@ from retrieval.index.milvus._client import record
 from retrieval.index.milvus._rows import GET_IDS, PATH_PAGE
 from retrieval.index.milvus._schema import RECORD_FIELDS, TAGS_FIELD
 
-__all__ = ["count_dirs", "count_tags", "filter_expression", "matching_ids", "retag_rows"]
+__all__ = ["QUERY_LIMIT", "count_dirs", "count_tags", "filter_expression", "matching_ids",
+           "retag_rows"]
 
 
 def _literal(text: str) -> str:
@@ -45,7 +46,18 @@ def filter_expression(folder: str | None, added_after: float | None,
     return " and ".join(f"({p})" for p in parts)
 
 
+#: rows one plain query may return (Milvus's limit on offset + limit); more: the iterator.
+QUERY_LIMIT = 16_384
+
+
 def _rows(client: Any, name: str, expression: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    """Every row ``expression`` matches: one query when they fit (three times faster than the
+    iterator on Milvus Lite, measured), else a query iterator (ids may be sparse)."""
+    first = client.query(name, filter=expression, output_fields=fields, limit=QUERY_LIMIT,
+                         consistency_level="Strong")
+    if len(first) < QUERY_LIMIT:
+        yield from first
+        return
     pages = client.query_iterator(name, batch_size=PATH_PAGE, filter=expression,
                                   output_fields=fields)
     try:

@@ -122,3 +122,17 @@ def test_an_index_made_before_tags_opens(tmp_path: Path) -> None:
         assert index.retag([1], TagEdit.of(add=["a"]))[0].tags == ("a",)
         assert index.remove([1]) == [1]
         assert tag_counts(index) == {}  # the trigger follows removals
+
+
+def test_milvus_reads_past_one_query(store: IndexStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More matching rows than one Milvus query returns: the iterator reads them all."""
+    if isinstance(store, ImageIndex):
+        pytest.skip("a Milvus reading path")
+    from retrieval.index.milvus import _metadata
+
+    want = (matching_ids(store, RecordFilter(tags=("even",))), tag_counts(store),
+            folder_counts(store))
+    monkeypatch.setattr(_metadata, "QUERY_LIMIT", 2)
+    assert (matching_ids(store, RecordFilter(tags=("even",))), tag_counts(store),
+            folder_counts(store)) == want
+    assert len(want[0]) == N // 2
