@@ -26,6 +26,7 @@ ARGV = {
     "index add": ["--index", "idx", "a.jpg", "more"],
     "index remove": ["--index", "idx", "3", "5"],
     "index info": ["--index", "idx"],
+    "index tag": ["--index", "idx", "3", "--add", "sea"],
     "search": ["--index", "idx", "q.jpg"],
     "duplicates": ["--index", "idx"],
     "serve": ["--index", "idx"],
