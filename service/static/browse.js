@@ -63,6 +63,7 @@
       if (tags.ok) {
         const body = await tags.json();
         fill($("tags"), body.tags.map((t) => [t.tag, `${t.tag} (${t.images})`]), []);
+        $("tag-filter").hidden = body.tags.length === 0;
       }
     } catch (_) { /* the filters stay as they are */ }
   }
@@ -75,7 +76,10 @@
   $("folder").addEventListener("change", onFilter);
   $("tags").addEventListener("change", onFilter);
   more.addEventListener("click", () => loadPage(false));
-  $("browse").addEventListener("click", () => loadPage(true));
+  $("browse").addEventListener("click", () => {
+    loadFilters();
+    loadPage(true);
+  });
   window.cbir.ready = () => {
     loadFilters();
     loadPage(true);

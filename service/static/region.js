@@ -8,6 +8,7 @@
   const box = $("box");
   const clear = $("clear-box");
   const MIN_PIXELS = 4; // a smaller drag is a click, not a box
+  const MAX_HEIGHT = 256; // CSS pixels
   let start = null;     // where the drag began, in CSS pixels of the image
 
   function local(event) {
@@ -35,6 +36,17 @@
     const y2 = Math.min(image.naturalHeight, Math.ceil(Math.max(a[1], b[1]) * sy));
     return [x1, y1, x2, y2];
   }
+
+  // Shown as large as fits (small images scaled up, aspect kept): easier to draw on.
+  function fit() {
+    if (!image.naturalWidth) return;
+    const room = $("boxer").clientWidth || image.naturalWidth;
+    const scale = Math.min(room / image.naturalWidth, MAX_HEIGHT / image.naturalHeight);
+    image.style.width = `${Math.round(image.naturalWidth * scale)}px`;
+    image.style.height = `${Math.round(image.naturalHeight * scale)}px`;
+  }
+  image.addEventListener("load", fit);
+  window.addEventListener("resize", fit);
 
   image.addEventListener("pointerdown", (event) => {
     event.preventDefault();

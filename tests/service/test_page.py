@@ -237,10 +237,15 @@ def test_gallery_box_filter_more_and_explanation(browser: Any, base_url: str) ->
     gallery = page.locator("#gallery > li")
     gallery.first.wait_for(state="visible")
     page.locator("#gallery-status").filter(has_text="image").wait_for()
-    records = page.request.get(f"{base_url}/images?limit=24").json()["images"]
+    listing = page.request.get(f"{base_url}/images?limit=24").json()
+    records = listing["images"]
     assert [int(li.get_attribute("data-id")) for li in gallery.all()] == \
         [r["id"] for r in records]
+    assert page.locator("#gallery-more").is_visible() == (listing["next_cursor"] is not None)
     assert page.locator("#results > li").count() == 0  # nothing searched yet
+    assert page.locator("#more").is_hidden() and page.locator("#boxer").is_hidden()
+    tags = page.request.get(f"{base_url}/tags").json()["tags"]
+    assert page.locator("#tag-filter").is_visible() == bool(tags)
 
     chosen = int(records[1]["id"])
     with page.expect_response(is_similar) as first:
