@@ -62,6 +62,13 @@ def test_patch_edits_tags_and_the_filter_follows(app: TestClient) -> None:
     assert [s for _, s in tagged] == pytest.approx([s for _, s in want], abs=1e-5)
     both = ranking(app, 1, tag=["sea", "red"])
     assert [i for i, _ in both] == [2]
+    data = Path(app.get("/images/1").json()["path"]).read_bytes()
+    every = app.post("/search", files={"image": ("q", data)}, params={"k": 12}).json()
+    only = app.post("/search", files={"image": ("q", data)}, params={"tag": "sea"}).json()
+    want = [h["id"] for h in every["results"] if h["id"] in {2, 3, 4}]
+    assert [h["id"] for h in only["results"]] == want
+    batch = app.post("/search/batch", files=[("images", ("q", data))], params={"tag": "sea"})
+    assert [h["id"] for h in batch.json()["queries"][0]["results"]] == want
     assert tagged[0][0] in {h["id"] for h in ranking_hits(app, 1, "sea")}
     page = app.get("/images", params={"tag": "sea", "limit": 2}).json()
     assert [r["id"] for r in page["images"]] == [2, 3] and page["next_cursor"] == 3

@@ -32,12 +32,12 @@ from retrieval.index.local._schema import (
     REQUEST_KEYS,
     SCHEMA,
     SCHEMA_VERSION,
+    TAGS,
     connect,
     full_disk_raises,
     transaction,
 )
 from retrieval.index.local._tags import (
-    TAGS,
     has_tags,
     insert_tags,
     read_tags,

@@ -1,11 +1,11 @@
 """The ``tags`` table: each image's tags, one row per (tag, image), beside ``images``.
 
-An additive schema migration like ``request_keys`` (:mod:`._schema`): created with a new store and
-on every writable open of an older one (no new schema version), with a trigger that deletes an
-image's tags with it. A read-only open of an older store has no table: its images have no tags.
-The primary key ``(tag, image_id)`` answers a tag filter; the ``image_id`` index reads a record's
-tags. Tag changes are metadata: they are not in the ``changes`` log (FAISS does not hold tags),
-and a reader sees them at once (records are always read from SQLite).
+An additive schema migration like ``request_keys`` (``TAGS`` in :mod:`._schema`): created with a
+new store and on every writable open of an older one (no new schema version), with a trigger that
+deletes an image's tags with it. A read-only open of an older store has no table: its images
+have no tags. The primary key ``(tag, image_id)`` answers a tag filter; the ``image_id`` index
+reads a record's tags. Tag changes are metadata: they are not in the ``changes`` log (FAISS does
+not hold tags), and a reader sees them at once (records are always read from SQLite).
 """
 
 from __future__ import annotations
@@ -15,19 +15,8 @@ from collections.abc import Sequence
 
 from retrieval.index._tags import TagEdit
 
-__all__ = ["TAGS", "has_tags", "insert_tags", "read_tags", "retag_rows", "tag_counts",
+__all__ = ["has_tags", "insert_tags", "read_tags", "retag_rows", "tag_counts",
            "tagged_clause"]
-
-TAGS = """
-CREATE TABLE IF NOT EXISTS tags (
-    tag TEXT NOT NULL,
-    image_id INTEGER NOT NULL,
-    PRIMARY KEY (tag, image_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
-CREATE TRIGGER IF NOT EXISTS tags_follow_images AFTER DELETE ON images
-BEGIN DELETE FROM tags WHERE image_id = OLD.id; END;
-"""
 
 
 def has_tags(db: sqlite3.Connection) -> bool:
