@@ -9,4 +9,6 @@ are shared and absolute times drift. Parts (one module each; results in ``bench/
 4. :mod:`bench.scale` — FAISS index types at 10^5 and 10^6 synthetic vectors: time, memory, recall;
 5. :mod:`bench.peer` — a plain per-image extraction loop ÷ ours on paris250;
 6. :mod:`bench.watching` — ``cbir index watch`` + a keyless server: file saved -> searchable.
+7. :mod:`bench.features` — what each search feature (regions, filters, tags, pages, batch,
+   explanations) costs per request, and filters at 10^5 records on both engines.
 """

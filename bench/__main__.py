@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import gpu, indexing, latency, peer, precision, scale, scaleout, watching
+from bench import features, gpu, indexing, latency, peer, precision, scale, scaleout, watching
 from bench.machine import describe, load_average
 from bench.plan import MODES, Plan
 from bench.report import PartResult, summary_lines, write_result
@@ -24,6 +24,7 @@ PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "ray": scaleout.run_ray,
     "milvus": scaleout.run_milvus,
     "watch": watching.run,
+    "features": features.run,
 }
 
 

@@ -19,7 +19,7 @@ from retrieval import (
     open_collection,
     plan_by_path,
 )
-from retrieval.index import IndexStore, Trains
+from retrieval.index import IndexStore, KeepsTags, TagEdit, Trains, clean_tags
 
 __all__ = ["AddOptions", "add_parser", "run_add", "train_if_possible"]
 
@@ -36,6 +36,9 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--workers", type=positive, default=None, help="image decoding threads")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress output")
+    p.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG",
+                   help="give every added image this tag (repeatable; files already stored "
+                        "unchanged at their path get it too)")
     add_runtime_flags(p)
     p.set_defaults(options=AddOptions.from_args, run=run_add)
 
@@ -50,11 +53,12 @@ class AddOptions:
     batch_size: int | None = None
     workers: int | None = None
     progress: bool = True
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> AddOptions:
         return from_namespace(cls, ns, index=Path(ns.index), paths=tuple(ns.paths),
-                              runtime=RuntimeOptions.from_args(ns))
+                              runtime=RuntimeOptions.from_args(ns), tags=clean_tags(ns.tags))
 
 
 def run_add(opts: AddOptions) -> int:
@@ -80,7 +84,9 @@ def run_add(opts: AddOptions) -> int:
         plan = plan_by_path(collection.index, [(str(p.resolve()), p.resolve()) for p in paths])
         report, seconds = ingest_with_progress(
             collection, [p for _, p in plan.todo], batch_size=opts.batch_size,
-            workers=opts.workers, progress=opts.progress, atomic=True, replacing=plan.replacing)
+            workers=opts.workers, progress=opts.progress, atomic=True, replacing=plan.replacing,
+            tags=opts.tags)
+        _tag_unchanged(collection.index, plan, opts.tags)
         train_if_possible(collection.index)
     finally:
         collection.close()
@@ -89,6 +95,16 @@ def run_add(opts: AddOptions) -> int:
     for key, image_id in zip(report.added_keys, report.added, strict=True):
         print(f"{image_id}\t{key}")
     return 1 if report.failures and not report.added and not plan.unchanged else 0
+
+
+def _tag_unchanged(index: IndexStore, plan: PathPlan, tags: tuple[str, ...]) -> None:
+    """The files skipped as already stored get ``tags`` too (so an add run again is a no-op)."""
+    ids = sorted(set(plan.unchanged.values()))
+    if not tags or not ids:
+        return
+    if not isinstance(index, KeepsTags):
+        raise ConfigError("this store keeps no tags")
+    index.retag(ids, TagEdit.of(add=tags))
 
 
 def train_if_possible(index: IndexStore) -> None:

@@ -77,6 +77,10 @@ def _add_export(sub: Subparsers, argv: Sequence[str] | None) -> None:
     from indexer import migrate
 
     migrate.add_export_parser(sub, INDEX_COMMANDS["export"])
+def _add_tag(sub: Subparsers, argv: Sequence[str] | None) -> None:
+    from indexer import tags
+
+    tags.add_tag_parser(sub, INDEX_COMMANDS["tag"])
 
 
 def _add_index(sub: Subparsers, argv: Sequence[str] | None) -> None:
@@ -85,7 +89,8 @@ def _add_index(sub: Subparsers, argv: Sequence[str] | None) -> None:
     builders: dict[str, Builder] = {"build": _add_build, "add": _add_add,
                                     "remove": _add_remove, "info": _add_info,
                                     "sync": _add_sync, "watch": _add_watch,
-                                    "migrate": _add_migrate, "export": _add_export}
+                                    "migrate": _add_migrate, "export": _add_export,
+                                    "tag": _add_tag}
     _add_commands(isub, INDEX_COMMANDS, builders, argv)
 
 
@@ -150,6 +155,7 @@ INDEX_COMMANDS = {
     "watch": "sync, then follow the folder and apply each change as it happens",
     "migrate": "copy an index to another store (FAISS+SQLite <-> Milvus) without embedding",
     "export": "write an index's records and vectors to a Parquet file",
+    "tag": "add or remove tags of stored images (all or none; nothing is embedded again)",
 }
 _BUILDERS: dict[str, Builder] = {
     "index": _add_index, "search": _add_search, "duplicates": _add_duplicates,

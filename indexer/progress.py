@@ -92,13 +92,14 @@ def counted(items: Iterable[T], bar: Progress) -> Iterator[T]:
 def ingest_with_progress(
     collection: Collection, paths: list[Path], *, batch_size: int | None, workers: int | None,
     progress: bool, atomic: bool = False, replacing: Mapping[str, Sequence[int]] | None = None,
+    tags: Sequence[str] = (),
 ) -> tuple[IngestReport, float]:
     """Ingest ``paths`` under a progress bar; unreadable files go to ``skipped.log``."""
     start = time.perf_counter()
     with progress_bar(len(paths), enabled=progress) as bar:
         report = ingest(collection, [(str(p), p) for p in paths], batch_size=batch_size,
                         workers=workers, on_progress=bar.update, atomic=atomic,
-                        replacing=replacing)
+                        replacing=replacing, tags=tags)
     log_failures(collection.path, report)
     return report, time.perf_counter() - start
 

@@ -66,6 +66,8 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                    metavar="SECONDS", help="only images added at or after this (Unix time)")
     p.add_argument("--added-before", dest="added_before", type=float, default=None,
                    metavar="SECONDS", help="only images added before this (Unix time)")
+    p.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG",
+                   help="only images holding this tag (repeatable: all must match)")
     p.add_argument("--json", action="store_true", help="print one JSON line per query")
     add_search_param_flags(p, "for this search (default: the index's)")
     add_runtime_flags(p)
@@ -87,6 +89,7 @@ class SearchOptions:
     folder: str | None = None
     added_after: float | None = None
     added_before: float | None = None
+    tags: tuple[str, ...] = ()
     qe: int | None = None
     qe_alpha: float | None = None
     nprobe: int | None = None
@@ -96,11 +99,11 @@ class SearchOptions:
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> SearchOptions:
         return from_namespace(cls, ns, index=Path(ns.index), images=tuple(ns.images),
-                              runtime=RuntimeOptions.from_args(ns))
+                              runtime=RuntimeOptions.from_args(ns), tags=tuple(ns.tags))
 
     @property
     def where(self) -> RecordFilter | None:
-        where = RecordFilter(self.folder, self.added_after, self.added_before)
+        where = RecordFilter(self.folder, self.added_after, self.added_before, self.tags)
         return where if where.active else None
 
     @property
@@ -130,8 +133,8 @@ def search_image(collection: Collection, image_path: Path, k: int, *, qe_k: int 
 
 def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
     if as_json:
-        results = [{"id": h.id, "path": h.record.path, "score": round(float(h.score), 6)}
-                   for h in hits]
+        results = [{"id": h.id, "path": h.record.path, "score": round(float(h.score), 6),
+                    "tags": list(h.record.tags)} for h in hits]
         print(json.dumps({"query": query, "results": results}))
         return
     print(f"query: {query}")

@@ -51,6 +51,7 @@ from retrieval.index import (
     KnowsSources,
     NewImage,
     ReplacesRecords,
+    clean_tags,
 )
 
 __all__ = ["IngestReport", "PathPlan", "UniqueAdd", "ingest", "plan_by_path"]
@@ -98,6 +99,7 @@ def ingest(
     unique: UniqueAdd | None = None,
     replacing: Mapping[str, Sequence[int]] | None = None,
     removing: Sequence[int] = (),
+    tags: Sequence[str] = (),
 ) -> IngestReport:
     """Embed and add every source ``(path_to_record, file path or bytes)``; returns a report.
 
@@ -106,8 +108,10 @@ def ingest(
     :func:`~retrieval.features.default_workers`. ``atomic``: one commit for all; ``unique``:
     one all-or-nothing :meth:`add_unique`; ``replacing``: path -> the ids its new record replaces
     (module docstring); ``removing`` (with ``atomic``): ids removed in the transaction that adds
-    (or on their own when nothing could be added).
+    (or on their own when nothing could be added); ``tags``: every new record holds them (a
+    duplicate's record keeps its own).
     """
+    tags = clean_tags(tags)
     if (replacing or removing) and not isinstance(collection.index, ReplacesRecords):
         raise ConfigError("this store cannot replace records in the transaction that adds")
     if removing and not atomic:
@@ -117,7 +121,7 @@ def ingest(
                                           max_pixels=max_pixels)
     with closing(batches), _StoreWriter(collection, report, on_progress,
                                         atomic or unique is not None, unique,
-                                        replacing or {}, removing) as writer:
+                                        replacing or {}, removing, tags) as writer:
         for item in batches:
             if isinstance(item, Failure):
                 if unique is not None:
@@ -200,8 +204,10 @@ class _StoreWriter:
 
     def __init__(self, collection: Collection, report: IngestReport,
                  on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None,
-                 replacing: Mapping[str, Sequence[int]], removing: Sequence[int] = ()) -> None:
+                 replacing: Mapping[str, Sequence[int]], removing: Sequence[int],
+                 tags: tuple[str, ...]) -> None:
         self.collection = collection
+        self.tags = tags
         self.replacing = replacing
         self.removing = list(removing)
         self.report = report
@@ -234,8 +240,8 @@ class _StoreWriter:
         return len(batch.items)
 
     def _commit(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray) -> None:
-        news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height)
-                for d in items]
+        news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height,
+                         tags=self.tags) for d in items]
         old = [i for d in items for i in self.replacing.get(d.key, ())] + self.removing
         self.removing = []
         index = self.collection.index
@@ -264,8 +270,8 @@ class _StoreWriter:
 
     def _commit_unique(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray,
                        unique: UniqueAdd) -> None:
-        news = [NewImage(path=unique.place(d), sha256=d.sha256, width=d.width, height=d.height)
-                for d in items]
+        news = [NewImage(path=unique.place(d), sha256=d.sha256, width=d.width, height=d.height,
+                         tags=self.tags) for d in items]
         index = self.collection.index
         if unique.request_key is not None and isinstance(index, KeepsRequestKeys):
             outcome = index.add_unique(news, xb, layouts=layouts, request_key=unique.request_key,

@@ -27,7 +27,7 @@ from retrieval.index import FollowsWriter
 from service.errors import install_error_handlers
 from service.http.limits import BodySizeLimit
 from service.http.metrics import MetricsMiddleware
-from service.routes import duplicates, health, images, pages, search
+from service.routes import catalog, duplicates, explain, health, images, pages, search
 from service.settings import Settings
 from service.state import ServiceState, load_collection
 
@@ -112,14 +112,15 @@ def create_app(settings: Settings, *, on_fatal: OnFatal | None = None) -> FastAP
     state = ServiceState.from_settings(settings)
     app.state.service = state
     install_error_handlers(app)
-    for module in (health, search, images, duplicates, pages):  # the OpenAPI paths' order
+    for module in (health, search, images, catalog, explain, duplicates,
+                   pages):  # the OpenAPI paths' order
         app.include_router(module.router)
     if pages.STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
     state.metrics.gauges(partial(health.gauges, state))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

@@ -9,12 +9,14 @@
 ``QueryK``             ``k`` from the query string, at most ``max_k`` (422)
 ``QeK``                ``?qe=``: αQE neighbours (0: off; default: the index's)
 ``SearchWindow``       ``k`` as ``SearchK`` + ``?offset=`` + ``?min_score=``: offset + k at most
-                       ``max_depth`` (422); ``?folder=``, ``?added_after=``, ``?added_before=``
+                       ``max_depth`` (422); ``?folder=``, ``?added_after=``, ``?added_before=``,
+                       ``?tag=`` (repeated: all must match)
 ``QueryWindow``        the same with ``k`` from the query string only
 ``UploadBox``          ``bbox`` (x1,y1,x2,y2) from the query string or a form field
 ``QueryBox``           ``?bbox=`` (x1,y1,x2,y2)
 ``PageCursor``         ``?cursor=`` (the last id seen) and ``?limit=`` of ``GET /images``
-``Where``              ``?folder=``, ``?added_after=``, ``?added_before=`` (none: no filter)
+``Where``              ``?folder=``, ``?added_after=``, ``?added_before=``, ``?tag=`` (none: no
+                       filter)
 ``ImageId``            a path id: a plain positive decimal (422 otherwise)
 ``IdempotencyKey``     the ``Idempotency-Key`` header of an add
 =====================  ========================================================================
@@ -32,19 +34,40 @@ from fastapi import Depends, Form, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 from starlette.datastructures import UploadFile
 
 from retrieval import Box, Collection, parse_box
-from retrieval.index import MAX_RERANK_K, RecordFilter
+from retrieval.index import MAX_RERANK_K, MAX_TAG_LENGTH, MAX_TAGS, RecordFilter
 from service.engine import Upload, Window
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.state import ServiceState
 
-__all__ = ["MAX_DEPTH", "MAX_PAGE", "AuthorizedWriter", "CollectionDep", "IdempotencyKey",
-           "ImageId", "Multipart", "PageCursor", "QeK", "QueryBox", "QueryK", "QueryWindow",
-           "SearchK", "SearchWindow", "StateDep", "UploadBox", "Where", "get_collection",
-           "get_state", "max_depth", "read_upload"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PAGE",
+    "TAG_PATTERN",
+    "AuthorizedWriter",
+    "CollectionDep",
+    "IdempotencyKey",
+    "ImageId",
+    "Multipart",
+    "PageCursor",
+    "QeK",
+    "QueryBox",
+    "QueryK",
+    "QueryWindow",
+    "SearchK",
+    "SearchWindow",
+    "StateDep",
+    "Tag",
+    "UploadBox",
+    "Where",
+    "get_collection",
+    "get_state",
+    "max_depth",
+    "read_upload",
+]
 
 MAX_NAME = 200
 #: offset + k of a search is at most max(MAX_DEPTH, max_k) (422 beyond).
@@ -145,6 +168,13 @@ Folder = Annotated[str | None, Query(min_length=1, max_length=1000, pattern=r"^[
                                      description="only images under this folder (relative to "
                                      "the indexed folder; its sub-folders included)")]
 Seconds = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1e11)]
+#: a tag as the query string and forms take it (the library checks the rest: no comma...).
+TAG_PATTERN = r"^[^,\x00-\x1f\x7f]+$"
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH,
+                                       pattern=TAG_PATTERN)]
+Tags = Annotated[list[Tag] | None, Query(
+    alias="tag", max_length=MAX_TAGS, description="only images holding this tag (repeat for "
+    f"several: all must match; 1 to {MAX_TAG_LENGTH} characters, no comma)")]
 
 
 def record_filter(folder: Folder = None,
@@ -153,8 +183,8 @@ def record_filter(folder: Folder = None,
                   = None,
                   added_before: Annotated[Seconds, Query(description="only images added before "
                                                          "this (seconds since the epoch)")]
-                  = None) -> RecordFilter | None:
-    where = RecordFilter(folder, added_after, added_before)
+                  = None, tags: Tags = None) -> RecordFilter | None:
+    where = RecordFilter(folder, added_after, added_before, tuple(tags or ()))
     return where if where.active else None
 
 

@@ -13,7 +13,7 @@ a file stored for an add whose commit failed (a full disk) is removed again
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from retrieval import (
     load_image,
     sha256_hex,
 )
+from retrieval.explain import Explanation, explain_image
 from retrieval.features import Decoded
 from retrieval.index import (
     DEFAULT_KEY_TTL_S,
@@ -38,14 +39,16 @@ from retrieval.index import (
     DedupesContent,
     Hit,
     KeepsRequestKeys,
+    KeepsTags,
     RecordFilter,
+    TagEdit,
     search_hits,
     similar_hits,
 )
 from service.storage import UploadFiles
 
-__all__ = ["Upload", "Window", "add_uploads", "remove_image", "search_batch", "search_upload",
-           "similar_to"]
+__all__ = ["Upload", "Window", "add_uploads", "explain_pair", "remove_image", "search_batch",
+           "search_upload", "similar_to"]
 
 
 @dataclass(frozen=True)
@@ -114,17 +117,45 @@ def similar_to(collection: Collection, image_id: int, window: Window,
                  exclude=image_id)[0]
 
 
+def _stored_image(collection: Collection, image_id: int) -> Image.Image:
+    path = Path(collection.index.get(image_id).path)
+    if not path.is_file():
+        raise NotFoundError(f"the file of image {image_id} is gone")
+    return load_image(path)
+
+
+def explain_pair(collection: Collection, image_id: int, query: int | Upload, side: str,
+                 max_pixels: int) -> tuple[Explanation, Image.Image]:
+    """Why stored image ``image_id`` matched ``query`` (a stored id or an uploaded image): the
+    cells of the explained ``side`` (``stored``: image ``image_id``; ``query``: the query
+    image), against the other side's descriptor (a stored image's stored vector; an upload's
+    embedding), and the explained image."""
+    index, embedder = collection.index, collection.embedder
+    if side == "stored":
+        hit = _stored_image(collection, image_id)  # 404 before anything is embedded
+        if isinstance(query, Upload):
+            image = load_image(query.data, name=query.name, max_pixels=max_pixels)
+            partner = embedder.embed_images([image])[0]
+        else:
+            partner = index.stored_vectors([query])[0]
+        return explain_image(embedder, hit, partner), hit
+    partner = index.stored_vectors([image_id])[0]
+    image = (load_image(query.data, name=query.name, max_pixels=max_pixels)
+             if isinstance(query, Upload) else _stored_image(collection, query))
+    return explain_image(embedder, image, partner), image
+
+
 def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max_pixels: int, *,
-                request_key: str | None = None,
-                key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+                request_key: str | None = None, key_ttl_s: float = DEFAULT_KEY_TTL_S,
+                tags: tuple[str, ...] = ()) -> AddOutcome:
     """Decode and embed every upload (one bad file adds none), store the files, commit once.
 
     Returns one entry per upload, in order. A file whose content is already stored is not stored
-    again: it points at the existing record. A ``request_key`` already answered replays that
-    answer before anything is decoded.
+    again: it points at the existing record, which gets ``tags`` added (after the commit). A
+    ``request_key`` already answered replays that answer before anything is decoded.
     """
     shas = [sha256_hex(upload.data) for upload in uploads]
-    fingerprint = sha256_hex("\n".join(shas).encode())
+    fingerprint = sha256_hex("\n".join([*shas, ",".join(tags)]).encode())
     index = collection.index
     if not isinstance(index, DedupesContent):
         raise ConfigError("adding uploads needs a store that keeps one record per content")
@@ -140,10 +171,21 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max
                        fingerprint=fingerprint, key_ttl_s=key_ttl_s)
     try:
         report = ingest(collection, [(u.name, u.data) for u in uploads], max_pixels=max_pixels,
-                        unique=unique)
+                        unique=unique, tags=tags)
     finally:  # a file stored for a commit that failed (a full disk) is removed again
         files.release(lambda path, sha: any(r.path == str(path) for r in index.find_sha256(sha)))
-    return report.outcome or AddOutcome([])  # none only for no uploads at all
+    outcome = report.outcome or AddOutcome([])  # none only for no uploads at all
+    return _tag_duplicates(index, outcome, tags)
+
+
+def _tag_duplicates(index: object, outcome: AddOutcome, tags: tuple[str, ...]) -> AddOutcome:
+    """``outcome`` with ``tags`` added to the records that were stored before."""
+    old = [a.id for a in outcome.added if a.duplicate]
+    if not tags or not old or outcome.replayed or not isinstance(index, KeepsTags):
+        return outcome
+    records = {r.id: r for r in index.retag(old, TagEdit.of(add=tags))}
+    return AddOutcome([replace(a, tags=records[a.id].tags) if a.id in records else a
+                       for a in outcome.added], outcome.replayed)
 
 
 class _Placer:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from retrieval import ImageRecord
+from service.paths import PathView
 
 __all__ = [
     "AddResponse",
@@ -15,17 +18,25 @@ __all__ = [
     "DuplicateOut",
     "DuplicatesResponse",
     "ErrorBody",
+    "ExplanationOut",
+    "FolderOut",
+    "FoldersResponse",
     "GroupOut",
     "Health",
     "ImageOut",
+    "ImagePatch",
     "ImagesPage",
     "ManifestSummary",
     "Ready",
     "SearchHit",
     "SearchResponse",
     "Stats",
+    "TagOut",
+    "TagText",
+    "TagsResponse",
     "error_responses",
     "file_url",
+    "image_out",
 ]
 
 
@@ -36,6 +47,13 @@ PATH_HELP = ("relative to the indexed folder, or to the uploads folder for uploa
 def file_url(image_id: int) -> str:
     """Where the image file of ``image_id`` is served."""
     return f"/images/{image_id}/file"
+
+
+def image_out(record: ImageRecord, paths: PathView) -> ImageOut:
+    """The body of a stored record, its path shown as ``paths`` shows it."""
+    return ImageOut(id=record.id, path=paths.show(record.path), sha256=record.sha256,
+                    width=record.width, height=record.height, added_at=record.added_at,
+                    url=file_url(record.id), tags=list(record.tags))
 
 
 class ErrorBody(BaseModel):
@@ -55,6 +73,7 @@ class SearchHit(BaseModel):
     score: float = Field(description="similarity (inner product of unit vectors): higher is closer")
     path: str = Field(description=PATH_HELP)
     url: str = Field(description="the image itself: /images/{id}/file")
+    tags: list[str] = Field(default=[], description="the image's tags, sorted")
 
 
 class SearchResponse(BaseModel):
@@ -90,6 +109,7 @@ class ImageOut(BaseModel):
     height: int
     added_at: float = Field(description="seconds since the epoch (UTC)")
     url: str
+    tags: list[str] = Field(default=[], description="the image's tags, sorted")
 
 
 class ImagesPage(BaseModel):
@@ -108,6 +128,68 @@ class AddResponse(BaseModel):
     duplicates: list[list[Any]] | None = Field(
         default=None, description="with ?report_duplicates=true: for each added image (in "
         "order), its near-duplicates stored before, best first: {id, score, path, url}")
+
+
+#: a tag as the API takes it (the library checks the rest: surrounding spaces are stripped).
+TagText = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                           pattern=r"^[^,\x00-\x1f\x7f]+$")]
+
+
+class ImagePatch(BaseModel):
+    """A change of an image's metadata: ``tags`` replaces them all, or ``add_tags`` then
+    ``remove_tags`` edit them (not both ways at once). The folder is not editable: it is the
+    stored file's directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[TagText] | None = Field(default=None, max_length=64,
+                                       description="the new tags (replacing all)")
+    add_tags: list[TagText] = Field(default=[], max_length=64, description="tags to add")
+    remove_tags: list[TagText] = Field(default=[], max_length=64, description="tags to remove")
+
+
+class FolderOut(BaseModel):
+    folder: str = Field(description="relative to the indexed folder (\".\": the folder itself); "
+                        "what ?folder= takes")
+    images: int = Field(description="images directly in it")
+    under: int = Field(description="images in it and its sub-folders (what ?folder= matches)")
+
+
+class FoldersResponse(BaseModel):
+    folders: list[FolderOut] = Field(description="sorted by folder; every folder holding images, "
+                                     "and their parents")
+    elsewhere: int = Field(description="images stored outside the indexed folder (uploads)")
+
+
+class TagOut(BaseModel):
+    tag: str
+    images: int = Field(description="images holding it")
+
+
+class TagsResponse(BaseModel):
+    tags: list[TagOut] = Field(description="every tag in use, sorted")
+
+
+class ExplanationOut(BaseModel):
+    """Why two images match: each cell's part of their similarity (the parts sum to it)."""
+
+    id: int = Field(description="the hit (a stored image)")
+    query_id: int | None = Field(description="the query's id; null for an uploaded query")
+    side: str = Field(description="whose feature map the grid covers: stored (the hit) or query")
+    pooling: str
+    kind: str = Field(description="how the pooling is split over cells: linear (sum, avg, "
+                      "spoc, crow: exact shares), winning cells (max, rmac), linear + winning "
+                      "cells (mixed), power share (gem, lse: an attribution; stochastic, "
+                      "softpool: exact term by term)")
+    similarity: float = Field(description="the sum of the grid: the inner product of the two "
+                              "descriptors (the search's score without αQE or DBA)")
+    grid: list[list[float]] = Field(description="rows × columns of the feature map; cell (i, j) "
+                                    "covers rows i·H/h … (i+1)·H/h of the image, columns alike")
+    top_cells: list[list[int]] = Field(description="[row, column] of the fewest cells holding "
+                                       "half the positive total, largest first (highlighted "
+                                       "in the PNG)")
+    image_size: list[int] = Field(description="[width, height] of the explained image")
+    took_ms: float
 
 
 class DeleteResponse(BaseModel):

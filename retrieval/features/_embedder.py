@@ -139,6 +139,13 @@ class Embedder:
                 for b in forward_images(self.backbone, images, self.config.image_sides)]
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
 
+    def embed_with_maps(self, image: Image.Image) -> tuple[F32, list[F32]]:
+        """One decoded image's descriptor (d,) and its feature maps (C, h_s, w_s) at every
+        scale, first scale first: :meth:`embed_images`'s forward, the maps kept (explanations)."""
+        batch = next(forward_images(self.backbone, [image], self.config.image_sides))
+        maps = [np.ascontiguousarray(m.float().numpy()) for m in batch.per_image()[0]]
+        return self._vectors(batch)[0], maps
+
     def _vectors(self, batch: Batch[Any]) -> F32:
         if not batch.extra:
             return self._finish(self.pooled(batch.fmaps))

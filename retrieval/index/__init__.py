@@ -11,6 +11,7 @@
 Nothing here imports torch: an index is opened, searched and changed without a network.
 """
 
+from retrieval.index._catalog import FolderCount, Folders, folder_counts, folder_tree, tag_counts
 from retrieval.index._duplicates import (
     DEFAULT_LAYOUT_THRESHOLD,
     DEFAULT_THRESHOLD,
@@ -35,6 +36,7 @@ from retrieval.index._manifest import (
 from retrieval.index._opening import create_index, materialise_index, open_index
 from retrieval.index._protocol import (
     AugmentsVectors,
+    CountsFolders,
     DedupesContent,
     FollowsWriter,
     ImportsRecords,
@@ -42,6 +44,7 @@ from retrieval.index._protocol import (
     KeepsGraph,
     KeepsLayouts,
     KeepsRequestKeys,
+    KeepsTags,
     KnowsSources,
     ReplacesRecords,
     RepointsRecords,
@@ -51,6 +54,7 @@ from retrieval.index._protocol import (
 from retrieval.index._query import search_hits, similar_hits
 from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._spec import StoreSpec, store_spec
+from retrieval.index._tags import MAX_TAG_LENGTH, MAX_TAGS, TagEdit, clean_tags
 from retrieval.index.local import (
     DEFAULT_KEY_TTL_S,
     STORE_NAME,
@@ -71,17 +75,22 @@ __all__ = [
     "GLOBAL_ONLY_THRESHOLD",
     "MANIFEST_NAME",
     "MAX_RERANK_K",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
     "UPLOADS_DIR_NAME",
     "AddOutcome",
     "Added",
     "AugmentsVectors",
+    "CountsFolders",
     "DedupesContent",
     "DuplicateGroup",
     "DuplicatePage",
     "DuplicatePair",
     "DuplicateRule",
+    "FolderCount",
+    "Folders",
     "FollowsWriter",
     "Hit",
     "ImageIndex",
@@ -91,6 +100,7 @@ __all__ = [
     "KeepsGraph",
     "KeepsLayouts",
     "KeepsRequestKeys",
+    "KeepsTags",
     "KnowsSources",
     "Manifest",
     "NewImage",
@@ -102,11 +112,15 @@ __all__ = [
     "Store",
     "StoreSpec",
     "SweepReport",
+    "TagEdit",
     "Trains",
     "VectorIndex",
+    "clean_tags",
     "create_index",
     "duplicate_page",
     "duplicates_of",
+    "folder_counts",
+    "folder_tree",
     "group_pairs",
     "id_page",
     "library_versions",
@@ -119,4 +133,5 @@ __all__ = [
     "store_spec",
     "supports_duplicates",
     "sweep_files",
+    "tag_counts",
 ]

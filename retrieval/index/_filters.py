@@ -1,12 +1,13 @@
-"""Which records a filtered search may return: under a folder, added in a time range.
+"""Which records a filtered search may return: under a folder, added in a time range, holding
+every one of some tags.
 
 A :class:`RecordFilter` is answered by the store when it :class:`SelectsRecords` (FAISS+SQLite: a
-range of the path index), else evaluated on the records (paged in id order through
+range of the path index and the tags' primary key; Milvus: a scalar expression on its ``path``,
+``added_at`` and ``tags`` fields), else evaluated on the records (paged in id order through
 :meth:`IndexStore.ids_after`, so it works on every engine); the search then runs *among* the
 matching ids (exact on the FAISS+SQLite engine, Milvus's ``id in [...]`` expression on Milvus), so
 when at least ``k`` images match, ``k`` come back: the same as an exact search among them. The scan
-reads every record per search (about 17 µs per record measured): Milvus expressions on stored
-metadata fields would replace it.
+(other engines) reads every record per search (about 17 µs per record measured).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import PurePath
 from retrieval.errors import ConfigError
 from retrieval.index._protocol import IndexStore, KnowsSources, SelectsRecords
 from retrieval.index._records import ImageRecord
+from retrieval.index._tags import clean_tags
 
 __all__ = ["SCAN_PAGE", "RecordFilter", "id_page", "matching_ids", "scanned_ids"]
 
@@ -27,13 +29,16 @@ SCAN_PAGE = 5000
 @dataclass(frozen=True)
 class RecordFilter:
     """``folder``: only images under this folder, relative to the indexed root (or absolute);
-    ``added_after`` / ``added_before``: ``added_after <= added_at < added_before`` (seconds)."""
+    ``added_after`` / ``added_before``: ``added_after <= added_at < added_before`` (seconds);
+    ``tags``: images holding every one of them (cleaned: sorted, unique)."""
 
     folder: str | None = None
     added_after: float | None = None
     added_before: float | None = None
+    tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", clean_tags(self.tags))
         if self.folder is not None and ".." in PurePath(self.folder).parts:
             raise ConfigError(f"folder {self.folder!r} must not contain '..'")
         if (self.added_after is not None and self.added_before is not None
@@ -42,7 +47,8 @@ class RecordFilter:
 
     @property
     def active(self) -> bool:
-        return (self.folder, self.added_after, self.added_before) != (None, None, None)
+        return (self.folder, self.added_after, self.added_before) != (None, None, None) \
+            or bool(self.tags)
 
     def folder_path(self, root: str | None) -> str | None:
         """The folder as an absolute POSIX path (relative ones under ``root``)."""
@@ -53,6 +59,8 @@ class RecordFilter:
             return False
         if self.added_before is not None and record.added_at >= self.added_before:
             return False
+        if not set(self.tags) <= set(record.tags):
+            return False
         folder = self.folder_path(root)
         return folder is None or PurePath(record.path).parent.is_relative_to(folder)
 
@@ -62,7 +70,8 @@ def matching_ids(index: IndexStore, where: RecordFilter) -> list[int]:
     when it :class:`SelectsRecords`, else by a scan of the records in pages."""
     root = index.images_root if isinstance(index, KnowsSources) else None
     if isinstance(index, SelectsRecords):
-        return index.ids_matching(where.folder_path(root), where.added_after, where.added_before)
+        return index.ids_matching(where.folder_path(root), where.added_after, where.added_before,
+                                  where.tags)
     return scanned_ids(index, where, root)
 
 

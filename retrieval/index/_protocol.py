@@ -20,7 +20,11 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
 * :class:`KeepsLayouts` — ``layouts``, ``range_search``, ``ids_after`` (near-duplicates): local
   only;
 * :class:`SelectsRecords` — ``ids_matching`` (a filter's ids from the store's own indexes; others
-  are scanned): local only.
+  are scanned): local (SQL on the path index and the tags table) and Milvus (a scalar
+  expression);
+* :class:`KeepsTags` — ``retag``, ``tag_counts``: local and Milvus (collections made before
+  tags have none and refuse ``retag``);
+* :class:`CountsFolders` — ``dir_counts``: local and Milvus.
 * :class:`ReplacesRecords` — ``replace`` (remove and add in one transaction: ``cbir index add``
   of a file whose content changed): local only.
 * :class:`KeepsGraph` — ``graph_k``, ``neighbours``: the collection's kNN graph kept beside the
@@ -47,11 +51,13 @@ import numpy.typing as npt
 
 from retrieval.index._manifest import Manifest
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
+from retrieval.index._tags import TagEdit
 from retrieval.rerank import NeighbourGraph
 
-__all__ = ["AugmentsVectors", "DedupesContent", "FollowsWriter", "ImportsRecords", "IndexStore",
-           "KeepsLayouts", "KeepsRequestKeys", "KnowsSources", "ReplacesRecords",
-           "RepointsRecords", "SelectsRecords", "Trains"]
+__all__ = ["AugmentsVectors", "CountsFolders", "DedupesContent", "FollowsWriter",
+           "ImportsRecords", "IndexStore", "KeepsGraph", "KeepsLayouts", "KeepsRequestKeys",
+           "KeepsTags", "KnowsSources", "ReplacesRecords", "RepointsRecords", "SelectsRecords",
+           "Trains"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -195,7 +201,22 @@ class SelectsRecords(Protocol):
     """A filter's ids straight from the store (a path and time range on its own indexes)."""
 
     def ids_matching(self, folder: str | None, added_after: float | None,
-                     added_before: float | None) -> list[int]: ...
+                     added_before: float | None, tags: Sequence[str] = ()) -> list[int]: ...
+
+
+@runtime_checkable
+class KeepsTags(Protocol):
+    """Tags on records, changed without re-embedding (:class:`~retrieval.index.TagEdit`)."""
+
+    def retag(self, ids: Sequence[int], edit: TagEdit) -> list[ImageRecord]: ...
+    def tag_counts(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class CountsFolders(Protocol):
+    """Every directory (absolute) holding stored images, with how many it holds directly."""
+
+    def dir_counts(self) -> dict[str, int]: ...
 
 
 @runtime_checkable

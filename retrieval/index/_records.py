@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.errors import ConfigError
+from retrieval.index._tags import clean_tags
 
 __all__ = ["AddOutcome", "Added", "Hit", "ImageRecord", "NewImage", "check_new_images"]
 
@@ -19,11 +20,12 @@ class NewImage:
     sha256: str
     width: int
     height: int
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """A stored image; ``added_at`` is seconds since the epoch (UTC)."""
+    """A stored image; ``added_at`` is seconds since the epoch (UTC); ``tags`` sorted, unique."""
 
     id: int
     path: str
@@ -31,6 +33,7 @@ class ImageRecord:
     width: int
     height: int
     added_at: float
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,6 @@ def check_new_images(items: Sequence[NewImage]) -> None:
         if item.width < 1 or item.height < 1:
             raise ConfigError(f"{item.path}: image size must be positive, got "
                               f"{item.width}x{item.height}")
+        if item.tags != clean_tags(item.tags):
+            raise ConfigError(f"{item.path}: tags must be given through clean_tags "
+                              f"(sorted, unique), got {item.tags!r}")

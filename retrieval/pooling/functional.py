@@ -35,6 +35,7 @@ import torch
 __all__ = [
     "avg",
     "crow",
+    "crow_weights",
     "gem",
     "l2n",
     "lse",
@@ -145,12 +146,19 @@ def crow(x: torch.Tensor, a: float = 2.0, b: float = 2.0, eps: float = 1e-12) ->
     (The reference code sets Ω_c = 0 for an all-zero channel; with eps the weight is large but
     multiplies an all-zero sum, so the result is the same.)
     """
+    omega, s = crow_weights(x, a, b, eps)
+    return omega * (x * s[:, None]).sum(dim=(2, 3))
+
+
+def crow_weights(x: torch.Tensor, a: float = 2.0, b: float = 2.0,
+                 eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+    """CroW's channel weights Ω (N, C) and spatial weights S (N, h, w) (see :func:`crow`)."""
     s = x.sum(dim=1)  # (N, h, w)
     z = s.pow(a).sum(dim=(1, 2), keepdim=True).pow(1.0 / a)
     s = (s / z.clamp(min=eps)).pow(1.0 / b)
     q = (x != 0).to(x.dtype).mean(dim=(2, 3))  # (N, C)
     omega = torch.log((q.sum(dim=1, keepdim=True) + eps) / (q + eps))
-    return omega * (x * s[:, None]).sum(dim=(2, 3))
+    return omega, s
 
 
 def spoc_prior(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

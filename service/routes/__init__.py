@@ -5,6 +5,8 @@
 ``search``         ``POST /search``, ``POST /search/batch``, ``GET /images/{id}/similar``
 ``images``         ``GET /images`` (pages), ``GET /images/{id}``, ``GET /images/{id}/file``,
                    ``POST /images``, ``DELETE /images/{id}``
+``catalog``        ``GET /folders``, ``GET /tags``, ``PATCH /images/{id}`` (tags)
+``explain``        ``GET /images/{id}/explain``, ``POST /explain``: why an image matched
 ``duplicates``     ``GET /duplicates``
 ``pages``          the web page ``/`` and the offline ``/docs`` and ``/redoc``
 =================  ===========================================================================

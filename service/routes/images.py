@@ -21,7 +21,7 @@ from retrieval import MEDIA_TYPES, Collection, ImageDecodeError
 from retrieval.index import (
     Added,
     DuplicatePair,
-    ImageRecord,
+    clean_tags,
     duplicates_of,
     id_page,
     supports_duplicates,
@@ -49,6 +49,7 @@ from service.schemas import (
     ImagesPage,
     error_responses,
     file_url,
+    image_out,
 )
 from service.thumbnails import make_thumbnail
 
@@ -59,16 +60,11 @@ router = APIRouter()
 CACHE_CONTROL = "private, max-age=3600"
 
 
-def _image_out(record: ImageRecord, paths: PathView) -> ImageOut:
-    return ImageOut(id=record.id, path=paths.show(record.path), sha256=record.sha256,
-                    width=record.width, height=record.height, added_at=record.added_at,
-                    url=file_url(record.id))
-
-
 def _added_out(added: Added, paths: PathView) -> AddedImage:
     return AddedImage(id=added.id, path=paths.show(added.path), sha256=added.sha256,
                       width=added.width, height=added.height, added_at=added.added_at,
-                      url=file_url(added.id), duplicate=added.duplicate)
+                      url=file_url(added.id), tags=list(added.tags),
+                      duplicate=added.duplicate)
 
 
 @router.get("/images", response_model=ImagesPage, responses=error_responses(422, 503))
@@ -80,7 +76,7 @@ def list_images(state: StateDep, collection: CollectionDep, page: PageCursor,
     ids = id_page(collection.index, cursor, limit + 1, where)
     records = collection.index.records(ids[:limit])
     more = len(ids) > limit
-    return ImagesPage(images=[_image_out(r, state.paths) for r in records],
+    return ImagesPage(images=[image_out(r, state.paths) for r in records],
                       next_cursor=ids[limit - 1] if more else None)
 
 
@@ -88,7 +84,7 @@ def list_images(state: StateDep, collection: CollectionDep, page: PageCursor,
             responses=error_responses(404, 422, 503))
 def get_image(state: StateDep, collection: CollectionDep, image_id: ImageId) -> ImageOut:
     """The stored record of one image."""
-    return _image_out(collection.index.get(image_id), state.paths)
+    return image_out(collection.index.get(image_id), state.paths)
 
 
 @router.get("/images/{image_id}/file", response_class=Response,
@@ -126,13 +122,27 @@ def get_image_file(
 # server receive and spool a whole upload before its 401. This is the schema such a parameter
 # would have produced.
 ADD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {
-    "schema": {"type": "object", "required": ["images"], "properties": {"images": {
-        "type": "array", "items": {"type": "string", "format": "binary"},
-        "description": "one or more images"}}}}}}}
+    "schema": {"type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "binary"},
+                   "description": "one or more images"},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 4200,
+                                            "pattern": r"^[^\x00-\x1f\x7f]*$"},
+                 "description": "tags for every added image: comma-separated and/or the field "
+                                "repeated (each 1 to 64 characters; an image already stored "
+                                "gets them added)"}}}}}}}
 
 
-async def _form_files(request: Request, field: str) -> list[Upload]:
-    """The files of multipart ``field`` (422 when there are none or one is not a file)."""
+def _form_tags(values: list[Any]) -> tuple[str, ...]:
+    """The tags of the form's ``tags`` fields (comma-separated or repeated; 422 otherwise)."""
+    if any(not isinstance(v, str) for v in values):
+        raise RequestValidationError([{"type": "string_type", "loc": ("body", "tags"),
+                                       "msg": "Input should be a valid string"}])
+    return clean_tags(t for v in values for t in v.split(",") if t.strip())
+
+
+async def _form_fields(request: Request, field: str) -> tuple[list[Upload], tuple[str, ...]]:
+    """The files of multipart ``field`` (422 when there are none or one is not a file) and the
+    tags of the ``tags`` fields."""
     async with request.form() as form:
         values = form.getlist(field)
         files = [f for f in values if isinstance(f, StarletteUpload)]
@@ -140,7 +150,8 @@ async def _form_files(request: Request, field: str) -> list[Upload]:
             raise RequestValidationError([{
                 "type": "missing" if not values else "value_error", "loc": ("body", field),
                 "msg": "Field required" if not values else "Expected UploadFile"}])
-        return [await read_upload(f, f"image{i}") for i, f in enumerate(files)]
+        tags = _form_tags(form.getlist("tags"))
+        return [await read_upload(f, f"image{i}") for i, f in enumerate(files)], tags
 
 
 @router.post("/images", status_code=201, response_model=AddResponse,
@@ -162,11 +173,11 @@ async def add_images(
     if report_duplicates and not supports_duplicates(collection.index):
         raise ServiceError(422, "invalid_request", "report_duplicates needs the FAISS+SQLite "
                            "store; this index keeps its vectors in Milvus")
-    uploads = await _form_files(request, "images")
+    uploads, tags = await _form_fields(request, "images")
     settings = state.settings
     outcome = await state.pool.run(partial(
         add_uploads, collection, uploads, settings.uploads_dir, settings.max_image_pixels,
-        request_key=idempotency_key, key_ttl_s=settings.idempotency_ttl_s))
+        request_key=idempotency_key, key_ttl_s=settings.idempotency_ttl_s, tags=tags))
     body = AddResponse(added=[_added_out(a, state.paths) for a in outcome.added], durable=True)
     if report_duplicates:
         body.duplicates = await state.pool.run(

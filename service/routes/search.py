@@ -102,8 +102,8 @@ def _entry(name: str, answer: list[Hit] | ImageDecodeError, paths: PathView) -> 
 
 
 def _hits_out(hits: list[Hit], paths: PathView) -> list[SearchHit]:
-    return [SearchHit(id=h.id, score=h.score, path=paths.show(h.record.path), url=file_url(h.id))
-            for h in hits]
+    return [SearchHit(id=h.id, score=h.score, path=paths.show(h.record.path), url=file_url(h.id),
+                      tags=list(h.record.tags)) for h in hits]
 
 
 def _ms(start: float) -> float:

@@ -30,6 +30,7 @@ ARGV = {
     "index watch": ["--images", "imgs", "--index", "idx"],
     "index migrate": ["--index", "idx", "--to", "new"],
     "index export": ["--index", "idx", "--out", "x.parquet"],
+    "index tag": ["--index", "idx", "3", "--add", "sea"],
     "search": ["--index", "idx", "q.jpg"],
     "duplicates": ["--index", "idx"],
     "serve": ["--index", "idx"],

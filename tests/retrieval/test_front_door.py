@@ -15,7 +15,7 @@ import retrieval
 
 REPO = Path(__file__).resolve().parents[2]
 FRONT_DOORS = {"retrieval", "retrieval.features", "retrieval.pooling", "retrieval.index",
-               "retrieval.evaluation", "retrieval.rerank"}
+               "retrieval.evaluation", "retrieval.rerank", "retrieval.explain"}
 
 PINNED = {
     "retrieval": [

@@ -177,7 +177,7 @@ def test_unknown_route_and_method_are_json(client: httpx.Client) -> None:
     assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
     assert wrong.headers["allow"] == "POST"
     options = client.options("/images/1")
-    assert (options.status_code, options.headers["allow"]) == (405, "DELETE, GET")
+    assert (options.status_code, options.headers["allow"]) == (405, "DELETE, GET, PATCH")
 
 
 @pytest.mark.parametrize("image_id", ["0", "-1", "abc", str(2**63), "99999", "+1", "01", "1_0",

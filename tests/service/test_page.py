@@ -1,7 +1,10 @@
-"""The search page in a real headless Chromium against the real service and a real index.
+"""The search page in a real headless Chromium against the real service and a real index: an
+upload search, a click on a result (a /similar search with it), the collection's gallery, a box
+drawn on the query image (a region search), a folder filter, "More results" and an explanation.
 
-Needs Debian's chromium (/usr/bin/chromium) and the `playwright` Python package (its own
-browser downloads are never used); skipped with a reason when either is missing.
+Needs Debian's chromium (/usr/bin/chromium, or the binary CBIR_TEST_CHROMIUM names) and the
+`playwright` Python package (its own browser downloads are never used); skipped with a reason
+when either is missing.
 The server is the session's shared `live` one (tests/service/conftest.py). Screenshots go
 to test-output/page.png and test-output/page-phone.png.
 """
@@ -9,6 +12,7 @@ to test-output/page.png and test-output/page-phone.png.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 from tests.conftest import REPO, scene
 from tests.service.conftest import Server
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CBIR_TEST_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -98,6 +102,10 @@ def is_search(response: Any) -> bool:
     return response.request.method == "POST" and "/search" in response.url
 
 
+def is_similar(response: Any) -> bool:
+    return response.request.method == "GET" and "/similar?" in response.url
+
+
 def check_banner_and_keyboard_focus(page: Any) -> None:
     banner = page.locator("#banner")
     banner.wait_for(state="visible")
@@ -136,15 +144,14 @@ def test_search_then_click_a_result_searches_with_it(
 
     clicked = body["results"][-1]
     with page.expect_request(lambda r: r.url == base_url + clicked["url"]), \
-            page.expect_response(is_search) as second:
-        page.locator(f'#results > li[data-id="{clicked["id"]}"] button').click()
+            page.expect_response(is_similar) as second:
+        page.locator(f'#results > li[data-id="{clicked["id"]}"] button.hit').click()
     assert second.value.status == 200, second.value.text()
+    assert f"/images/{clicked['id']}/similar?" in second.value.url
     body2 = second.value.json()
     page.wait_for_function(SETTLED)
     assert rendered(page) == expected(body2)
-    best = body2["results"][0]["score"]
-    assert any(hit["id"] == clicked["id"] and hit["score"] >= best - 1e-4
-               for hit in body2["results"]), "the page searched with the clicked image"
+    assert clicked["id"] not in {hit["id"] for hit in body2["results"]}  # itself left out
     assert page.locator("#preview").get_attribute("src") != old_preview
     assert page.locator("#message").is_hidden()
     assert problems == []
@@ -218,3 +225,92 @@ def test_duplicates_view_shows_each_group_as_a_row(browser: Any, base_url: str) 
     page.locator("main").wait_for(state="visible")
     assert page.locator("#duplicates").is_hidden()
     assert problems == []
+
+
+def similar_url(response: Any) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs, urlparse
+    return parse_qs(urlparse(response.url).query)
+
+
+def test_gallery_box_filter_more_and_explanation(browser: Any, base_url: str) -> None:
+    page, problems = open_page(browser, base_url, viewport={"width": 1280, "height": 1000})
+    gallery = page.locator("#gallery > li")
+    gallery.first.wait_for(state="visible")
+    page.locator("#gallery-status").filter(has_text="image").wait_for()
+    listing = page.request.get(f"{base_url}/images?limit=24").json()
+    records = listing["images"]
+    assert [int(li.get_attribute("data-id")) for li in gallery.all()] == \
+        [r["id"] for r in records]
+    assert page.locator("#gallery-more").is_visible() == (listing["next_cursor"] is not None)
+    assert page.locator("#results > li").count() == 0  # nothing searched yet
+    assert page.locator("#more").is_hidden() and page.locator("#boxer").is_hidden()
+    tags = page.request.get(f"{base_url}/tags").json()["tags"]
+    assert page.locator("#tag-filter").is_visible() == bool(tags)
+
+    chosen = int(records[1]["id"])
+    with page.expect_response(is_similar) as first:
+        page.locator(f'#gallery > li[data-id="{chosen}"] button.hit').click()
+    assert first.value.status == 200 and f"/images/{chosen}/similar?" in first.value.url
+    page.wait_for_function(SETTLED)
+    assert rendered(page) == expected(first.value.json())
+    assert page.locator("#gallery-section").is_hidden()
+
+    image = page.locator("#query-full")
+    image.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('query-full').naturalWidth > 0")
+    box = image.bounding_box()
+    assert box is not None
+    natural = page.evaluate("[document.getElementById('query-full').naturalWidth, "
+                            "document.getElementById('query-full').naturalHeight]")
+    with page.expect_response(is_similar) as region:
+        page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7, steps=5)
+        page.mouse.up()
+    assert region.value.status == 200, region.value.text()
+    x1, y1, x2, y2 = map(int, similar_url(region.value)["bbox"][0].split(","))
+    assert abs(x1 - 0.1 * natural[0]) <= 2 and abs(y1 - 0.2 * natural[1]) <= 2
+    assert abs(x2 - 0.6 * natural[0]) <= 2 and abs(y2 - 0.7 * natural[1]) <= 2
+    page.wait_for_function(SETTLED)
+    assert rendered(page) == expected(region.value.json())
+    assert page.locator("#box").is_visible()
+
+    with page.expect_response(is_similar) as whole:
+        page.locator("#clear-box").click()
+    assert "bbox" not in similar_url(whole.value)
+    folder = page.evaluate("[...document.getElementById('folder').options]"
+                           ".map(o => o.value).filter(Boolean)")[0]
+    with page.expect_response(is_similar) as filtered:
+        page.select_option("#folder", folder)
+    assert similar_url(filtered.value)["folder"] == [folder]
+    page.wait_for_function(SETTLED)
+    hits = filtered.value.json()["results"]
+    assert hits and all(h["path"].startswith(f"{folder}/") for h in hits)
+    assert rendered(page) == expected(filtered.value.json())
+
+    with page.expect_response(is_similar) as unfiltered:
+        page.select_option("#folder", "")
+    with page.expect_response(is_similar) as six:
+        page.select_option("#k", "6")
+    page.wait_for_function(SETTLED)
+    assert len(six.value.json()["results"]) == 6 and unfiltered.value.status == 200
+    with page.expect_response(is_similar) as next_page:
+        page.locator("#more").click()
+    assert similar_url(next_page.value)["offset"] == ["6"]
+    page.wait_for_function(SETTLED)
+    both = six.value.json()["results"] + next_page.value.json()["results"]
+    assert rendered(page) == expected({"results": both})
+
+    with page.expect_response(lambda r: "/explain?" in r.url) as why:
+        page.locator("#results > li .why").first.click()
+    assert why.value.status == 200 and why.value.headers["content-type"] == "image/png"
+    assert f"query_id={chosen}" in why.value.url
+    page.locator("#explain").wait_for(state="visible")
+    page.wait_for_function("document.getElementById('explain-img').naturalWidth > 0")
+    page.locator("#explain-close").click()
+    assert page.locator("#explain").is_hidden()
+    page.locator("#browse").click()
+    page.locator("#gallery > li").first.wait_for(state="visible")
+    assert problems == []
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "page-gallery.png"), full_page=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,8 +28,9 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     paths = schema["paths"]
     assert set(paths) == {"/healthz", "/readyz", "/stats", "/metrics", "/search", "/images",
                           "/images/{image_id}", "/images/{image_id}/file", "/duplicates",
-                          "/images/{image_id}/similar", "/search/batch"}
-    assert set(paths["/images/{image_id}"]) == {"get", "delete"}
+                          "/images/{image_id}/similar", "/search/batch", "/folders", "/tags",
+                          "/images/{image_id}/explain", "/explain"}
+    assert set(paths["/images/{image_id}"]) == {"get", "delete", "patch"}
     assert set(paths["/images"]) == {"get", "post"}
     error = {"$ref": "#/components/schemas/ErrorBody"}
     search = paths["/search"]["post"]["responses"]
@@ -36,18 +38,47 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
         "$ref": "#/components/schemas/SearchResponse"}
     for status in ("400", "413", "415", "422", "503"):
         assert search[status]["content"]["application/json"]["schema"] == error
-    for operation in (paths["/images"]["post"], paths["/images/{image_id}"]["delete"]):
+    for operation in (paths["/images"]["post"], paths["/images/{image_id}"]["delete"],
+                      paths["/images/{image_id}"]["patch"]):
         assert operation["responses"]["507"]["content"]["application/json"]["schema"] == error
     batch = paths["/search/batch"]["post"]["responses"]
     assert batch["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/BatchResponse"}
     params = {p["name"] for p in paths["/search"]["post"]["parameters"]}
-    assert {"k", "offset", "min_score", "bbox", "qe"} <= params
+    filters = {"folder", "added_after", "added_before", "tag"}
+    assert {"k", "offset", "min_score", "bbox", "qe", *filters} <= params
     similar = {p["name"] for p in paths["/images/{image_id}/similar"]["get"]["parameters"]}
-    assert {"k", "offset", "min_score", "bbox", "qe"} <= similar
+    assert {"k", "offset", "min_score", "bbox", "qe", *filters} <= similar
     listing = {p["name"] for p in paths["/images"]["get"]["parameters"]}
-    assert listing == {"cursor", "limit", "folder", "added_after", "added_before"}
+    assert listing == {"cursor", "limit", *filters}
+    upload = paths["/images"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert set(upload["schema"]["properties"]) == {"images", "tags"}
+    patch = paths["/images/{image_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    assert patch["schema"] == {"$ref": "#/components/schemas/ImagePatch"}
+    for path in ("/images/{image_id}/explain", "/explain"):
+        operation = next(iter(paths[path].values()))
+        assert {"side", "format"} <= {p["name"] for p in operation["parameters"]}
+        assert set(operation["responses"]["200"]["content"]) == {"image/png", "application/json"}
+        for status in ("404", "422", "503"):
+            assert operation["responses"][status]["content"]["application/json"]["schema"] == error
+    for path, model in (("/folders", "FoldersResponse"), ("/tags", "TagsResponse")):
+        assert paths[path]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"] == {"$ref": f"#/components/schemas/{model}"}
     assert client.get("/docs").status_code == 200
+    components = set(schema["components"]["schemas"])
+    assert {ref.rsplit("/", 1)[-1] for ref in _refs(schema)} <= components  # none dangles
+
+
+def _refs(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
 
 
 @pytest.mark.slow

@@ -42,19 +42,23 @@ from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import INDEX_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._protocol import (
     AugmentsVectors,
+    CountsFolders,
     DedupesContent,
     FollowsWriter,
     ImportsRecords,
     IndexStore,
     KeepsLayouts,
     KeepsRequestKeys,
+    KeepsTags,
     KnowsSources,
     ReplacesRecords,
     RepointsRecords,
+    SelectsRecords,
     Trains,
 )
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._state_files import read_state_files, write_state_files
+from retrieval.index._tags import TagEdit
 from retrieval.index.local import _reads
 from retrieval.index.local._directory import Opened, create_directory, holds_index, open_directory
 from retrieval.index.local._follow import Follower
@@ -317,9 +321,24 @@ class ImageIndex:
         return self._store.ids_after(cursor, limit)
 
     def ids_matching(self, folder: str | None, added_after: float | None,
-                     added_before: float | None) -> list[int]:
-        """Ids under ``folder`` (absolute) added in ``[added_after, added_before)``, ascending."""
-        return self._store.ids_matching(folder, added_after, added_before)
+                     added_before: float | None, tags: Sequence[str] = ()) -> list[int]:
+        """Ids under ``folder`` (absolute) added in ``[added_after, added_before)`` holding all
+        of ``tags``, ascending."""
+        return self._store.ids_matching(folder, added_after, added_before, tags)
+
+    def retag(self, ids: Sequence[int], edit: TagEdit) -> list[ImageRecord]:
+        """Apply ``edit`` to the tags of ``ids`` in one transaction (nothing re-embedded); their
+        new records. :class:`NotFoundError`, nothing changed, if one is not stored."""
+        self._writing()
+        return self._store.retag(ids, edit)
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use and how many images hold it."""
+        return self._store.tag_counts()
+
+    def dir_counts(self) -> dict[str, int]:
+        """Every directory (absolute) holding images, and how many it holds directly."""
+        return self._store.dir_counts()
 
     def stored_vectors(self, ids: Sequence[int]) -> F32:
         """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
@@ -400,5 +419,7 @@ if TYPE_CHECKING:  # mypy checks that ImageIndex has the core and every capabili
     def _declared(index: ImageIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
                                               KnowsSources, Trains, FollowsWriter,
                                               AugmentsVectors, KeepsLayouts, ReplacesRecords,
-                                              RepointsRecords, ImportsRecords]:
-        return index, index, index, index, index, index, index, index, index, index, index
+                                              RepointsRecords, ImportsRecords,
+                                              SelectsRecords, KeepsTags, CountsFolders]:
+        return (index, index, index, index, index, index, index, index, index, index, index,
+                index, index, index)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from retrieval.errors import ConfigError
 from retrieval.index._records import ImageRecord
 from retrieval.index.local._layouts import insert_layouts
+from retrieval.index.local._tags import insert_tags
 
 __all__ = ["import_rows", "repoint_rows"]
 
@@ -39,7 +40,8 @@ def repoint_rows(db: sqlite3.Connection, moves: Mapping[int, str]) -> list[int]:
 
 def import_rows(db: sqlite3.Connection, records: Sequence[ImageRecord], vectors: F32,
                 layouts: Mapping[int, npt.ArrayLike] | None) -> list[int]:
-    """Insert ``records`` with their ids and times; :class:`ConfigError` if an id is taken."""
+    """Insert ``records`` with their ids, times and tags; :class:`ConfigError` if an id is
+    taken."""
     ids = [int(r.id) for r in records]
     if len(set(ids)) != len(ids) or any(i < 1 for i in ids):
         raise ConfigError("imported records need distinct, positive ids")
@@ -55,6 +57,8 @@ def import_rows(db: sqlite3.Connection, records: Sequence[ImageRecord], vectors:
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(r.id, r.path, r.sha256, r.width, r.height, r.added_at, v.tobytes())
          for r, v in zip(records, vectors, strict=True)])
+    for r in records:
+        insert_tags(db, int(r.id), r.tags)
     with_layout = [i for i in ids if layouts and i in layouts]
     if with_layout and layouts is not None:
         insert_layouts(db, with_layout, np.stack([np.asarray(layouts[i]) for i in with_layout]))

@@ -47,8 +47,8 @@ def search(store: Store, vectors: VectorIndex, manifest: Manifest, queries: F32,
     :class:`ArtifactError` while stored images wait for an untrained index.
     """
     if ids is not None:
-        present = [r.id for r in store.get(list(ids))]
-        return exact_among(queries, k, present, store.vectors(present), manifest.metric)
+        present, xb = store.vectors_present(list(ids))
+        return exact_among(queries, k, present, xb, manifest.metric)
     if not vectors.is_trained and store.count():
         raise ArtifactError(f"index {store.path.parent} holds {store.count()} images but its "
                             f"{manifest.faiss_factory!r} index is not trained; call train()")

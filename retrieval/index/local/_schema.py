@@ -23,7 +23,7 @@ from pathlib import Path
 
 from retrieval.errors import ArtifactError, StorageFullError
 
-__all__ = ["REQUEST_KEYS", "SCHEMA", "SCHEMA_VERSION", "connect", "full_disk_raises",
+__all__ = ["REQUEST_KEYS", "SCHEMA", "SCHEMA_VERSION", "TAGS", "connect", "full_disk_raises",
            "transaction"]
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,20 @@ CREATE TABLE IF NOT EXISTS request_keys (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS request_keys_created ON request_keys(created_at);
+"""
+
+#: Each image's tags, one row per (tag, image) (see :mod:`._tags`); added like ``request_keys``:
+#: with a new store and on a writable open of an older one. The primary key answers a tag filter,
+#: ``tags_image`` reads a record's tags, the trigger deletes an image's tags with it.
+TAGS = """
+CREATE TABLE IF NOT EXISTS tags (
+    tag TEXT NOT NULL,
+    image_id INTEGER NOT NULL,
+    PRIMARY KEY (tag, image_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+CREATE TRIGGER IF NOT EXISTS tags_follow_images AFTER DELETE ON images
+BEGIN DELETE FROM tags WHERE image_id = OLD.id; END;
 """
 
 

@@ -26,15 +26,25 @@ import numpy.typing as npt
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._records import AddOutcome, ImageRecord, NewImage, check_new_images
+from retrieval.index._tags import TagEdit
 from retrieval.index.local._imports import import_rows, repoint_rows
 from retrieval.index.local._layouts import fetch_layouts, insert_layouts
 from retrieval.index.local._schema import (
     REQUEST_KEYS,
     SCHEMA,
     SCHEMA_VERSION,
+    TAGS,
     connect,
     full_disk_raises,
     transaction,
+)
+from retrieval.index.local._tags import (
+    has_tags,
+    insert_tags,
+    read_tags,
+    retag_rows,
+    tag_counts,
+    tagged_clause,
 )
 from retrieval.index.local._unique import insert_unique, save_outcome, saved_outcome
 
@@ -92,7 +102,7 @@ class Store:
             raise ArtifactError(f"{path} already exists")
         conn = connect(path)
         with full_disk_raises(path):
-            conn.executescript(SCHEMA + REQUEST_KEYS)
+            conn.executescript(SCHEMA + REQUEST_KEYS + TAGS)
         with transaction(conn, path):
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
                              [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim)),
@@ -103,7 +113,7 @@ class Store:
     def open(cls, path: Path, *, dim: int | None = None, writable: bool = True) -> Store:
         """Open an existing store; :class:`ArtifactError` if missing, corrupt or of another dim.
 
-        ``writable`` opens add the tables newer versions brought (``request_keys``).
+        ``writable`` opens add the tables newer versions brought (``request_keys``, ``tags``).
         """
         if not path.is_file():
             raise ArtifactError(f"{path} is missing")
@@ -122,7 +132,7 @@ class Store:
             raise ArtifactError(f"{path} holds {store.dim}-d vectors, expected {dim}")
         if writable:
             with store._lock, full_disk_raises(path):
-                store._db().executescript(REQUEST_KEYS)
+                store._db().executescript(REQUEST_KEYS + TAGS)
         return store
 
     def _db(self) -> sqlite3.Connection:
@@ -177,8 +187,7 @@ class Store:
                 saved = saved_outcome(db, request_key, fingerprint, now - key_ttl_s)
                 if saved is not None:
                     return saved
-            outcome = insert_unique(db, [(i.path, i.sha256, i.width, i.height) for i in items],
-                                    vectors, now)
+            outcome = insert_unique(db, items, vectors, now)
             if layouts is not None and outcome.new_ids:
                 fresh = [r for r, a in enumerate(outcome.added) if not a.duplicate]
                 insert_layouts(db, outcome.new_ids, np.asarray(layouts)[fresh])
@@ -249,9 +258,11 @@ class Store:
         """Records of ``ids`` in the order asked; ids not in the store are left out."""
         found: dict[int, ImageRecord] = {}
         for chunk in _chunks([int(i) for i in ids]):
-            rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM images "
-                               f"WHERE id IN ({_marks(len(chunk))})", chunk)
-            found.update((int(r[0]), ImageRecord(*r)) for r in rows)
+            with self._lock:
+                db = self._db()
+                rows = db.execute(f"SELECT {_RECORD_COLUMNS} FROM images "
+                                  f"WHERE id IN ({_marks(len(chunk))})", tuple(chunk)).fetchall()
+                found.update(_with_tags(db, rows))
         return [found[int(i)] for i in ids if int(i) in found]
 
     def get_one(self, image_id: int) -> ImageRecord:
@@ -262,9 +273,11 @@ class Store:
         return records[0]
 
     def find_by_sha256(self, sha256: str) -> list[ImageRecord]:
-        rows = self._query(f"SELECT {_RECORD_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id",
-                           (sha256,))
-        return [ImageRecord(*r) for r in rows]
+        with self._lock:
+            db = self._db()
+            rows = db.execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE sha256 = ? "
+                              "ORDER BY id", (sha256,)).fetchall()
+            return list(_with_tags(db, rows).values())
 
     def paths_present(self) -> set[str]:
         """Paths of every stored image (to skip them when resuming an indexing run)."""
@@ -285,11 +298,18 @@ class Store:
         return [int(r[0]) for r in rows]
 
     def ids_matching(self, folder: str | None, added_after: float | None,
-                     added_before: float | None) -> list[int]:
-        """Ids of the images under ``folder`` (an absolute path) added in ``[after, before)``,
-        ascending (a range of the path index: ``folder/`` <= path < ``folder0``)."""
+                     added_before: float | None, tags: Sequence[str] = ()) -> list[int]:
+        """Ids of the images under ``folder`` (an absolute path) added in ``[after, before)``
+        holding every one of ``tags``, ascending (a range of the path index: ``folder/`` <= path
+        < ``folder0``; the tags' primary key)."""
         clauses: list[str] = ["1"]
         params: list[Any] = []
+        if tags:
+            if not self._has_tags():
+                return []
+            clause, values = tagged_clause(tags)
+            clauses.append(clause)
+            params += values
         if folder is not None:
             base = folder.rstrip("/")
             clauses.append("path >= ? AND path < ?")
@@ -303,6 +323,36 @@ class Store:
         rows = self._query(f"SELECT id FROM images WHERE {' AND '.join(clauses)} ORDER BY id",
                            params)
         return [int(r[0]) for r in rows]
+
+    def _has_tags(self) -> bool:
+        with self._lock:
+            return has_tags(self._db())
+
+    def retag(self, ids: Sequence[int], edit: TagEdit) -> list[ImageRecord]:
+        """Apply ``edit`` to every image of ``ids`` in one transaction; their new records.
+        :class:`NotFoundError` (and nothing changed) if one is not stored."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        with self._lock, transaction(self._db(), self.path) as db:
+            present = {int(r[0]) for chunk in _chunks(wanted) for r in db.execute(
+                f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
+            missing = [i for i in wanted if i not in present]
+            if missing:
+                raise NotFoundError(f"no image with id {', '.join(map(str, missing[:10]))}")
+            for chunk in _chunks(wanted):
+                retag_rows(db, chunk, edit)
+        return self.get(wanted)
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use and how many images hold it."""
+        with self._lock:
+            return tag_counts(self._db())
+
+    def dir_counts(self) -> dict[str, int]:
+        """Every directory holding stored images (the path up to its last ``/``, without it)
+        and how many images it holds directly (``rtrim`` strips the file name)."""
+        rows = self._query("SELECT rtrim(path, replace(path, '/', '')) AS dir, COUNT(*) "
+                           "FROM images GROUP BY dir")
+        return {(str(d).rstrip("/") or "/"): int(n) for d, n in rows}
 
     def last_seq(self) -> int:
         """The largest change seq ever assigned (0 for a new store); survives pruning."""
@@ -346,6 +396,20 @@ class Store:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack([found[i] for i in wanted])
 
+    def vectors_present(self, ids: Sequence[int]) -> tuple[list[int], F32]:
+        """Those of ``ids`` that are stored (in the order asked, once each) and their vectors:
+        one read, unknown ids left out (an exact search among candidates)."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: dict[int, F32] = {}
+        for chunk in _chunks(wanted):
+            rows = self._query(f"SELECT id, vector FROM images WHERE id IN ({_marks(len(chunk))})",
+                               chunk)
+            found.update((int(image_id), self._decode(blob)) for image_id, blob in rows)
+        present = [i for i in wanted if i in found]
+        xb = (np.stack([found[i] for i in present]) if present
+              else np.empty((0, self.dim), dtype=np.float32))
+        return present, xb
+
     def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
         """Layout descriptors of those ``ids`` that have one (none for older indexes)."""
         found: dict[int, F32] = {}
@@ -379,6 +443,13 @@ class Store:
                 self._conn = None
 
 
+def _with_tags(db: sqlite3.Connection, rows: list[Any]) -> dict[int, ImageRecord]:
+    """Records of ``rows`` (the record columns) with their tags, by id, in row order."""
+    tags = read_tags(db, [int(r[0]) for r in rows])
+    return {int(r[0]): ImageRecord(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4]),
+                                   float(r[5]), tags.get(int(r[0]), ())) for r in rows}
+
+
 def _insert_images(db: sqlite3.Connection, items: Sequence[NewImage], vectors: F32,
                    now: float) -> list[int]:
     """Insert one row per image (record and vector); the new ids, in order."""
@@ -389,4 +460,5 @@ def _insert_images(db: sqlite3.Connection, items: Sequence[NewImage], vectors: F
             "VALUES (?, ?, ?, ?, ?, ?)",
             (item.path, item.sha256, item.width, item.height, now, vector.tobytes()))
         ids.append(int(cur.lastrowid or 0))
+        insert_tags(db, ids[-1], item.tags)
     return ids

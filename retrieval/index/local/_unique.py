@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retrieval.errors import ConfigError
-from retrieval.index._records import Added, AddOutcome
+from retrieval.index._records import Added, AddOutcome, NewImage
+from retrieval.index.local._tags import insert_tags, read_tags
 
 __all__ = ["insert_unique", "save_outcome", "saved_outcome"]
 
@@ -42,25 +43,32 @@ def saved_outcome(db: sqlite3.Connection, key: str, fingerprint: str,
     if row[0] != fingerprint:
         raise ConfigError("this Idempotency-Key was already used for a request with other "
                           "content; use a new key for a new request")
-    return AddOutcome([Added(**item) for item in json.loads(row[1])], replayed=True)
+    return AddOutcome([Added(**{**item, "tags": tuple(item.get("tags", ()))})
+                       for item in json.loads(row[1])], replayed=True)
 
 
-def insert_unique(db: sqlite3.Connection, items: Sequence[tuple[str, str, int, int]],
-                  vectors: F32, now: float) -> AddOutcome:
-    """Insert ``(path, sha256, width, height)`` items not stored yet (module docstring)."""
+def insert_unique(db: sqlite3.Connection, items: Sequence[NewImage], vectors: F32,
+                  now: float) -> AddOutcome:
+    """Insert the items not stored yet (module docstring). A duplicate's stored record keeps
+    its own tags (the item's are not given to it here)."""
     added: list[Added] = []
-    for (path, sha, width, height), vector in zip(items, vectors, strict=True):
+    for item, vector in zip(items, vectors, strict=True):
         row = db.execute(f"SELECT {_COLUMNS} FROM images WHERE sha256 = ? ORDER BY id LIMIT 1",
-                         (sha,)).fetchone()
+                         (item.sha256,)).fetchone()
         if row is not None:
             image_id, stored_path, stored_sha, w, h, added_at = row
+            tags = read_tags(db, [int(image_id)]).get(int(image_id), ())
             added.append(Added(int(image_id), str(stored_path), str(stored_sha), int(w), int(h),
-                               float(added_at), duplicate=True))
+                               float(added_at), tags=tags, duplicate=True))
             continue
         cur = db.execute("INSERT INTO images(path, sha256, width, height, added_at, vector) "
                          "VALUES (?, ?, ?, ?, ?, ?)",
-                         (path, sha, width, height, now, vector.tobytes()))
-        added.append(Added(int(cur.lastrowid or 0), path, sha, width, height, now, False))
+                         (item.path, item.sha256, item.width, item.height, now,
+                          vector.tobytes()))
+        new_id = int(cur.lastrowid or 0)
+        insert_tags(db, new_id, item.tags)
+        added.append(Added(new_id, item.path, item.sha256, item.width, item.height, now,
+                           tags=item.tags, duplicate=False))
     outcome = AddOutcome(added)
     db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
                    [(i,) for i in outcome.new_ids])

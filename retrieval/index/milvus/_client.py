@@ -42,7 +42,8 @@ def connect(uri: str) -> Any:
 
 def record(row: Mapping[str, Any]) -> ImageRecord:
     return ImageRecord(int(row["id"]), str(row["path"]), str(row["sha256"]), int(row["width"]),
-                       int(row["height"]), float(row["added_at"]))
+                       int(row["height"]), float(row["added_at"]),
+                       tuple(sorted(str(t) for t in row.get("tags") or ())))
 
 
 def fetch_published(spec: StoreSpec) -> tuple[Manifest, dict[str, bytes]]:

@@ -12,10 +12,11 @@ writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
-Besides the core it declares content dedupe, sources, re-pointing and importing records
-(:mod:`retrieval.index._protocol`); it
-has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
-(every read is current), no request keys, no DBA and no layouts.
+Besides the core it declares content dedupe, sources, re-pointing and importing records,
+filters from scalar expressions, tags and folder counts (:mod:`retrieval.index._protocol`,
+:mod:`._metadata`; a collection made before tags has no ``tags`` field: its records have none and
+``retag`` is refused); it has no training (Milvus trains its IVF lists itself, per sealed segment),
+nothing to follow (every read is current), no request keys, no DBA and no layouts.
 """
 
 from __future__ import annotations
@@ -33,17 +34,28 @@ from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
 from retrieval.index._protocol import (
+    CountsFolders,
     DedupesContent,
     ImportsRecords,
     IndexStore,
+    KeepsTags,
     KnowsSources,
     RepointsRecords,
+    SelectsRecords,
 )
 from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
 from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index._tags import TagEdit
 from retrieval.index.milvus._client import absolute, connect, id_lock, record
 from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._ids import take_tickets
+from retrieval.index.milvus._metadata import (
+    count_dirs,
+    count_tags,
+    filter_expression,
+    matching_ids,
+    retag_rows,
+)
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -57,10 +69,12 @@ from retrieval.index.milvus._rows import (
 )
 from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
+    TAGS_FIELD,
     MilvusSpec,
     create_collections,
     default_search_params,
     get_text,
+    has_tags_field,
     is_lite,
     lite_size,
     load_blob,
@@ -95,6 +109,7 @@ class MilvusIndex:
         self._closed = False
         self._id_base: int | None = None
         self._legacy_ids = False
+        self._has_tags: bool | None = None  # read on first use (describe_collection)
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
@@ -158,6 +173,17 @@ class MilvusIndex:
         return cls(path, manifest, store, client, read_only=read_only)
 
     @property
+    def _tags(self) -> bool:
+        """Whether the collection has the ``tags`` field (made since tags exist)."""
+        if self._has_tags is None:
+            self._has_tags = has_tags_field(self._client, self._name)
+        return self._has_tags
+
+    @property
+    def _fields(self) -> list[str]:
+        return [*RECORD_FIELDS, *([TAGS_FIELD] if self._tags else [])]
+
+    @property
     def d(self) -> int:
         return self.manifest.dim
 
@@ -212,7 +238,7 @@ class MilvusIndex:
         check_new_images(items)
         self._check_writable()
         ids = self._allocate(len(items))
-        upsert_images(self._client, self._name, ids, items, vectors)
+        upsert_images(self._client, self._name, ids, items, vectors, tags=self._tags)
         return ids
 
     def repoint(self, moves: Mapping[int, str]) -> list[int]:
@@ -223,7 +249,8 @@ class MilvusIndex:
         for image_id, path in moves.items():
             if not isinstance(path, str) or not path:
                 raise ConfigError(f"a record needs a path, got {path!r} for id {image_id}")
-        return repoint_images(self._client, self._name, {int(i): p for i, p in moves.items()})
+        return repoint_images(self._client, self._name, {int(i): p for i, p in moves.items()},
+                              self._fields)
 
     def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
                        layouts: Mapping[int, npt.ArrayLike] | None = None) -> None:
@@ -235,13 +262,13 @@ class MilvusIndex:
         ids = [int(r.id) for r in records]
         if len(set(ids)) != len(ids) or any(i < 1 for i in ids):
             raise ConfigError("imported records need distinct, positive ids")
-        taken = fetch_records(self._client, self._name, ids)
+        taken = fetch_records(self._client, self._name, ids, self._fields)
         if taken:
             raise ConfigError(f"id {taken[0].id} is already stored: records are imported into "
                               "a new, empty index")
         if ids:
             self._reserve_through(max(ids))
-        import_images(self._client, self._name, records, vectors)
+        import_images(self._client, self._name, records, vectors, tags=self._tags)
 
     def _base(self) -> int | None:
         """The tickets' base (read once), or None for an older index's ``next_id`` counter."""
@@ -289,7 +316,7 @@ class MilvusIndex:
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record, fetched in the same request."""
-        distances, _, entities = self._search(xq, k, ids=None, fields=RECORD_FIELDS[1:])
+        distances, _, entities = self._search(xq, k, ids=None, fields=self._fields[1:])
         return [[Hit(int(e["id"]), float(distances[q, j]), record(e))
                  for j, e in enumerate(row)] for q, row in enumerate(entities)]
 
@@ -302,7 +329,7 @@ class MilvusIndex:
     def records(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked, unknown ids left out."""
         self._check_open()
-        return fetch_records(self._client, self._name, ids)
+        return fetch_records(self._client, self._name, ids, self._fields)
 
     def stored_vectors(self, ids: Sequence[int]) -> F32:
         """The stored vectors of ``ids`` in order; :class:`NotFoundError` if one is unknown."""
@@ -318,6 +345,35 @@ class MilvusIndex:
         """Up to ``limit`` stored ids greater than ``cursor``, ascending."""
         self._check_open()
         return ids_after(self._client, self._name, cursor, limit)
+
+    def ids_matching(self, folder: str | None, added_after: float | None,
+                     added_before: float | None, tags: Sequence[str] = ()) -> list[int]:
+        """Ids under ``folder`` (absolute) added in ``[added_after, added_before)`` holding all
+        of ``tags``, ascending: one scalar expression (:mod:`._metadata`)."""
+        self._check_open()
+        if tags and not self._tags:
+            return []
+        return matching_ids(self._client, self._name,
+                            filter_expression(folder, added_after, added_before, tags))
+
+    def retag(self, ids: Sequence[int], edit: TagEdit) -> list[ImageRecord]:
+        """Apply ``edit`` to the tags of ``ids`` (their rows upserted with the same vectors);
+        :class:`NotFoundError`, nothing changed, if one is not stored."""
+        self._check_writable()
+        if not self._tags:
+            raise ConfigError(f"collection {self._name!r} was made before tags: it has no tags "
+                              "field (build the index again to tag its images)")
+        return retag_rows(self._client, self._name, ids, edit)
+
+    def tag_counts(self) -> dict[str, int]:
+        """Every tag in use and how many images hold it."""
+        self._check_open()
+        return count_tags(self._client, self._name) if self._tags else {}
+
+    def dir_counts(self) -> dict[str, int]:
+        """Every directory (absolute) holding images, and how many it holds directly."""
+        self._check_open()
+        return count_dirs(self._client, self._name)
 
     def flush(self, timeout_s: float = 3600.0) -> None:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
@@ -355,7 +411,7 @@ class MilvusIndex:
     def find_sha256(self, sha256: str) -> list[ImageRecord]:
         """Records of the images with this content, oldest first."""
         self._check_open()
-        return find_sha256(self._client, self._name, sha256)
+        return find_sha256(self._client, self._name, sha256, self._fields)
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
                    layouts: npt.ArrayLike | None = None) -> AddOutcome:
@@ -395,5 +451,6 @@ class MilvusIndex:
 
 if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
     def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources,
-                                                RepointsRecords, ImportsRecords]:
-        return index, index, index, index, index
+                                                RepointsRecords, ImportsRecords,
+                                                SelectsRecords, KeepsTags, CountsFolders]:
+        return index, index, index, index, index, index, index, index

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from retrieval.errors import NotFoundError, StoreTimeoutError
+from retrieval.errors import ConfigError, NotFoundError, StoreTimeoutError
 from retrieval.index._records import ImageRecord, NewImage
 from retrieval.index.milvus._client import record
-from retrieval.index.milvus._schema import RECORD_FIELDS
+from retrieval.index.milvus._schema import TAGS_FIELD
 
 __all__ = ["fetch_records", "fetch_vectors", "import_images", "repoint_images", "search_rows",
            "stored_paths", "upsert_images", "wait_indexed"]
@@ -30,14 +30,18 @@ FLUSH_POLL_S = 0.5
 
 
 def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[NewImage],
-                  vectors: F32) -> None:
-    """One row per image, in upserts bounded by bytes."""
+                  vectors: F32, *, tags: bool) -> None:
+    """One row per image, in upserts bounded by bytes (``tags``: the collection has the field;
+    else an item with tags is refused)."""
+    if not tags and any(item.tags for item in items):
+        raise ConfigError(f"collection {name!r} was made before tags: it cannot hold any")
     now = time.time()
     rows: list[dict[str, Any]] = []
     size = 0
     for image_id, item, vector in zip(ids, items, vectors, strict=True):
         rows.append({"id": image_id, "vector": vector, "path": item.path, "sha256": item.sha256,
-                     "width": item.width, "height": item.height, "added_at": now})
+                     "width": item.width, "height": item.height, "added_at": now,
+                     **({TAGS_FIELD: list(item.tags)} if tags else {})})
         size += vector.nbytes + len(item.path.encode()) + 128
         if size >= INSERT_BYTES:
             client.upsert(name, rows)
@@ -47,13 +51,17 @@ def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[Ne
 
 
 def import_images(client: Any, name: str, records: Sequence[ImageRecord],
-                  vectors: F32) -> None:
-    """Rows with the records' own ids and ``added_at`` (a migration), in bounded upserts."""
+                  vectors: F32, *, tags: bool) -> None:
+    """Rows with the records' own ids, ``added_at`` and tags (a migration), in bounded upserts
+    (``tags``: the collection has the field; else a record with tags is refused)."""
+    if not tags and any(r.tags for r in records):
+        raise ConfigError(f"collection {name!r} was made before tags: it cannot hold any")
     rows: list[dict[str, Any]] = []
     size = 0
     for r, vector in zip(records, vectors, strict=True):
         rows.append({"id": int(r.id), "vector": vector, "path": r.path, "sha256": r.sha256,
-                     "width": r.width, "height": r.height, "added_at": float(r.added_at)})
+                     "width": r.width, "height": r.height, "added_at": float(r.added_at),
+                     **({TAGS_FIELD: list(r.tags)} if tags else {})})
         size += vector.nbytes + len(r.path.encode()) + 128
         if size >= INSERT_BYTES:
             client.upsert(name, rows)
@@ -62,14 +70,15 @@ def import_images(client: Any, name: str, records: Sequence[ImageRecord],
         client.upsert(name, rows)
 
 
-def repoint_images(client: Any, name: str, moves: dict[int, str]) -> list[int]:
+def repoint_images(client: Any, name: str, moves: dict[int, str],
+                   fields: list[str]) -> list[int]:
     """Each stored row upserted again with its new path (id, vector, ``added_at`` kept); the
     ids that existed. One upsert per :data:`GET_IDS` rows: atomic per row, not per call."""
     done: list[int] = []
     wanted = sorted(int(i) for i in moves)
     for start in range(0, len(wanted), GET_IDS):
         rows = client.get(name, ids=wanted[start:start + GET_IDS],
-                          output_fields=[*RECORD_FIELDS, "vector"])
+                          output_fields=[*fields, "vector"])
         fresh = [{**r, "path": moves[int(r["id"])],
                   "vector": np.asarray(r["vector"], dtype=np.float32)} for r in rows]
         if fresh:
@@ -99,12 +108,13 @@ def search_rows(client: Any, name: str, queries: F32, k: int, *, ids: Sequence[i
     return distances, labels, entities
 
 
-def fetch_records(client: Any, name: str, ids: Sequence[int]) -> list[ImageRecord]:
-    """Records of ``ids`` in the order asked, unknown ids left out."""
+def fetch_records(client: Any, name: str, ids: Sequence[int],
+                  fields: list[str]) -> list[ImageRecord]:
+    """Records of ``ids`` in the order asked, unknown ids left out (``fields``: the record's)."""
     wanted = [int(i) for i in ids]
     found: dict[int, ImageRecord] = {}
     for start in range(0, len(wanted), GET_IDS):
-        rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=RECORD_FIELDS)
+        rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=fields)
         found.update((int(r["id"]), record(r)) for r in rows)
     return [found[i] for i in wanted if i in found]
 

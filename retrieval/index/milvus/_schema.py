@@ -2,7 +2,8 @@
 
 Three collections per index: ``<name>_ids`` hands out ids (:mod:`._ids`), ``<name>`` holds one
 row per image (``id`` INT64 primary key from a ticket, ``vector``, ``path``, ``sha256``,
-``width``, ``height``, ``added_at``) and ``<name>_meta`` holds the manifest, the ids' base and
+``width``, ``height``, ``added_at``, ``tags``: an ARRAY of VARCHAR, absent from collections made
+before tags) and ``<name>_meta`` holds the manifest, the ids' base and
 the fitted state (key → VARCHAR value; every Milvus
 collection needs a vector field, hence a 2-d ``dummy``). Milvus has no BLOB type, so binary state
 is stored as base64 chunks of 49 149 bytes (65 532 characters, under VARCHAR's 65 535) with a
@@ -26,15 +27,31 @@ from pymilvus import DataType, MilvusClient
 
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import DEFAULT_NPROBE
+from retrieval.index._tags import MAX_TAG_LENGTH, MAX_TAGS
 from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._ids import create_tickets
 
-__all__ = ["RECORD_FIELDS", "MilvusSpec", "create_collections", "default_search_params", "get_text",
-           "is_lite", "lite_size", "load_blob", "milvus_index", "put_text", "save_blob",
-           "search_params"]
+__all__ = [
+    "RECORD_FIELDS",
+    "TAGS_FIELD",
+    "MilvusSpec",
+    "create_collections",
+    "default_search_params",
+    "get_text",
+    "has_tags_field",
+    "is_lite",
+    "lite_size",
+    "load_blob",
+    "milvus_index",
+    "put_text",
+    "save_blob",
+    "search_params",
+]
 
 #: The scalar fields of an image row, in :class:`ImageRecord` order (plus the id).
 RECORD_FIELDS = ["id", "path", "sha256", "width", "height", "added_at"]
+#: The tags of an image row (collections made before tags have no such field).
+TAGS_FIELD = "tags"
 
 MAX_VARCHAR = 65_535
 CHUNK_RAW = 49_149          # 3 * 16383 bytes -> 65 532 base64 characters
@@ -120,6 +137,8 @@ def create_collections(client: Any, uri: str, name: str, dim: int, spec: MilvusS
     s.add_field("width", DataType.INT64)
     s.add_field("height", DataType.INT64)
     s.add_field("added_at", DataType.DOUBLE)
+    s.add_field(TAGS_FIELD, DataType.ARRAY, element_type=DataType.VARCHAR,
+                max_capacity=MAX_TAGS, max_length=4 * MAX_TAG_LENGTH)
     ip = client.prepare_index_params()
     ip.add_index(field_name="vector", index_type=spec.index_type, metric_type=spec.metric,
                  params=dict(spec.params))
@@ -133,6 +152,12 @@ def create_collections(client: Any, uri: str, name: str, dim: int, spec: MilvusS
     _create(client, f"{name}_meta", m, mp)
     create_tickets(client, name)
     ensure_loaded(client, [name, f"{name}_meta"], uri)
+
+
+def has_tags_field(client: Any, name: str) -> bool:
+    """Whether collection ``name`` has the ``tags`` field (made since tags exist)."""
+    fields = client.describe_collection(name).get("fields", [])
+    return any(f.get("name") == TAGS_FIELD for f in fields)
 
 
 def _create(client: Any, name: str, schema: Any, index_params: Any) -> None:

@@ -17,7 +17,6 @@ import numpy.typing as npt
 
 from retrieval.index._records import Added, AddOutcome, ImageRecord, NewImage
 from retrieval.index.milvus._client import record
-from retrieval.index.milvus._schema import RECORD_FIELDS
 
 __all__ = ["find_sha256", "unique_add"]
 
@@ -26,11 +25,12 @@ F32 = npt.NDArray[np.float32]
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def find_sha256(client: Any, collection: str, sha256: str) -> list[ImageRecord]:
-    """Records of the images with this content, oldest first."""
+def find_sha256(client: Any, collection: str, sha256: str,
+                fields: list[str]) -> list[ImageRecord]:
+    """Records of the images with this content, oldest first (``fields``: the record's)."""
     if not _HEX.fullmatch(sha256):
         return []
-    rows = client.query(collection, filter=f'sha256 == "{sha256}"', output_fields=RECORD_FIELDS,
+    rows = client.query(collection, filter=f'sha256 == "{sha256}"', output_fields=fields,
                         consistency_level="Strong")
     return sorted((record(r) for r in rows), key=lambda r: r.id)
 
@@ -56,8 +56,10 @@ def unique_add(items: Sequence[NewImage], vectors: F32, *,
     for row, item in enumerate(items):
         if row in ids:
             r = stored[ids[row]]
-            added.append(Added(r.id, r.path, r.sha256, r.width, r.height, r.added_at, False))
+            added.append(Added(r.id, r.path, r.sha256, r.width, r.height, r.added_at, r.tags,
+                               duplicate=False))
         else:
             r = known.get(item.sha256) or stored[first[item.sha256]]
-            added.append(Added(r.id, r.path, r.sha256, r.width, r.height, r.added_at, True))
+            added.append(Added(r.id, r.path, r.sha256, r.width, r.height, r.added_at, r.tags,
+                               duplicate=True))
     return AddOutcome(added)

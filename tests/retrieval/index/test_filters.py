@@ -1,4 +1,4 @@
-"""Filtered search on both engines: random folder and time filters give what an exact search
+"""Filtered search on both engines: random folder, time and tag filters give what an exact search
 among the matching images gives (k of them when at least k match), before and after αQE."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from retrieval.index import (
     KnowsSources,
     NewImage,
     RecordFilter,
+    clean_tags,
     create_index,
     matching_ids,
     scanned_ids,
@@ -24,7 +25,12 @@ from retrieval.index import (
 from tests.retrieval.index.samples import brute_force, lite_or_faiss, manifest, unit_vectors
 
 FOLDERS = ["a", "a/x", "ab", "b", "b/y/z"]
+TAGS = ["red", "blue", "sea", "été", "x y"]
 N = 80
+
+
+def random_tags(rng: np.random.Generator) -> tuple[str, ...]:
+    return clean_tags(t for t in TAGS if rng.random() < 0.4)
 
 
 @pytest.fixture(params=["faiss", "milvus"])
@@ -34,7 +40,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore
     index.set_images_root("/photos")
     rng = np.random.default_rng(0)
     items = [NewImage(f"/photos/{FOLDERS[int(rng.integers(len(FOLDERS)))]}/{i}.jpg",
-                      f"{i:064x}", 64, 48) for i in range(N)]
+                      f"{i:064x}", 64, 48, random_tags(rng)) for i in range(N)]
     for start in range(0, N, 20):  # four adds: four added_at times
         index.add(items[start:start + 20], unit_vectors(N, 0)[start:start + 20])
     try:
@@ -60,14 +66,15 @@ def test_folder_is_a_path_prefix(store: IndexStore) -> None:
         RecordFilter(folder="../etc")
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(10))
 def test_random_filters_equal_exact_search_among_the_matches(store: IndexStore,
                                                              seed: int) -> None:
     rng = np.random.default_rng(seed)
     times = sorted({r.added_at for r in store.records(list(range(1, N + 1)))})
     folder = [None, *FOLDERS][int(rng.integers(len(FOLDERS) + 1))]
     after = times[int(rng.integers(len(times)))] if rng.random() < 0.5 else None
-    where = RecordFilter(folder=folder, added_after=after)
+    tags = [t for t in TAGS if rng.random() < 0.3]
+    where = RecordFilter(folder=folder, added_after=after, tags=tuple(tags))
     among = expected_ids(store, where)
     assert matching_ids(store, where) == among == scanned_ids(store, where, "/photos")
     xq, xb = unit_vectors(3, seed + 10), unit_vectors(N, 0)
@@ -95,3 +102,13 @@ def test_time_range_bounds(store: IndexStore) -> None:
     assert matching_ids(store, where) == expected_ids(store, where)
     with pytest.raises(ConfigError, match="later"):
         RecordFilter(added_after=5.0, added_before=5.0)
+
+
+def test_tag_filters_need_every_tag(store: IndexStore) -> None:
+    records = store.records(list(range(1, N + 1)))
+    assert all(r.tags == clean_tags(r.tags) for r in records)
+    both = {r.id for r in records if {"red", "sea"} <= set(r.tags)}
+    assert both and set(matching_ids(store, RecordFilter(tags=("sea", "red", "red")))) == both
+    assert matching_ids(store, RecordFilter(tags=("unknown",))) == []
+    with pytest.raises(ConfigError, match="comma"):
+        RecordFilter(tags=("a,b",))

@@ -1,5 +1,5 @@
 """RepointsRecords and ImportsRecords on both engines (FAISS+SQLite and Milvus Lite): a moved
-file's record keeps its id, vector and time; imported records keep theirs, and later adds get
+file's record keeps its id, vector and time; imported records keep theirs (tags too), and later adds get
 ids above them."""
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def test_a_read_only_follower_sees_a_repoint_at_once(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["faiss", "milvus-lite"])
 def test_import_keeps_ids_and_later_adds_go_above(kind: str, tmp_path: Path) -> None:
     xb = unit_vectors(4, 2)
-    records = [ImageRecord(i, f"p/{i}.jpg", f"{i:064x}", 8, 6, 1000.0 + i)
+    records = [ImageRecord(i, f"p/{i}.jpg", f"{i:064x}", 8, 6, 1000.0 + i,
+                           ("sea", "trip") if i == 10 else ())
                for i in (3, 10, 11, 40)]
     with create_index(tmp_path / "i", manifest(), lite_or_faiss(kind, tmp_path)) as index:
         assert isinstance(index, ImportsRecords)

@@ -20,11 +20,13 @@ import pytest
 from retrieval.errors import ArtifactError, ManifestMismatchError, NotFoundError
 from retrieval.index import (
     AugmentsVectors,
+    CountsFolders,
     DedupesContent,
     FollowsWriter,
     IndexStore,
     KeepsLayouts,
     KeepsRequestKeys,
+    KeepsTags,
     KnowsSources,
     SelectsRecords,
     StoreSpec,
@@ -39,9 +41,10 @@ ENGINES = ["faiss", "milvus-lite",
            pytest.param("milvus-server", marks=pytest.mark.milvus_server)]
 CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
                 "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
-                "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords}
-DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": {"dedupe", "sources"},
-            "milvus-server": {"dedupe", "sources"}}
+                "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords,
+                "tags": KeepsTags, "folders": CountsFolders}
+_MILVUS = {"dedupe", "sources", "selects", "tags", "folders"}
+DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": _MILVUS, "milvus-server": _MILVUS}
 
 
 @pytest.fixture(scope="module")
