@@ -43,6 +43,9 @@ EXACT_MAX = 200_000
 #: when no approximate search can answer now (then the search is exact).
 AnnSearch = Callable[[F32, int], I64 | None]
 _PREFILTER_CHUNK = 65_536
+#: Adds of at most this many vectors score them against the old ones in one float32 product
+#: (n × m), read by both directions (their own top-k, and the rows they enter).
+_FUSED_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ class GraphKeeper:
                exact_max: int = EXACT_MAX, ann: AnnSearch | None = None) -> GraphKeeper:
         """A keeper holding a stored graph (rows in the order of ``ids``)."""
         keeper = cls(k, x.shape[1], exact_max=exact_max, ann=ann)
-        keeper._reserve(len(ids))
+        keeper._reserve(len(ids) + max(1024, len(ids) // 8))  # room for adds without a copy
         n = len(ids)
         keeper._ids[:n], keeper._x[:n] = ids, x
         keeper._I[:n], keeper._D[:n] = graph_i, graph_d
@@ -136,19 +139,25 @@ class GraphKeeper:
         old = Block(self._x[:n], self._ids[:n], max(self._max_norm, _max_norm(nx)),
                     *self._ann_parts(n))
         new = Block(nx, nid, old.max_norm)
+        fused = (self._x[:n] @ nx.T if 0 < len(nid) <= _FUSED_MAX and old.search is None
+                 else None)  # (n, m)
+        if fused is not None:
+            old = Block(old.x, old.labels, old.max_norm, scores=np.ascontiguousarray(fused.T))
         gone_rows = np.asarray([self._row[int(i)] for i in gone_ids], dtype=np.int64)
         live = np.ones(n, dtype=bool)
         live[gone_rows] = False
         stale = np.nonzero(live & np.isin(self._I[:n], gone_ids).any(axis=1))[0] \
             if len(gone_ids) else np.zeros(0, dtype=np.int64)
-        parts = [self._recomputed(stale, [old, new], gone_ids),
+        plain = Block(old.x, old.labels, old.max_norm, old.search, old.vectors)
+        parts = [self._recomputed(stale, [plain, new], gone_ids),
                  _fresh_rows(nid, nx, [old, new], self.k, gone_ids)]
         live[stale] = False
         if old.search is not None:  # approximate: reverse neighbours among the forward ones
             near = np.asarray([self._row.get(int(i), -1) for i in np.unique(parts[1][1])],
                               dtype=np.int64)
             live &= np.isin(np.arange(n), near[near >= 0])
-        parts.append(self._merged(np.nonzero(live)[0], new, nid))
+        parts.append(self._merged(np.nonzero(live)[0], new, nid,
+                                  None if fused is None else fused.max(axis=1)))
         ids = np.concatenate([p[0] for p in parts])
         return GraphDelta(gone_ids, nid, nx, ids, np.concatenate([p[1] for p in parts]),
                           np.concatenate([p[2] for p in parts]),
@@ -174,19 +183,23 @@ class GraphKeeper:
         ti, td = _top(self._x[rows], ids, blocks, self.k, gone)
         return ids, ti, td, self._I[rows]
 
-    def _merged(self, rows: I64, new: Block, nid: I64) -> _Rows:
-        """Old rows (``rows``) whose top-k a new vector enters, with that vector merged in."""
+    def _merged(self, rows: I64, new: Block, nid: I64, best: F32 | None) -> _Rows:
+        """Old rows (``rows``) whose top-k a new vector enters, with that vector merged in;
+        ``best``: each old row's best float32 score against the new vectors, if known."""
         empty: _Rows = (np.zeros(0, np.int64), np.zeros((0, self.k), np.int64),
                         np.zeros((0, self.k)), np.zeros((0, self.k), np.int64))
         if not len(rows) or not len(nid):
             return empty
         kth = self._D[rows, -1]
         eps = self.d * 2.0 ** -23 * self._max_norm * new.max_norm
-        hit = np.zeros(len(rows), dtype=bool)
-        for start in range(0, len(rows), _PREFILTER_CHUNK):
-            part = rows[start:start + _PREFILTER_CHUNK]
-            best, _ = faiss.knn(self._x[part], new.x, 1, metric=faiss.METRIC_INNER_PRODUCT)
-            hit[start:start + len(part)] = best[:, 0] > kth[start:start + len(part)] - eps
+        if best is not None:
+            hit = best[rows] > kth - eps
+        else:
+            hit = np.zeros(len(rows), dtype=bool)
+            for start in range(0, len(rows), _PREFILTER_CHUNK):
+                part = rows[start:start + _PREFILTER_CHUNK]
+                top, _ = faiss.knn(self._x[part], new.x, 1, metric=faiss.METRIC_INNER_PRODUCT)
+                hit[start:start + len(part)] = top[:, 0] > kth[start:start + len(part)] - eps
         cand = rows[hit]
         ids = self._ids[cand]
         ti, td = exact_top(self._x[cand], ids, [new], self.k, np.zeros(0, np.int64),
@@ -224,9 +237,9 @@ class GraphKeeper:
         if n <= cap:
             return
         cap = max(n, 2 * cap, 1024)
-        for name, fill in (("_ids", -1), ("_x", 0.0), ("_I", -1), ("_D", -np.inf)):
+        for name in ("_ids", "_x", "_I", "_D"):  # rows past self._n are never read
             old = getattr(self, name)
-            grown = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
+            grown = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
             grown[:self._n] = old[:self._n]
             setattr(self, name, grown)
 
@@ -252,4 +265,7 @@ def _fresh_rows(nid: I64, nx: F32, blocks: list[Block], k: int, gone: I64) -> _R
 
 
 def _max_norm(x: F32) -> float:
-    return float(np.linalg.norm(x.astype(np.float64), axis=1).max()) if len(x) else 0.0
+    """The largest row norm (computed in float32, rounded up: an upper bound)."""
+    if not len(x):
+        return 0.0
+    return float(np.sqrt(np.einsum("nd,nd->n", x, x).max())) * (1 + 1e-4)

@@ -19,7 +19,7 @@ best ``c``): its candidates are re-scored exactly but nothing is proved about th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -41,13 +41,15 @@ class Block:
     """Vectors ``x`` (n, d) float32 labelled ``labels``; ``max_norm`` bounds their norms.
 
     ``search(xq, c)`` (optional) returns (nq, c) labels found approximately (-1: none), and
-    ``vectors(labels)`` their float32 vectors; without it the block is searched exactly."""
+    ``vectors(labels)`` their float32 vectors; without it the block is searched exactly, by
+    FAISS or, when the caller computed them already, from ``scores`` (nq, n) float32."""
 
     x: F32
     labels: I64
     max_norm: float = 1.0
     search: Callable[[F32, int], I64] | None = None
     vectors: Callable[[I64], F32] | None = None
+    scores: F32 | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,6 +61,8 @@ def exact_top(xq: F32, own: I64, blocks: Sequence[Block], k: int, excluded: I64,
     m = len(xq)
     out_i = np.full((m, k), -1, dtype=np.int64)
     out_d = np.full((m, k), -np.inf)
+    if m > _QUERY_CHUNK:
+        blocks = [replace(b, scores=None) for b in blocks]
     for start in range(0, m, _QUERY_CHUNK):
         part = slice(start, start + _QUERY_CHUNK)
         pr = None if prior is None else (prior[0][part], prior[1][part])
@@ -79,6 +83,7 @@ def _chunk(xq: F32, own: I64, blocks: Sequence[Block], k: int, excluded: I64,
         out_i[todo[ok]], out_d[todo[ok]] = ti[ok], td[ok]
         todo = todo[~ok]
         c *= 4
+        blocks = [replace(b, scores=None) for b in blocks]  # precomputed for every row only
     return out_i, out_d
 
 
@@ -125,8 +130,11 @@ def _candidates(xq: F32, own: I64, block: Block, c: int,
         return found, vec.reshape(*found.shape, -1), np.full(len(xq), -np.inf)
     n = len(block)
     fetch = min(n, c + 1 + len(excluded) + 1)
-    scores, pos = faiss.knn(np.ascontiguousarray(xq), block.x, fetch,
-                            metric=faiss.METRIC_INNER_PRODUCT)
+    if block.scores is not None and len(block.scores) == len(xq):
+        scores, pos = _best(block.scores, fetch)
+    else:
+        scores, pos = faiss.knn(np.ascontiguousarray(xq), block.x, fetch,
+                                metric=faiss.METRIC_INNER_PRODUCT)
     lab = np.where(pos >= 0, block.labels[np.maximum(pos, 0)], -1)
     bad = (pos < 0) | np.isin(lab, excluded) | (lab == own[:, None])
     rank = np.cumsum(~bad, axis=1)
@@ -144,3 +152,14 @@ def _candidates(xq: F32, own: I64, block: Block, c: int,
         short = ~rejected.any(axis=1)
         bound = np.where(short, scores[:, -1].astype(np.float64), bound)
     return cand, vec, bound.astype(np.float64)
+
+
+def _best(scores: F32, fetch: int) -> tuple[F32, I64]:
+    """The ``fetch`` best of each row of ``scores``, best first (what ``faiss.knn`` returns)."""
+    if fetch < scores.shape[1]:
+        part = np.argpartition(-scores, fetch - 1, axis=1)[:, :fetch]
+    else:
+        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    got = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-got, axis=1, kind="stable")
+    return np.take_along_axis(got, order, axis=1), np.take_along_axis(part, order, axis=1)
