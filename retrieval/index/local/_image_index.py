@@ -359,6 +359,9 @@ class ImageIndex:
         with self._rw.write():
             if not self._closed:
                 self._live.vectors, self._live.seq = fresh.vectors, fresh.seq
+                if self._live.graph is not None:
+                    self._live.start_graph(self.manifest, self._store, writable=False,
+                                           current=not fresh.dirty)
         return True
 
     def snapshot(self) -> None:

@@ -166,6 +166,27 @@ def test_dba_index_opens_from_the_kept_graph(tmp_path: Path,
                 np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+@pytest.mark.parametrize("dba_k", [0, 2])
+def test_a_reader_follows_the_writers_graph(tmp_path: Path, dba_k: int) -> None:
+    rng = np.random.default_rng(11)
+    with ImageIndex.create(tmp_path / "i", manifest(graph_k=3, dba_k=dba_k)) as writer:
+        ids = writer.add(items(0, 30), grid(rng, 30))
+        with ImageIndex.open(tmp_path / "i", read_only=True) as reader:
+            writer.remove(ids[:7])
+            writer.add(items(30, 9), grid(rng, 9))
+            assert reader.refresh()
+            assert_kept(reader)
+            writer.add(items(39, 4), grid(rng, 4))
+            writer.snapshot()  # prunes the log past the reader: it reloads
+            writer.remove(ids[7:8])
+            assert reader.refresh()
+            assert_kept(reader)
+            assert reader.count == 35
+            q = grid(rng, 3)
+            for got, want in zip(reader.search(q, 5), writer.search(q, 5), strict=True):
+                np.testing.assert_array_equal(got, want)
+
+
 def test_keeps_graph_capability(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     with ImageIndex.create(tmp_path / "g", manifest(graph_k=4)) as index:
