@@ -88,15 +88,20 @@ class GraphKeeper:
     @classmethod
     def loaded(cls, k: int, ids: I64, x: F32, graph_i: I64, graph_d: F64, *,
                exact_max: int = EXACT_MAX, ann: AnnSearch | None = None) -> GraphKeeper:
-        """A keeper holding a stored graph (rows in the order of ``ids``)."""
+        """A keeper holding a stored graph (rows in the order of ``ids``). ``x`` (at least
+        ``len(ids)`` rows, C-contiguous float32) is taken as the keeper's buffer, not copied:
+        its first rows are the vectors of ``ids``, the rest is room for adds."""
         keeper = cls(k, x.shape[1], exact_max=exact_max, ann=ann)
-        keeper._reserve(len(ids) + max(1024, len(ids) // 8))  # room for adds without a copy
-        n = len(ids)
-        keeper._ids[:n], keeper._x[:n] = ids, x
+        n, cap = len(ids), len(x)
+        keeper._x = np.ascontiguousarray(x, dtype=np.float32)
+        keeper._ids = np.empty(cap, dtype=np.int64)
+        keeper._I = np.empty((cap, k), dtype=np.int64)
+        keeper._D = np.empty((cap, k), dtype=np.float64)
+        keeper._ids[:n] = ids
         keeper._I[:n], keeper._D[:n] = graph_i, graph_d
         keeper._n = n
         keeper._row = {int(i): r for r, i in enumerate(ids.tolist())}
-        keeper._max_norm = _max_norm(x)
+        keeper._max_norm = _max_norm(x[:n])
         return keeper
 
     def __len__(self) -> int:

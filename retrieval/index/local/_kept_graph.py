@@ -38,13 +38,11 @@ def kept_k(manifest: Manifest) -> int:
 def open_graph(store: Store, k: int, *, writable: bool,
                ann: AnnSearch | None = None) -> tuple[GraphKeeper, bool]:
     """The kept graph of ``store`` and whether it was built now (not read back)."""
-    ids_x = [part for part in store.iter_all()]
-    ids = np.concatenate([p[0] for p in ids_x]) if ids_x else np.zeros(0, np.int64)
-    x = (np.concatenate([p[1] for p in ids_x]) if ids_x
-         else np.zeros((0, store.dim), np.float32))
+    ids, room = _raw_vectors(store)
+    x = room[:len(ids)]
     stored = store.read_graph() if store.graph_k() == k else None
     if stored is not None and np.array_equal(stored[0], ids):
-        return GraphKeeper.loaded(k, ids, x, stored[1], stored[2], ann=ann), False
+        return GraphKeeper.loaded(k, ids, room, stored[1], stored[2], ann=ann), False
     if stored is not None:
         log.warning("%s: the kept graph does not cover the stored images; rebuilding it",
                     store.path)
@@ -55,6 +53,20 @@ def open_graph(store: Store, k: int, *, writable: bool,
         graph = keeper.graph()
         store.write_graph(k, graph.ids, graph.I, graph.D)
     return keeper, True
+
+
+def _raw_vectors(store: Store) -> tuple[npt.NDArray[np.int64], F32]:
+    """Every stored id, and their vectors in the first rows of one array with room for adds
+    after them (the keeper takes it as its buffer: no copy on open or on the first add)."""
+    n = store.count()
+    x = np.empty((n + max(1024, n // 8), store.dim), dtype=np.float32)
+    ids = np.empty(len(x), dtype=np.int64)
+    filled = 0
+    for part_ids, part in store.iter_all():
+        take = min(len(part_ids), len(x) - filled)  # another process may be adding meanwhile
+        ids[filled:filled + take], x[filled:filled + take] = part_ids[:take], part[:take]
+        filled += take
+    return ids[:filled], x
 
 
 class GraphChange:

@@ -368,7 +368,11 @@ class Store:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, np.stack([self._decode(r[1]) for r in rows])
+            blob = b"".join(r[1] for r in rows)
+            if len(blob) != 4 * self.dim * len(rows):  # one of them has the wrong size
+                for r in rows:
+                    self._decode(r[1])
+            yield ids, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), self.dim)
             last = int(ids[-1])
 
     def graph_k(self) -> int:
