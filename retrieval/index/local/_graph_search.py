@@ -124,7 +124,7 @@ def _candidates(xq: F32, own: I64, block: Block, c: int,
     """Per query: up to ``c`` candidate labels of ``block`` (-1 padded), their vectors, and the
     best float32 score of a vector not among them (-inf: none, or not provable)."""
     if block.search is not None and block.vectors is not None:
-        found = block.search(xq, c + 1)
+        found = block.search(xq, 2 * c)  # approximate: a wider net, all ranked exactly
         found = np.where(np.isin(found, excluded) | (found == own[:, None]), -1, found)
         vec = block.vectors(np.where(found >= 0, found, block.labels[0]).reshape(-1))
         return found, vec.reshape(*found.shape, -1), np.full(len(xq), -np.inf)

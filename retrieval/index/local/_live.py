@@ -23,7 +23,11 @@ from retrieval.index.local._kept_graph import GraphChange, kept_k, open_graph
 from retrieval.index.local._recovery import fill_from_store
 from retrieval.index.local._store import Store
 
-__all__ = ["Live"]
+__all__ = ["MAX_STALE_FETCH", "Live"]
+
+#: Extra candidates a search fetches while DBA vectors are stale in a FAISS type that cannot
+#: replace them (HNSW; until the next snapshot rebuilds it).
+MAX_STALE_FETCH = 256
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -88,12 +92,13 @@ class Live:
         return self.vectors.needs_compaction
 
     def search(self, xq: F32, k: int) -> tuple[F32, I64]:
-        """FAISS's ``k`` best; with stale DBA vectors (HNSW) ``k`` + #stale are fetched, the
-        stale ones re-scored with their current vector, and the best ``k`` kept."""
+        """FAISS's ``k`` best; with stale DBA vectors (HNSW) ``k`` + #stale (at most
+        ``k`` + :data:`MAX_STALE_FETCH`) are fetched, the stale ones re-scored with their
+        current vector, and the best ``k`` kept."""
         stale = len(self.dba.stale) if self.dba is not None else 0
         if not stale or self.dba is None:
             return self.vectors.search(xq, k)
-        distances, labels = self.vectors.search(xq, k + stale)
+        distances, labels = self.vectors.search(xq, k + min(stale, MAX_STALE_FETCH))
         distances, labels = self.dba.rescore(xq, distances, labels)
         return np.ascontiguousarray(distances[:, :k]), np.ascontiguousarray(labels[:, :k])
 

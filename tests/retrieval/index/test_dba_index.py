@@ -118,3 +118,20 @@ def test_dba_on_hnsw_filters_removed_and_rescores_changed(tmp_path: Path) -> Non
     with ImageIndex.open(tmp_path / "h") as reopened:  # the close rebuilt the HNSW graph
         assert reopened.ntotal == len(live)
         assert top10(reopened, q, row_of) == brute_top10(x, live, q, 2, 3.0)
+
+
+def test_dba_on_ivf_waits_for_training_then_equals_brute_force(tmp_path: Path) -> None:
+    x, q = unit(120, 7), unit(10, 8)
+    m = manifest(dba_k=2, qe_k=2, faiss_factory="IVF4,Flat", search_params={"nprobe": 4})
+    with ImageIndex.create(tmp_path / "ivf", m) as index:
+        ids = index.add(items(range(0, 100)), x[:100])
+        gone = index.remove([ids[10], ids[20]])
+        index.train()  # the stored vectors waited; now FAISS holds their DBA vectors
+        ids += index.add(items(range(100, 120)), x[100:])
+        gone += index.remove([ids[105]])
+        live = [i for i in range(120) if ids[i] not in gone]
+        row_of = {image_id: r for r, image_id in enumerate(ids)}
+        assert index.ntotal == len(live)
+        assert top10(index, q, row_of) == brute_top10(x, live, q, 2, 3.0)
+    with ImageIndex.open(tmp_path / "ivf") as reopened:
+        assert top10(reopened, q, row_of) == brute_top10(x, live, q, 2, 3.0)
