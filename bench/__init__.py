@@ -11,4 +11,5 @@ are shared and absolute times drift. Parts (one module each; results in ``bench/
 6. :mod:`bench.watching` — ``cbir index watch`` + a keyless server: file saved -> searchable.
 7. :mod:`bench.features` — what each search feature (regions, filters, tags, pages, batch,
    explanations) costs per request, and filters at 10^5 records on both engines.
+8. :mod:`bench.graph` — the kept neighbour graph with DBA at 10^5: open, one add, build time.
 """

@@ -9,7 +9,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import features, gpu, indexing, latency, peer, precision, scale, scaleout, watching
+from bench import (
+    features,
+    gpu,
+    graph,
+    indexing,
+    latency,
+    peer,
+    precision,
+    scale,
+    scaleout,
+    watching,
+)
 from bench.machine import describe, load_average
 from bench.plan import MODES, Plan
 from bench.report import PartResult, summary_lines, write_result
@@ -25,6 +36,7 @@ PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "milvus": scaleout.run_milvus,
     "watch": watching.run,
     "features": features.run,
+    "graph": graph.run,
 }
 
 

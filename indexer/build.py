@@ -125,6 +125,7 @@ class BuildOptions:
     qe_alpha: float = 3.0
     dba: int = 0
     dba_alpha: float = 3.0
+    graph_k: int = 0
     batch_size: int | None = None
     workers: int | None = None
     resume: bool = False
@@ -188,7 +189,7 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
     return create_collection(index_dir, embedder, factory=opts.faiss,
                              weights_file=_weights_file(opts.embedding.weights),
                              search_params={k: v for k, v in wanted.items() if v is not None},
-                             rerank=rerank, store=_store(opts))
+                             rerank=rerank, store=_store(opts), graph_k=opts.graph_k)
 
 
 def _planned_dim(embedder: Embedder) -> int | None:
@@ -203,7 +204,7 @@ def _planned_dim(embedder: Embedder) -> int | None:
 
 def _check_plan(opts: BuildOptions, dim: int, images: int) -> None:
     if opts.store == "faiss":
-        check_index_plan(dim, opts.faiss, dba_k=opts.dba, images=images, where=opts.images)
+        check_index_plan(dim, opts.faiss, images=images, where=opts.images)
 
 
 def _store(opts: BuildOptions) -> StoreSpec:

@@ -13,6 +13,7 @@ from retrieval.index import (
     UPLOADS_DIR_NAME,
     ImageIndex,
     IndexStore,
+    KeepsGraph,
     open_index,
     store_spec,
     sweep_files,
@@ -94,18 +95,22 @@ def run_info(opts: InfoOptions) -> int:
     with open_index(Path(opts.index), read_only=True) as index:
         count, searchable, size = index.count, index.ntotal, index.size_on_disk()
         m = index.manifest.to_dict()
+        kept = index.graph_k if isinstance(index, KeepsGraph) else 0
     store = store_spec(Path(opts.index))
     if opts.json:
         print(json.dumps({"index": str(opts.index), "count": count, "searchable": searchable,
-                          "size_bytes": size, "manifest": m, "store": store.to_dict()}, indent=2))
+                          "size_bytes": size, "graph_k": kept, "manifest": m,
+                          "store": store.to_dict()}, indent=2))
         return 0
     print(f"{'index':<16}{opts.index}")
     print(f"{'images':<16}{count} ({searchable} searchable)")
     if store.kind != "faiss":
         print(f"{'store':<16}{store.kind} {store.uri} collection {store.collection}")
     print(f"{'size':<16}{size / 1e6:.1f} MB")
+    print(f"{'graph':<16}" + (f"{kept} neighbours per image, kept with every add and remove"
+                              if kept else "none (build with --graph-k K to keep one)"))
     for key in ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
                 "whiten", "whiten_dim", "dim", "faiss_factory", "search_params", "qe_k",
-                "qe_alpha", "dba_k", "dba_alpha", "created_at", "versions"):
+                "qe_alpha", "dba_k", "dba_alpha", "graph_k", "created_at", "versions"):
         print(f"{key:<16}{m[key]}")
     return 0

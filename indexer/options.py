@@ -167,7 +167,7 @@ def user_cache_dir() -> Path:
 
 
 def add_rerank_flags(p: argparse.ArgumentParser, *, build: bool) -> None:
-    """``--qe`` / ``--qe-alpha`` (and, for build, ``--dba`` / ``--dba-alpha``)."""
+    """``--qe`` / ``--qe-alpha`` (and, for build, ``--dba`` / ``--dba-alpha`` / ``--graph-k``)."""
     from retrieval.index import MAX_RERANK_K
 
     def k(text: str) -> int:
@@ -177,6 +177,15 @@ def add_rerank_flags(p: argparse.ArgumentParser, *, build: bool) -> None:
             value = -1
         if not 0 <= value <= MAX_RERANK_K:
             raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_RERANK_K}, "
+                                             f"got {text!r}")
+        return value
+
+    def graph_k(text: str) -> int:
+        from retrieval.index import MAX_GRAPH_K
+
+        value = int(text) if text.isdigit() else -1
+        if not 0 <= value <= MAX_GRAPH_K:
+            raise argparse.ArgumentTypeError(f"must be an integer from 0 to {MAX_GRAPH_K}, "
                                              f"got {text!r}")
         return value
 
@@ -190,6 +199,9 @@ def add_rerank_flags(p: argparse.ArgumentParser, *, build: bool) -> None:
                        help="DBA: index each vector averaged with its K nearest (0: off)")
         p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
                        help="DBA weight exponent (default 3)")
+        p.add_argument("--graph-k", dest="graph_k", type=graph_k, default=0,
+                       help="keep each image's K nearest neighbours in the index, updated with "
+                            "every add and remove (for diffusion; DBA keeps its own K anyway)")
 
 
 def add_search_param_flags(p: argparse.ArgumentParser, scope: str) -> None:

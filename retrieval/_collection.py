@@ -75,10 +75,13 @@ class Collection:
 def manifest_for(
     embedder: Embedder, *, factory: str, weights_file: str | None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
+    graph_k: int = 0,
 ) -> Manifest:
     """The manifest describing vectors made by a fitted ``embedder``.
 
-    ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors.
+    ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors; ``graph_k``
+    the neighbours per image the index keeps (the kept graph diffusion reads; DBA keeps its own
+    ``dba_k`` anyway).
 
     ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
     opened; by default an IVF index probes :data:`~retrieval.index.DEFAULT_NPROBE` lists (the
@@ -101,7 +104,7 @@ def manifest_for(
         faiss_factory=factory,
         search_params=wanted,
         qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
-        versions=library_versions(),
+        graph_k=graph_k, versions=library_versions(),
         precision=embedder.precision,
     )
 
@@ -139,21 +142,17 @@ def fit_embedder(
 
 
 def check_index_plan(
-    dim: int, factory: str, *, dba_k: int = 0, images: int | None = None,
+    dim: int, factory: str, *, images: int | None = None,
     metric: str = "inner_product", where: str = "",
 ) -> None:
     """Refuse, before anything is created or embedded, a FAISS index that cannot work.
 
-    :class:`ConfigError` when faiss cannot build ``factory`` for ``dim``, when DBA (``dba_k``)
-    asks for a type that cannot remove vectors, or when ``images`` (how many will be indexed,
-    counted in ``where``) are too few for faiss to train the type at all: an IVF with more lists
-    than images is refused with a smaller one suggested, not trained on what there is (that
-    would silently be another index than the one asked for).
+    :class:`ConfigError` when faiss cannot build ``factory`` for ``dim``, or when ``images``
+    (how many will be indexed, counted in ``where``) are too few for faiss to train the type at
+    all: an IVF with more lists than images is refused with a smaller one suggested, not trained
+    on what there is (that would silently be another index than the one asked for).
     """
     vectors = VectorIndex.new(dim, factory, metric)
-    if dba_k and not vectors.removable:
-        raise ConfigError(f"--dba {dba_k} needs a FAISS index that removes vectors (Flat, "
-                          f"IVF…), and {factory!r} cannot; drop --dba or choose such a type")
     need = vectors.min_training_points()
     if images is None or images >= need:
         return
@@ -180,19 +179,23 @@ def _smaller_factory(dim: int, factory: str, metric: str, images: int) -> str:
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
-    store: StoreSpec | None = None,
+    store: StoreSpec | None = None, graph_k: int = 0,
 ) -> Collection:
     """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`).
 
     ``store`` says where the vectors live (default: FAISS+SQLite in the directory; or a Milvus
-    collection, which also receives the manifest and the fitted state).
+    collection, which also receives the manifest and the fitted state). ``graph_k`` > 0 keeps
+    each image's top-k neighbours (local store only).
     """
     if not embedder.is_fitted:
         raise ConfigError("the embedder must be fitted before an index is created")
+    if graph_k and store is not None and store.kind != "faiss":
+        raise ConfigError(f"a kept neighbour graph (graph_k={graph_k}) needs the local store "
+                          "(--store faiss); a Milvus collection keeps none")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
-                            search_params=search_params, rerank=rerank)
+                            search_params=search_params, rerank=rerank, graph_k=graph_k)
     if store is None or store.kind == "faiss":
-        check_index_plan(manifest.dim, factory, dba_k=manifest.dba_k, metric=manifest.metric)
+        check_index_plan(manifest.dim, factory, metric=manifest.metric)
     index = create_index(path, manifest, store)
     save_index_engine(path, embedder)
     blobs = embedder.state_blobs()

@@ -29,6 +29,7 @@ from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanne
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
+    MAX_GRAPH_K,
     SEARCH_PARAM_NAMES,
     Manifest,
     library_versions,
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "GLOBAL_ONLY_THRESHOLD",
     "MANIFEST_NAME",
+    "MAX_GRAPH_K",
     "MAX_RERANK_K",
     "MAX_TAGS",
     "MAX_TAG_LENGTH",

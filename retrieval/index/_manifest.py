@@ -24,7 +24,8 @@ from retrieval._atomic import write_atomic
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
 
 __all__ = ["DEFAULT_NPROBE", "EMBEDDING_FIELDS", "FORMAT_VERSION", "INDEX_FIELDS", "MANIFEST_NAME",
-           "METRICS", "SEARCH_PARAM_NAMES", "Manifest", "Metric", "ParamValue", "library_versions"]
+           "MAX_GRAPH_K", "METRICS", "SEARCH_PARAM_NAMES", "Manifest", "Metric", "ParamValue",
+           "library_versions"]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -36,6 +37,8 @@ SEARCH_PARAM_NAMES = frozenset({"nprobe", "ef_search"})
 #: true neighbour in eight on 512-D descriptors; 16 keeps recall@10 >= 0.95 in ``make bench``'s
 #: scale part.
 DEFAULT_NPROBE = 16
+#: Most neighbours per image a kept graph may hold (``graph_k``; diffusion uses 20 to 50).
+MAX_GRAPH_K = 256
 #: The settings a query must share with the database to be embedded identically.
 EMBEDDING_FIELDS = ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
                     "whiten", "whiten_dim", "dim")
@@ -86,7 +89,9 @@ class Manifest:
     are combined; manifests written before multi-scale lack it and mean ``(1.0,)``. ``qe_k`` /
     ``qe_alpha`` are the default αQE of a search (0: none; a query-time knob like
     ``search_params``); ``dba_k`` / ``dba_alpha`` the database-side augmentation of the vectors
-    FAISS holds (0: none; the store keeps the raw vectors). ``pooling_params``,
+    FAISS holds (0: none; the store keeps the raw vectors). ``graph_k`` asks the index to keep
+    each image's top-``graph_k`` raw neighbours beside its record (0: only DBA's ``dba_k``, if
+    any; older manifests lack it and mean 0). ``pooling_params``,
     ``search_params`` and ``versions`` are copied into read-only mappings, so a manifest is
     immutable and hashable (they take no part in the hash, only in equality).
     """
@@ -108,6 +113,7 @@ class Manifest:
     qe_alpha: float = 3.0
     dba_k: int = 0
     dba_alpha: float = 3.0
+    graph_k: int = 0
     precision: str = "fp32"  # what the database was embedded in (older manifests: fp32)
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
@@ -128,10 +134,13 @@ class Manifest:
             raise ConfigError("invalid manifest: " + "; ".join(problems))
         if self.metric not in METRICS:
             raise ConfigError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
-        for name in ("qe_k", "dba_k", "qe_alpha", "dba_alpha"):
+        for name in ("qe_k", "dba_k", "graph_k", "qe_alpha", "dba_alpha"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"manifest {name} must not be negative, "
                                   f"got {getattr(self, name)}")
+        if self.graph_k > MAX_GRAPH_K:
+            raise ConfigError(f"manifest graph_k must be at most {MAX_GRAPH_K}, "
+                              f"got {self.graph_k}")
         for name in ("dim", "max_side", "whiten_dim"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -252,6 +261,7 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
                and all(_is_number(s) and s > 0 for s in v)),
     "qe_k": ("an integer", _is_int),
     "dba_k": ("an integer", _is_int),
+    "graph_k": ("an integer", _is_int),
     "qe_alpha": ("a number", _is_number),
     "dba_alpha": ("a number", _is_number),
     "versions": ("an object of strings", lambda v: isinstance(v, Mapping) and all(

@@ -44,18 +44,22 @@ def index_copy(built: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(built, tmp_path / "index", ignore=shutil.ignore_patterns("lock")))
 
 
-def test_dba_on_hnsw_is_refused_before_the_directory_is_created(
-    image_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+def test_dba_on_hnsw_builds_and_info_shows_the_kept_graph(
+    image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     index = tmp_path / "idx"
-    with caplog.at_level("INFO"):
-        assert build(image_folder, index, "--dba", "2", "--faiss", "HNSW32") == 2
-    assert "created index" not in caplog.text
-    assert not index.exists()
-    [line] = error_lines(capsys)
-    assert "--dba 2" in line and "HNSW32" in line
-    assert build(image_folder, index, "--faiss", "HNSW32") == 0  # the next try just works
+    assert build(image_folder, index, "--dba", "2", "--faiss", "HNSW32", "--graph-k", "5") == 0
+    with ImageIndex.open(index) as opened:
+        assert opened.graph_k == 5 and opened.manifest.dba_k == 2
+        assert opened.neighbours([1]).I[0, 0] > 1
+    capsys.readouterr()
+    assert main(["index", "info", "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert "5 neighbours per image, kept with every add and remove" in out
+    assert main(["index", "info", "--index", str(index), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["graph_k"] == 5
+    assert build(image_folder, tmp_path / "bad", "--graph-k", "999") == 2
+    assert "--graph-k" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("pooling", [[], ["--pooling", "mop", "--mop-k", "2"]],

@@ -34,18 +34,21 @@ class Follower:
 
     def catch_up(self, live: Live) -> bool:
         """Apply to ``live`` in place what the writer committed since its seq: replayed from
-        the change log, or with DBA every augmented vector recomputed. False when the log no
+        the change log (the kept graph reread), or with DBA every augmented vector refilled
+        from the graph the writer stored. False when the log no
         longer reaches back that far (then :meth:`reload`)."""
-        if live.dba is not None:  # augmented vectors depend on neighbours: recompute them all
+        if live.dba is not None:  # augmented vectors depend on neighbours: refill them all
             seq = self._store.last_seq()
-            live.restart_dba(self._manifest, self._store)
+            live.start_graph(self._manifest, self._store, writable=False, current=False)
             live.seq = seq
-            log.info("followed the store to seq %d (DBA recomputed)", seq)
+            log.info("followed the store to seq %d (graph reread, DBA refilled)", seq)
             return True
         done = catch_up(live.vectors, self._store, live.seq)
         if done is None:
             return False
         live.seq = done[0]
+        if live.graph is not None:  # the writer committed its rows with the changes
+            live.start_graph(self._manifest, self._store, writable=False, current=True)
         log.info("followed the store to seq %d: %d adds, %d removes", *done)
         return True
 

@@ -22,9 +22,13 @@ rebuilt from the store (:mod:`._recovery`). FAISS offers no crash safety and no 
 writes, so: one writing process per directory, and within it a readers/writer lock (searches run
 concurrently, changes one at a time). Ids are the store's, stable and never reused.
 
-With DBA (``manifest.dba_k > 0``) FAISS holds the augmented vectors and the store the raw ones,
-kept exact on every add and remove (:mod:`._dba`), so the index always equals a fresh build of
-the same images. It needs a FAISS type that removes (Flat, IVF), not a graph (HNSW).
+With ``manifest.graph_k > 0`` or DBA the store also keeps each image's top-k raw neighbours
+(the kept graph, :mod:`._kept_graph`), written in the transaction of the add or remove that
+changes them and read back on open. With DBA (``manifest.dba_k > 0``) FAISS holds the augmented
+vectors made from that graph and the store the raw ones, kept exact on every add and remove
+(:mod:`._dba`), so the index always equals a fresh build of the same images; on HNSW (which
+cannot remove) removed vectors are filtered and changed ones re-scored until the next snapshot
+rebuilds it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from retrieval.index._protocol import (
     FollowsWriter,
     ImportsRecords,
     IndexStore,
+    KeepsGraph,
     KeepsLayouts,
     KeepsRequestKeys,
     KeepsTags,
@@ -62,10 +67,12 @@ from retrieval.index._tags import TagEdit
 from retrieval.index.local import _reads
 from retrieval.index.local._directory import Opened, create_directory, holds_index, open_directory
 from retrieval.index.local._follow import Follower
+from retrieval.index.local._kept_graph import kept_k
 from retrieval.index.local._live import Live
 from retrieval.index.local._locks import ReadWriteLock
 from retrieval.index.local._store import DEFAULT_KEY_TTL_S, Store
 from retrieval.index.local._writer import Writer
+from retrieval.rerank import NeighbourGraph
 
 __all__ = ["ImageIndex"]
 
@@ -98,7 +105,8 @@ class ImageIndex:
             index.close()
             raise ArtifactError(f"{path / MANIFEST_NAME}: search_params: {exc}") from exc
         try:
-            index._live.restart_dba(index.manifest, index._store)
+            index._live.start_graph(index.manifest, index._store, writable=opened.lock is not None,
+                                    current=not rec.dirty)
         except BaseException:
             index.close()
             raise
@@ -273,7 +281,7 @@ class ImageIndex:
         k = as_k(k)
         with self._rw.read():
             self._check_open()
-            return _reads.search(self._store, self._live.vectors, self.manifest, queries, k, ids)
+            return _reads.search(self._store, self._live, self.manifest, queries, k, ids)
 
     def search_records(self, xq: npt.ArrayLike, k: int) -> list[list[Hit]]:
         """:meth:`search` with each hit's record; hits removed meanwhile are dropped."""
@@ -344,6 +352,23 @@ class ImageIndex:
         """The raw stored vectors of ``ids``; :class:`NotFoundError` if one is unknown."""
         return self._store.vectors(ids)
 
+    @property
+    def graph_k(self) -> int:
+        """Neighbours per image of the kept graph: ``max(manifest.graph_k, manifest.dba_k)``
+        (0: the index keeps none)."""
+        return kept_k(self.manifest)
+
+    def neighbours(self, ids: Sequence[int]) -> NeighbourGraph:
+        """The kept graph's rows of ``ids`` in that order (raw cosines; an unknown id gets an
+        all-missing row); :class:`ConfigError` when the index keeps no graph."""
+        with self._rw.read():
+            self._check_open()
+            graph = self._live.graph
+            if graph is None:
+                raise ConfigError(f"index {self.path} keeps no neighbour graph: create it with "
+                                  "graph_k > 0 (cbir index build --graph-k K) or with DBA")
+            return graph.neighbours(ids)
+
     def indexed_vectors(self, ids: Sequence[int]) -> F32:
         """The vectors FAISS searches for ``ids``: DBA-augmented with DBA, else the stored ones."""
         with self._rw.read():
@@ -370,6 +395,9 @@ class ImageIndex:
         with self._rw.write():
             if not self._closed:
                 self._live.vectors, self._live.seq = fresh.vectors, fresh.seq
+                if self._live.graph is not None:
+                    self._live.start_graph(self.manifest, self._store, writable=False,
+                                           current=not fresh.dirty)
         return True
 
     def snapshot(self) -> None:
@@ -420,6 +448,7 @@ if TYPE_CHECKING:  # mypy checks that ImageIndex has the core and every capabili
                                               KnowsSources, Trains, FollowsWriter,
                                               AugmentsVectors, KeepsLayouts, ReplacesRecords,
                                               RepointsRecords, ImportsRecords,
-                                              SelectsRecords, KeepsTags, CountsFolders]:
+                                              SelectsRecords, KeepsTags, CountsFolders,
+                                              KeepsGraph]:
         return (index, index, index, index, index, index, index, index, index, index, index,
-                index, index, index)
+                index, index, index, index)

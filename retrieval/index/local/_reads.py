@@ -12,7 +12,7 @@ import numpy.typing as npt
 from retrieval.errors import ArtifactError
 from retrieval.index._manifest import Manifest
 from retrieval.index._records import Hit
-from retrieval.index.local._faiss import VectorIndex
+from retrieval.index.local._live import Live
 from retrieval.index.local._store import Store
 
 __all__ = ["exact_among", "search", "with_records"]
@@ -40,7 +40,7 @@ def exact_among(xq: F32, k: int, ids: Sequence[int], xb: F32, metric: str) -> tu
     return out_d, out_i
 
 
-def search(store: Store, vectors: VectorIndex, manifest: Manifest, queries: F32, k: int,
+def search(store: Store, live: Live, manifest: Manifest, queries: F32, k: int,
            ids: Sequence[int] | None) -> tuple[F32, I64]:
     """FAISS's ``k`` nearest of each query, or the exact ones among ``ids`` (unknown ids ignored).
 
@@ -49,10 +49,10 @@ def search(store: Store, vectors: VectorIndex, manifest: Manifest, queries: F32,
     if ids is not None:
         present, xb = store.vectors_present(list(ids))
         return exact_among(queries, k, present, xb, manifest.metric)
-    if not vectors.is_trained and store.count():
+    if not live.vectors.is_trained and store.count():
         raise ArtifactError(f"index {store.path.parent} holds {store.count()} images but its "
                             f"{manifest.faiss_factory!r} index is not trained; call train()")
-    return vectors.search(queries, k)
+    return live.search(queries, k)
 
 
 def with_records(store: Store, distances: F32, labels: I64) -> list[list[Hit]]:

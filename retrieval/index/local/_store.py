@@ -27,6 +27,13 @@ from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._records import AddOutcome, ImageRecord, NewImage, check_new_images
 from retrieval.index._tags import TagEdit
+from retrieval.index.local._graph_rows import (
+    GRAPH,
+    GRAPH_K_KEY,
+    GraphWrite,
+    iter_rows,
+    write_rows,
+)
 from retrieval.index.local._imports import import_rows, repoint_rows
 from retrieval.index.local._layouts import fetch_layouts, insert_layouts
 from retrieval.index.local._schema import (
@@ -102,7 +109,7 @@ class Store:
             raise ArtifactError(f"{path} already exists")
         conn = connect(path)
         with full_disk_raises(path):
-            conn.executescript(SCHEMA + REQUEST_KEYS + TAGS)
+            conn.executescript(SCHEMA + REQUEST_KEYS + TAGS + GRAPH)
         with transaction(conn, path):
             conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
                              [("schema_version", str(SCHEMA_VERSION)), ("dim", str(dim)),
@@ -113,7 +120,8 @@ class Store:
     def open(cls, path: Path, *, dim: int | None = None, writable: bool = True) -> Store:
         """Open an existing store; :class:`ArtifactError` if missing, corrupt or of another dim.
 
-        ``writable`` opens add the tables newer versions brought (``request_keys``, ``tags``).
+        ``writable`` opens add the tables newer versions brought (``request_keys``, ``tags``,
+        ``graph``).
         """
         if not path.is_file():
             raise ArtifactError(f"{path} is missing")
@@ -132,7 +140,7 @@ class Store:
             raise ArtifactError(f"{path} holds {store.dim}-d vectors, expected {dim}")
         if writable:
             with store._lock, full_disk_raises(path):
-                store._db().executescript(REQUEST_KEYS + TAGS)
+                store._db().executescript(REQUEST_KEYS + TAGS + GRAPH)
         return store
 
     def _db(self) -> sqlite3.Connection:
@@ -153,11 +161,12 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
-            layouts: npt.ArrayLike | None = None) -> list[int]:
+            layouts: npt.ArrayLike | None = None, *, graph: GraphWrite | None = None) -> list[int]:
         """Store records and their (n, dim) vectors in one transaction; returns the new ids.
 
         ``layouts`` (n, D), when given, are the images' layout descriptors (:mod:`._layouts`),
-        committed in the same transaction.
+        committed in the same transaction; so are the rows ``graph`` writes (every change
+        takes such a hook: :data:`~._graph_rows.GraphWrite`).
         """
         check_new_images(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
@@ -169,11 +178,14 @@ class Store:
                 insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES ('add', ?)",
                            [(i,) for i in ids])
+            if graph is not None:
+                graph(db, [], ids, vectors)
         return ids
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
                    layouts: npt.ArrayLike | None = None, request_key: str | None = None,
-                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S,
+                   graph: GraphWrite | None = None) -> AddOutcome:
         """Add in one transaction what is not stored yet (by sha256), remembering ``request_key``.
 
         See :mod:`._unique`: content already stored answers with its record
@@ -188,9 +200,11 @@ class Store:
                 if saved is not None:
                     return saved
             outcome = insert_unique(db, items, vectors, now)
+            fresh = [r for r, a in enumerate(outcome.added) if not a.duplicate]
             if layouts is not None and outcome.new_ids:
-                fresh = [r for r, a in enumerate(outcome.added) if not a.duplicate]
                 insert_layouts(db, outcome.new_ids, np.asarray(layouts)[fresh])
+            if graph is not None and outcome.new_ids:
+                graph(db, [], outcome.new_ids, vectors[fresh])
             if request_key is not None:
                 save_outcome(db, request_key, fingerprint, outcome, now, now - key_ttl_s)
         return outcome
@@ -201,7 +215,7 @@ class Store:
         with self._lock:
             return saved_outcome(self._db(), request_key, fingerprint, time.time() - key_ttl_s)
 
-    def remove(self, ids: Iterable[int]) -> list[int]:
+    def remove(self, ids: Iterable[int], *, graph: GraphWrite | None = None) -> list[int]:
         """Delete images in one transaction; returns the ids that existed (unknown ids ignored)."""
         wanted = list(dict.fromkeys(int(i) for i in ids))
         removed: list[int] = []
@@ -214,10 +228,13 @@ class Store:
                 db.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))
             db.executemany("INSERT INTO changes(op, image_id) VALUES ('remove', ?)",
                            [(i,) for i in removed])
+            if graph is not None and removed:
+                graph(db, removed, [], np.empty((0, self.dim), dtype=np.float32))
         return removed
 
     def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
-                layouts: npt.ArrayLike | None = None) -> tuple[list[int], list[int]]:
+                layouts: npt.ArrayLike | None = None, *,
+                graph: GraphWrite | None = None) -> tuple[list[int], list[int]]:
         """Delete ``old_ids`` and store ``items`` in one transaction: (removed ids, new ids).
 
         What a re-added file whose content changed needs: its old record and the new one are
@@ -240,6 +257,8 @@ class Store:
                 insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES (?, ?)",
                            [("remove", i) for i in removed] + [("add", i) for i in ids])
+            if graph is not None:
+                graph(db, removed, ids, vectors)
         return removed, ids
 
     def repoint(self, moves: Mapping[int, str]) -> list[int]:
@@ -248,11 +267,16 @@ class Store:
             return repoint_rows(db, moves)
 
     def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
-                       layouts: Mapping[int, npt.ArrayLike] | None = None) -> list[int]:
-        """Records with their own ids and times, in one transaction (:mod:`._imports`)."""
+                       layouts: Mapping[int, npt.ArrayLike] | None = None, *,
+                       graph: GraphWrite | None = None) -> list[int]:
+        """Records with their own ids and times, in one transaction (:mod:`._imports`), the
+        kept graph's rows with them."""
         vectors = as_matrix(xb, self.dim, n=len(records))
         with self._lock, transaction(self._db(), self.path) as db:
-            return import_rows(db, records, vectors, layouts)
+            ids = import_rows(db, records, vectors, layouts)
+            if graph is not None:
+                graph(db, [], ids, vectors)
+            return ids
 
     def get(self, ids: Sequence[int]) -> list[ImageRecord]:
         """Records of ``ids`` in the order asked; ids not in the store are left out."""
@@ -427,8 +451,35 @@ class Store:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, np.stack([self._decode(r[1]) for r in rows])
+            blob = b"".join(r[1] for r in rows)
+            if len(blob) != 4 * self.dim * len(rows):  # one of them has the wrong size
+                for r in rows:
+                    self._decode(r[1])
+            yield ids, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), self.dim)
             last = int(ids[-1])
+
+    def graph_k(self) -> int:
+        """Neighbours per row of the kept graph; 0 when the store keeps none."""
+        return int(self.get_meta(GRAPH_K_KEY) or 0)
+
+    def read_graph(self) -> tuple[I64, I64, npt.NDArray[np.float64]] | None:
+        """The kept graph's (ids, nn, sims), ascending ids; None when the store keeps none."""
+        k = self.graph_k()
+        if not k:
+            return None
+        with self._lock:
+            parts = list(iter_rows(self._db(), k))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, k), np.int64), np.zeros((0, k))
+        return tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def write_graph(self, k: int, ids: I64, nn: I64, sims: npt.NDArray[np.float64]) -> None:
+        """Replace the whole kept graph (a fresh build) in one transaction."""
+        with self._lock, transaction(self._db(), self.path) as db:
+            db.execute("DELETE FROM graph")
+            write_rows(db, ids, nn, sims)
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                       (GRAPH_K_KEY, str(k)))
 
     def _decode(self, blob: bytes) -> F32:
         if len(blob) != 4 * self.dim:

@@ -49,46 +49,48 @@ class Writer:
 
     def add(self, live: Live, items: Sequence[NewImage], vectors: F32,
             layouts: npt.ArrayLike | None) -> list[int]:
-        ids = self._store.add(items, vectors, layouts)
+        change = live.change()
+        ids = self._store.add(items, vectors, layouts, graph=change)
         live.seq, live.dirty = self._store.last_seq(), True
-        self._guarded(lambda: live.added(np.asarray(ids, dtype=np.int64), vectors))
+        self._guarded(lambda: live.changed([], np.asarray(ids, dtype=np.int64), vectors, change))
         return ids
 
     def add_unique(self, live: Live, items: Sequence[NewImage], vectors: F32, *,
                    layouts: npt.ArrayLike | None, request_key: str | None, fingerprint: str,
                    key_ttl_s: float) -> AddOutcome:
+        change = live.change()
         outcome = self._store.add_unique(items, vectors, layouts=layouts, request_key=request_key,
-                                         fingerprint=fingerprint, key_ttl_s=key_ttl_s)
+                                         fingerprint=fingerprint, key_ttl_s=key_ttl_s,
+                                         graph=change)
         if outcome.new_ids:
             live.seq, live.dirty = self._store.last_seq(), True
             rows = [i for i, a in enumerate(outcome.added) if not a.duplicate]
-            self._guarded(lambda: live.added(np.asarray(outcome.new_ids, dtype=np.int64),
-                                             vectors[rows]))
+            self._guarded(lambda: live.changed([], np.asarray(outcome.new_ids, dtype=np.int64),
+                                               vectors[rows], change))
         return outcome
 
     def replace(self, live: Live, old_ids: Sequence[int], items: Sequence[NewImage],
                 vectors: F32, layouts: npt.ArrayLike | None) -> list[int]:
-        removed, ids = self._store.replace(old_ids, items, vectors, layouts)
+        change = live.change()
+        removed, ids = self._store.replace(old_ids, items, vectors, layouts, graph=change)
         live.seq, live.dirty = self._store.last_seq(), True
-
-        def apply() -> None:
-            if removed:
-                live.removed(removed)
-            live.added(np.asarray(ids, dtype=np.int64), vectors)
-
-        self._guarded(apply)
+        self._guarded(lambda: live.changed(removed, np.asarray(ids, dtype=np.int64), vectors,
+                                           change))
         return ids
 
     def import_records(self, live: Live, records: Sequence[ImageRecord], vectors: F32,
                        layouts: Mapping[int, npt.ArrayLike] | None) -> None:
-        ids = self._store.import_records(records, vectors, layouts)
+        change = live.change()
+        ids = self._store.import_records(records, vectors, layouts, graph=change)
         live.seq, live.dirty = self._store.last_seq(), True
-        self._guarded(lambda: live.added(np.asarray(ids, dtype=np.int64), vectors))
+        self._guarded(lambda: live.changed([], np.asarray(ids, dtype=np.int64), vectors, change))
 
     def remove(self, live: Live, ids: Iterable[int]) -> list[int]:
-        removed = self._store.remove(ids)
+        change = live.change()
+        removed = self._store.remove(ids, graph=change)
         live.seq, live.dirty = self._store.last_seq(), True
-        self._guarded(lambda: live.removed(removed))
+        empty = np.zeros((0, self._manifest.dim), dtype=np.float32)
+        self._guarded(lambda: live.changed(removed, np.zeros(0, dtype=np.int64), empty, change))
         log.debug("removed %d images", len(removed))
         return removed
 
@@ -115,7 +117,7 @@ class Writer:
         """Write ``index.faiss`` atomically with the last change it holds, then prune the log
         (a graph index with too many tombstones is rebuilt from the store first)."""
         vectors = live.vectors
-        if vectors.needs_compaction and vectors.is_trained:
+        if live.needs_compaction() and vectors.is_trained:
             log.info("compacting: %d tombstones", len(vectors.tombstones))
             vectors.reset()
             live.install(vectors, self._store)

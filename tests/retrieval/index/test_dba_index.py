@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.errors import ConfigError, NotFoundError
+from retrieval.errors import NotFoundError
 from retrieval.index import ImageIndex, Manifest, NewImage, search_hits, similar_hits
 from tests.retrieval.rerank.references import brute_dba, expanded, ranked
 
@@ -103,6 +103,35 @@ def test_similar_uses_the_stored_vector_and_leaves_itself_out(tmp_path: Path) ->
             similar_hits(index, 999, 4)
 
 
-def test_dba_refuses_graph_index(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="DBA"):
-        ImageIndex.create(tmp_path / "h", manifest(dba_k=2, faiss_factory="HNSW8"))
+def test_dba_on_hnsw_filters_removed_and_rescores_changed(tmp_path: Path) -> None:
+    """HNSW cannot remove or replace a vector: removed ones are tombstoned, changed ones
+    re-scored until the snapshot rebuilds the graph; the top 10 are still brute-force DBA's."""
+    x, q = unit(80, 5), unit(20, 6)
+    m = manifest(dba_k=2, qe_k=2, faiss_factory="HNSW8", search_params={"ef_search": 256})
+    with ImageIndex.create(tmp_path / "h", m) as index:
+        ids = index.add(items(range(0, 50)), x[:50])
+        gone = index.remove([ids[3], ids[17], ids[30]])
+        ids += index.add(items(range(50, 80)), x[50:])
+        live = [i for i in range(80) if ids[i] not in gone]
+        row_of = {image_id: r for r, image_id in enumerate(ids)}
+        assert top10(index, q, row_of) == brute_top10(x, live, q, 2, 3.0)
+    with ImageIndex.open(tmp_path / "h") as reopened:  # the close rebuilt the HNSW graph
+        assert reopened.ntotal == len(live)
+        assert top10(reopened, q, row_of) == brute_top10(x, live, q, 2, 3.0)
+
+
+def test_dba_on_ivf_waits_for_training_then_equals_brute_force(tmp_path: Path) -> None:
+    x, q = unit(120, 7), unit(10, 8)
+    m = manifest(dba_k=2, qe_k=2, faiss_factory="IVF4,Flat", search_params={"nprobe": 4})
+    with ImageIndex.create(tmp_path / "ivf", m) as index:
+        ids = index.add(items(range(0, 100)), x[:100])
+        gone = index.remove([ids[10], ids[20]])
+        index.train()  # the stored vectors waited; now FAISS holds their DBA vectors
+        ids += index.add(items(range(100, 120)), x[100:])
+        gone += index.remove([ids[105]])
+        live = [i for i in range(120) if ids[i] not in gone]
+        row_of = {image_id: r for r, image_id in enumerate(ids)}
+        assert index.ntotal == len(live)
+        assert top10(index, q, row_of) == brute_top10(x, live, q, 2, 3.0)
+    with ImageIndex.open(tmp_path / "ivf") as reopened:
+        assert top10(reopened, q, row_of) == brute_top10(x, live, q, 2, 3.0)

@@ -1,6 +1,6 @@
 """RepointsRecords and ImportsRecords on both engines (FAISS+SQLite and Milvus Lite): a moved
-file's record keeps its id, vector and time; imported records keep theirs (tags too), and later adds get
-ids above them."""
+file's record keeps its id, vector and time; imported records keep theirs (tags too), and later
+adds get ids above them."""
 
 from __future__ import annotations
 
@@ -66,3 +66,25 @@ def test_import_keeps_ids_and_later_adds_go_above(kind: str, tmp_path: Path) -> 
             index.import_records(records[:1], xb[:1])
         new = index.add(images(2), unit_vectors(2, 3))
         assert min(new) > 40 and len(set(new)) == 2 and index.count == 6
+
+
+def test_import_keeps_the_graph_exact_and_dba_applied(tmp_path: Path) -> None:
+    """A migration into an index that keeps a graph (and DBA) enters the imported records in it,
+    as an add would: the graph equals a fresh exact build, the search sees augmented vectors."""
+    from retrieval.index import KeepsGraph
+    from retrieval.rerank import dba, knn_graph
+
+    xb = unit_vectors(12, 5)
+    ids = np.arange(2, 26, 2, dtype=np.int64)
+    records = [ImageRecord(int(i), f"p/{i}.jpg", f"{i:064x}", 8, 6, 1000.0) for i in ids]
+    with create_index(tmp_path / "i", manifest(graph_k=3, dba_k=2, dba_alpha=3.0)) as index:
+        index.import_records(records, xb)
+        assert isinstance(index, KeepsGraph)
+        kept, fresh = index.neighbours(ids.tolist()), knn_graph(xb, ids, 3)
+        assert np.array_equal(kept.I, fresh.I)
+        np.testing.assert_allclose(kept.D, fresh.D, atol=1e-6)
+        augmented = dba(xb, 2, 3.0)
+        expected_d, expected_i = brute_force(ids, augmented, xb, 5)
+        distances, labels = index.search(xb, 5)
+        assert np.array_equal(labels, expected_i)
+        np.testing.assert_allclose(distances, expected_d, atol=1e-5)
