@@ -30,12 +30,14 @@ import numpy.typing as npt
 
 from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
+from indexer.evaluate_rows import RowRequest, variant_runs
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
 from indexer.progress import counted, progress_bar
 from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
     BENCHMARKS,
     Benchmark,
+    Diffusion,
     FeatureCache,
     FeatureMaps,
     MapRequest,
@@ -44,9 +46,7 @@ from retrieval.evaluation import (
     Variants,
     combine_scales,
     evaluate_benchmark,
-    inner_product_scores,
     load_benchmark,
-    reranked_scores,
     write_results,
 )
 from retrieval.features import (
@@ -102,6 +102,9 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--dba", type=int, default=0, help="also report + αQE + DBA(K) (needs --qe)")
     p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
                    help="DBA weight exponent (default 3)")
+    p.add_argument("--diffusion", default=None, metavar="SPEC",
+                   help="also report + diffusion rows (alone, + DBA, + αQE + DBA): on, or "
+                        "name=value pairs overriding the defaults, e.g. k=30,alpha=0.95")
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
@@ -137,6 +140,7 @@ class EvaluateOptions:
     dba_alpha: float = 3.0
     ap: Literal["trapezoidal", "non_interpolated"] = "trapezoidal"
     progress: bool = True
+    diffusion: str | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> EvaluateOptions:
@@ -229,21 +233,20 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     where = [q.database_index if i not in queries else None for i, q in enumerate(bench.queries)]
     scales = opts.embedding.scales
     tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
+    request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
+                         _diffusion(opts.diffusion))
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
-        runs = [("", inner_product_scores(xq, xb[v]))]
-        if opts.qe:
-            runs.append((f"+qe{opts.qe}", reranked_scores(xq, xb[v], where, qe_k=opts.qe,
-                                                          qe_alpha=opts.qe_alpha)))
-        if opts.qe and opts.dba:
-            runs.append((f"+qe{opts.qe}+dba{opts.dba}", reranked_scores(
-                xq, xb[v], where, qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
-                dba_alpha=opts.dba_alpha)))
-        for suffix, scores in runs:
-            results = evaluate_benchmark(bench, scores=scores, method=opts.ap)
+        for suffix, run in variant_runs(xq, xb[v], where, request):
+            results = evaluate_benchmark(bench, method=opts.ap, scores=run.get("scores"),
+                                         rankings=run.get("rankings"))
             rows.append(ResultRow.of(v.pooling + tag + suffix, v.whiten, dims[v], results))
     return rows
+
+
+def _diffusion(spec: str | None) -> Diffusion | None:
+    return None if spec is None else Diffusion.parse(spec)
 
 
 def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
@@ -252,6 +255,7 @@ def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
         raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
     if opts.dba and not opts.qe:
         raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
+    _diffusion(opts.diffusion)  # a bad spec fails before any forward pass
     if not 0 <= opts.qe <= MAX_RERANK_K or not 0 <= opts.dba <= MAX_RERANK_K:
         raise ConfigError(f"--qe and --dba must be from 0 to {MAX_RERANK_K}")
     extra = {"rotated": True} if opts.rotated else {}
