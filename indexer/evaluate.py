@@ -32,6 +32,7 @@ from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
 from indexer.evaluate_rows import RowRequest, variant_runs
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
+from indexer.presets import PRESETS, given_flags, preset_overrides, track_given
 from indexer.progress import counted, progress_bar
 from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
@@ -105,10 +106,14 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--diffusion", default=None, metavar="SPEC",
                    help="also report + diffusion rows (alone, + DBA, + αQE + DBA): on, or "
                         "name=value pairs overriding the defaults, e.g. k=30,alpha=0.95")
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="evaluate what cbir index build --preset picks for --backbone "
+                        "(pooling, max side, scales, re-ranking); explicit flags override it")
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress output")
+    track_given(p)
     p.set_defaults(options=EvaluateOptions.from_args, run=run_evaluate)
 
 
@@ -141,9 +146,12 @@ class EvaluateOptions:
     ap: Literal["trapezoidal", "non_interpolated"] = "trapezoidal"
     progress: bool = True
     diffusion: str | None = None
+    preset: str | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> EvaluateOptions:
+        for dest, value in preset_overrides(ns.preset, ns.backbone, given_flags(ns)).items():
+            setattr(ns, dest, value)
         return from_namespace(cls, ns, embedding=EmbeddingOptions.from_args(ns))
 
 
@@ -253,8 +261,9 @@ def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
     poolings = _poolings(opts.pooling)
     if opts.whiten and len(opts.embedding.scales) > 1:
         raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
-    if opts.dba and not opts.qe:
-        raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
+    if opts.dba and not opts.qe and opts.diffusion is None:
+        raise ConfigError("--dba K reports +αQE+DBA (and + DBA + diffusion) rows: pass --qe K "
+                          "or --diffusion too")
     _diffusion(opts.diffusion)  # a bad spec fails before any forward pass
     if not 0 <= opts.qe <= MAX_RERANK_K or not 0 <= opts.dba <= MAX_RERANK_K:
         raise ConfigError(f"--qe and --dba must be from 0 to {MAX_RERANK_K}")

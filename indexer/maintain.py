@@ -106,6 +106,7 @@ def run_info(opts: InfoOptions) -> int:
     print(f"{'size':<16}{size / 1e6:.1f} MB")
     for key in ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
                 "whiten", "whiten_dim", "dim", "faiss_factory", "search_params", "qe_k",
-                "qe_alpha", "dba_k", "dba_alpha", "created_at", "versions"):
-        print(f"{key:<16}{m[key]}")
+                "qe_alpha", "dba_k", "dba_alpha", "diffusion", "preset", "created_at",
+                "versions"):
+        print(f"{key:<16}{m.get(key)}")
     return 0

@@ -37,7 +37,7 @@ from retrieval.features import (
 )
 from retrieval.index import IndexStore, StoreSpec, VectorIndex, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
-from retrieval.rerank import Rerank
+from retrieval.rerank import Diffusion, Rerank
 
 __all__ = [
     "Collection",
@@ -75,10 +75,13 @@ class Collection:
 def manifest_for(
     embedder: Embedder, *, factory: str, weights_file: str | None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
+    diffusion: Diffusion | None = None, preset: str | None = None,
 ) -> Manifest:
     """The manifest describing vectors made by a fitted ``embedder``.
 
-    ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors.
+    ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors,
+    ``diffusion`` the default diffusion of searches (None: off); ``preset`` names the preset the
+    settings came from (information only).
 
     ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
     opened; by default an IVF index probes :data:`~retrieval.index.DEFAULT_NPROBE` lists (the
@@ -103,6 +106,8 @@ def manifest_for(
         qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
         versions=library_versions(),
         precision=embedder.precision,
+        diffusion=None if diffusion is None else diffusion.to_dict(),
+        preset=preset,
     )
 
 
@@ -180,7 +185,8 @@ def _smaller_factory(dim: int, factory: str, metric: str, images: int) -> str:
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
-    store: StoreSpec | None = None,
+    store: StoreSpec | None = None, diffusion: Diffusion | None = None,
+    preset: str | None = None,
 ) -> Collection:
     """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`).
 
@@ -190,7 +196,8 @@ def create_collection(
     if not embedder.is_fitted:
         raise ConfigError("the embedder must be fitted before an index is created")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
-                            search_params=search_params, rerank=rerank)
+                            search_params=search_params, rerank=rerank, diffusion=diffusion,
+                            preset=preset)
     if store is None or store.kind == "faiss":
         check_index_plan(manifest.dim, factory, dba_k=manifest.dba_k, metric=manifest.metric)
     index = create_index(path, manifest, store)

@@ -25,6 +25,7 @@ from retrieval.index._duplicates import (
     supports_duplicates,
 )
 from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanned_ids
+from retrieval.index._graph_search import NO_GRAPH, graph_of
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -46,7 +47,7 @@ from retrieval.index._protocol import (
     SelectsRecords,
     Trains,
 )
-from retrieval.index._query import search_hits, similar_hits
+from retrieval.index._query import diffusion_of, search_hits, similar_hits
 from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._spec import StoreSpec, store_spec
 from retrieval.index.local import (
@@ -59,7 +60,7 @@ from retrieval.index.local import (
     VectorIndex,
     sweep_files,
 )
-from retrieval.rerank import MAX_RERANK_K, Rerank
+from retrieval.rerank import MAX_RERANK_K, Diffusion, Rerank
 
 __all__ = [
     "DEFAULT_KEY_TTL_S",
@@ -69,6 +70,7 @@ __all__ = [
     "GLOBAL_ONLY_THRESHOLD",
     "MANIFEST_NAME",
     "MAX_RERANK_K",
+    "NO_GRAPH",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
     "UPLOADS_DIR_NAME",
@@ -76,6 +78,7 @@ __all__ = [
     "Added",
     "AugmentsVectors",
     "DedupesContent",
+    "Diffusion",
     "DuplicateGroup",
     "DuplicatePage",
     "DuplicatePair",
@@ -101,8 +104,10 @@ __all__ = [
     "Trains",
     "VectorIndex",
     "create_index",
+    "diffusion_of",
     "duplicate_page",
     "duplicates_of",
+    "graph_of",
     "group_pairs",
     "id_page",
     "library_versions",

@@ -91,7 +91,7 @@ DIFFUSION_PARAMS: tuple[DiffusionParam, ...] = (
     DiffusionParam("tolerance", float, 0, 1, "stop when |r| <= tolerance |y|", open_high=True),
     DiffusionParam("hops", int, 0, 10,
                    "shortlist growth: graph hops from the first k hits"),
-    DiffusionParam("shortlist", int, 1, 100_000, "at most this many nodes (CG's size)"),
+    DiffusionParam("shortlist", int, 1, 10_000, "at most this many nodes (CG's size)"),
 )
 _BY_NAME = {p.name: p for p in DIFFUSION_PARAMS}
 
