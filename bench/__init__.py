@@ -7,5 +7,7 @@ are shared and absolute times drift. Parts (one module each; results in ``bench/
 2. :mod:`bench.gpu` — the same on CUDA with autocast and channels_last (skipped without CUDA);
 3. :mod:`bench.latency` — ``POST /search`` over HTTP, 1 and 8 clients, ÷ one forward + one search;
 4. :mod:`bench.scale` — FAISS index types at 10^5 and 10^6 synthetic vectors: time, memory, recall;
-5. :mod:`bench.peer` — a plain per-image extraction loop ÷ ours on paris250.
+5. :mod:`bench.peer` — a plain per-image extraction loop ÷ ours on paris250;
+6. :mod:`bench.diffusion` — diffusion re-ranking's per-query cost at 250 and 10^5 synthetic
+   vectors (first hits + the kernel, beyond the forward pass).
 """

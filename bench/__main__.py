@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from bench import gpu, indexing, latency, peer, precision, scale, scaleout
+from bench import diffusion, gpu, indexing, latency, peer, precision, scale, scaleout
 from bench.machine import describe, load_average
 from bench.plan import MODES, Plan
 from bench.report import PartResult, summary_lines, write_result
@@ -23,6 +23,7 @@ PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "peer": peer.run,
     "ray": scaleout.run_ray,
     "milvus": scaleout.run_milvus,
+    "diffusion": diffusion.run,
 }
 
 

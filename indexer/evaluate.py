@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
-from indexer.evaluate_rows import RowRequest, variant_runs
+from indexer.evaluate_rows import RowRequest, full_suffix, variant_runs
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
 from indexer.presets import PRESETS, given_flags, preset_overrides, track_given
 from indexer.progress import counted, progress_bar
@@ -253,6 +253,14 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     return rows
 
 
+def _preset_row(opts: EvaluateOptions, scales: Sequence[float]) -> str:
+    """The label of the row that measures ``--preset`` (its pooling, all its re-ranking)."""
+    tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
+    request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
+                         _diffusion(opts.diffusion))
+    return _poolings(opts.pooling)[0] + tag + full_suffix(request)
+
+
 def _diffusion(spec: str | None) -> Diffusion | None:
     return None if spec is None else Diffusion.parse(spec)
 
@@ -334,6 +342,8 @@ def run_evaluate(opts: EvaluateOptions) -> int:
               "pooling_and_search_s": round(end - score_start, 2)}
     doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
                   timing)
+    if opts.preset is not None:
+        doc["preset_row"] = _preset_row(opts, config.scales)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")

@@ -19,7 +19,7 @@ from retrieval.evaluation import (
     reranked_scores,
 )
 
-__all__ = ["RowRequest", "variant_runs"]
+__all__ = ["RowRequest", "full_suffix", "variant_runs"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -61,3 +61,12 @@ def variant_runs(xq: F32, xb: F32, where: Sequence[int | None],
                 xq, xb, where, diffusion=d, qe_k=qe, qe_alpha=rows.qe_alpha, dba_k=dba,
                 dba_alpha=rows.dba_alpha)}))
     return runs
+
+
+def full_suffix(rows: RowRequest) -> str:
+    """The suffix of the most re-ranked row :func:`variant_runs` reports (a preset's row)."""
+    qe = f"+qe{rows.qe}" if rows.qe else ""
+    dba = f"+dba{rows.dba}" if rows.dba else ""
+    if rows.diffusion is not None:
+        return (qe if dba else "") + dba + "+" + rows.diffusion.label
+    return qe + (dba if qe else "")

@@ -17,7 +17,8 @@ The one kernel serving and evaluation share, pure functions over arrays:
   :func:`diffuse`, all of it for one query: ``y`` is the query's ``kq`` nearest shortlist nodes
   weighted ``max(s, 0)^γ``; the shortlist comes back ranked by ``f`` (ties: cosine, then id).
 
-Everything is float64 inside; ids are the graph's record ids.
+Everything is float64 inside but the shortlist's Gram matrix (float32, BLAS: the one large
+product); ids are the graph's record ids.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def affinity(shortlist: NeighbourGraph, xs: npt.ArrayLike, k: int, gamma: float,
     n = len(shortlist)
     cols = shortlist.rows_of(shortlist.I[:, :candidates].reshape(-1)).reshape(n, -1)
     cols[np.arange(n)[:, None] == cols] = -1  # a node is not its own neighbour
-    sims = _edge_sims(np.asarray(xs, dtype=np.float32), cols)
+    sims = _edge_sims(np.ascontiguousarray(xs, dtype=np.float32), cols)
     order = np.lexsort((np.where(cols >= 0, cols, n), -sims), axis=1)[:, :k]
     top = np.take_along_axis(cols, order, axis=1)
     top_s = np.take_along_axis(sims, order, axis=1)
@@ -119,13 +120,12 @@ def affinity(shortlist: NeighbourGraph, xs: npt.ArrayLike, k: int, gamma: float,
 
 
 def _edge_sims(x: F32, cols: I64, chunk: int = 1024) -> F64:
-    """``x_i · x_cols[i, c]`` in float64 where ``cols`` >= 0, ``-inf`` elsewhere: rows of the
-    shortlist's Gram matrix, ``chunk`` at a time (BLAS; cheaper than gathering edge vectors)."""
-    x64 = x.astype(np.float64)
+    """``x_i · x_cols[i, c]`` where ``cols`` >= 0, ``-inf`` elsewhere: rows of the shortlist's
+    Gram matrix in float32 (BLAS; cheaper than gathering edge vectors), ``chunk`` at a time."""
     out = np.full(cols.shape, -np.inf)
-    for start in range(0, len(x64), chunk):
+    for start in range(0, len(x), chunk):
         part = cols[start:start + chunk]
-        gram = x64[start:start + chunk] @ x64.T
+        gram = x[start:start + chunk] @ x.T
         rows = np.arange(len(part))[:, None]
         out[start:start + chunk] = np.where(part >= 0, gram[rows, np.maximum(part, 0)], -np.inf)
     return out
