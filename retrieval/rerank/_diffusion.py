@@ -103,10 +103,10 @@ def affinity(shortlist: NeighbourGraph, xs: npt.ArrayLike, k: int, gamma: float,
     choose other neighbours than the raw graph's); an edge where both ends chose each other,
     weight ``max(x_i · x_j, 0)^γ``, then ``D^-1/2 W D^-1/2``."""
     n = len(shortlist)
-    cols = shortlist.rows_of(shortlist.I[:, :candidates].reshape(-1)).reshape(n, -1)
+    cols = _positions(shortlist.ids, shortlist.I[:, :candidates])
     cols[np.arange(n)[:, None] == cols] = -1  # a node is not its own neighbour
     sims = _edge_sims(np.ascontiguousarray(xs, dtype=np.float32), cols)
-    order = np.lexsort((np.where(cols >= 0, cols, n), -sims), axis=1)[:, :k]
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # ties: the graph's order
     top = np.take_along_axis(cols, order, axis=1)
     top_s = np.take_along_axis(sims, order, axis=1)
     a, c = np.nonzero(top >= 0)
@@ -117,6 +117,18 @@ def affinity(shortlist: NeighbourGraph, xs: npt.ArrayLike, k: int, gamma: float,
     degree = np.bincount(a, weights=w, minlength=n)
     inv = np.where(degree > 0, 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0)), 0.0)
     return Affinity(n, a, b, w * inv[a] * inv[b])
+
+
+def _positions(ids: I64, wanted: I64) -> I64:
+    """Positions in ``ids`` of each of ``wanted`` (any shape; -1 where absent): the distinct
+    values are looked up sorted (a search of unsorted values is several times slower)."""
+    values, inverse = np.unique(wanted, return_inverse=True)
+    order = np.argsort(ids, kind="stable")
+    found = np.clip(np.searchsorted(ids[order], values), 0, max(len(ids) - 1, 0))
+    hit = ids[order][found] == values if len(ids) else np.zeros(len(values), dtype=bool)
+    pos = np.where(hit, order[found] if len(ids) else -1, -1)
+    out: I64 = pos[inverse.reshape(-1)].reshape(wanted.shape).astype(np.int64)
+    return out
 
 
 def _edge_sims(x: F32, cols: I64, chunk: int = 1024) -> F64:
