@@ -17,7 +17,7 @@ The one kernel serving and evaluation share, pure functions over arrays:
   :func:`diffuse`, all of it for one query: ``y`` is the query's ``kq`` nearest shortlist nodes
   weighted ``max(s, 0)^γ``; the shortlist comes back ranked by ``f`` (ties: cosine, then id).
 
-Everything is float64 inside but the shortlist's Gram matrix (float32, BLAS: the one large
+Everything is float64 inside but the candidate edges' dot products (float32: the one large
 product); ids are the graph's record ids.
 """
 
@@ -131,15 +131,16 @@ def _positions(ids: I64, wanted: I64) -> I64:
     return out
 
 
-def _edge_sims(x: F32, cols: I64, chunk: int = 1024) -> F64:
-    """``x_i · x_cols[i, c]`` where ``cols`` >= 0, ``-inf`` elsewhere: rows of the shortlist's
-    Gram matrix in float32 (BLAS; cheaper than gathering edge vectors), ``chunk`` at a time."""
+def _edge_sims(x: F32, cols: I64, chunk: int = 64) -> F64:
+    """``x_i · x_cols[i, c]`` (float32 products) where ``cols`` >= 0, ``-inf`` elsewhere: only
+    the candidate pairs, ``chunk`` rows of gathered neighbour vectors at a time (a full Gram
+    matrix costs n² d and needs threaded BLAS to keep up)."""
     out = np.full(cols.shape, -np.inf)
+    safe = np.maximum(cols, 0)
     for start in range(0, len(x), chunk):
-        part = cols[start:start + chunk]
-        gram = x[start:start + chunk] @ x.T
-        rows = np.arange(len(part))[:, None]
-        out[start:start + chunk] = np.where(part >= 0, gram[rows, np.maximum(part, 0)], -np.inf)
+        part = slice(start, start + chunk)
+        dots = np.matmul(x[safe[part]], x[part, :, None])[..., 0]
+        out[part] = np.where(cols[part] >= 0, dots, -np.inf)
     return out
 
 
@@ -169,10 +170,10 @@ def diffuse(q: npt.ArrayLike, shortlist: NeighbourGraph, xs: npt.ArrayLike,
             params: Diffusion) -> tuple[I64, F64]:
     """One query ``q`` (d,) over its shortlist (graph rows, vectors ``xs`` in that order): the
     shortlist's ids ranked by diffusion, and their ``f`` (ties: cosine to ``q``, then id)."""
-    x = np.asarray(xs, dtype=np.float64)
+    x = np.ascontiguousarray(xs, dtype=np.float32)
     if not len(shortlist):
         return np.zeros(0, np.int64), np.zeros(0)
-    sims = x @ np.asarray(q, dtype=np.float64)
+    sims = x.astype(np.float64) @ np.asarray(q, dtype=np.float64)
     seed_i, seed_s = top_k(sims[None], np.arange(len(x), dtype=np.int64), params.kq)
     y = np.zeros(len(x))
     valid = seed_i[0] >= 0

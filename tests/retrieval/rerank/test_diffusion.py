@@ -49,7 +49,7 @@ def test_affinity_equals_its_definition() -> None:
     s = affinity(shortlist, x[5:35], k=6, gamma=3.0, candidates=10)
     dense = s.dense()
     np.testing.assert_allclose(dense, _reference_affinity(x[5:35], shortlist, 6, 3.0, 10),
-                               atol=1e-6)  # the kernel's Gram matrix is float32
+                               atol=1e-6)  # the kernel takes the edge products in float32
     np.testing.assert_allclose(dense, dense.T, atol=1e-15)
 
 
