@@ -134,12 +134,13 @@ def _positions(ids: I64, wanted: I64) -> I64:
 def _edge_sims(x: F32, cols: I64, chunk: int = 64) -> F64:
     """``x_i · x_cols[i, c]`` (float32 products) where ``cols`` >= 0, ``-inf`` elsewhere: only
     the candidate pairs, ``chunk`` rows of gathered neighbour vectors at a time (a full Gram
-    matrix costs n² d and needs threaded BLAS to keep up)."""
+    matrix costs n² d); numpy's own loops, not BLAS, whose threads spin against the caller's on
+    a busy machine."""
     out = np.full(cols.shape, -np.inf)
     safe = np.maximum(cols, 0)
     for start in range(0, len(x), chunk):
         part = slice(start, start + chunk)
-        dots = np.matmul(x[safe[part]], x[part, :, None])[..., 0]
+        dots = np.einsum("ncd,nd->nc", x[safe[part]], x[part])
         out[part] = np.where(cols[part] >= 0, dots, -np.inf)
     return out
 
@@ -173,7 +174,7 @@ def diffuse(q: npt.ArrayLike, shortlist: NeighbourGraph, xs: npt.ArrayLike,
     x = np.ascontiguousarray(xs, dtype=np.float32)
     if not len(shortlist):
         return np.zeros(0, np.int64), np.zeros(0)
-    sims = x.astype(np.float64) @ np.asarray(q, dtype=np.float64)
+    sims = np.einsum("nd,d->n", x.astype(np.float64), np.asarray(q, dtype=np.float64))
     seed_i, seed_s = top_k(sims[None], np.arange(len(x), dtype=np.int64), params.kq)
     y = np.zeros(len(x))
     valid = seed_i[0] >= 0
