@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
-from indexer.evaluate_rows import RowRequest, full_suffix, variant_runs
+from indexer.evaluate_rows import RowRequest, diffusion_of, preset_row, variant_runs
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
 from indexer.presets import PRESETS, given_flags, preset_overrides, track_given
 from indexer.progress import counted, progress_bar
@@ -38,7 +38,6 @@ from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
     BENCHMARKS,
     Benchmark,
-    Diffusion,
     FeatureCache,
     FeatureMaps,
     MapRequest,
@@ -242,7 +241,7 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     scales = opts.embedding.scales
     tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
     request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
-                         _diffusion(opts.diffusion))
+                         diffusion_of(opts.diffusion))
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
@@ -253,18 +252,6 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     return rows
 
 
-def _preset_row(opts: EvaluateOptions, scales: Sequence[float]) -> str:
-    """The label of the row that measures ``--preset`` (its pooling, all its re-ranking)."""
-    tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
-    request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
-                         _diffusion(opts.diffusion))
-    return _poolings(opts.pooling)[0] + tag + full_suffix(request)
-
-
-def _diffusion(spec: str | None) -> Diffusion | None:
-    return None if spec is None else Diffusion.parse(spec)
-
-
 def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
     poolings = _poolings(opts.pooling)
     if opts.whiten and len(opts.embedding.scales) > 1:
@@ -272,7 +259,7 @@ def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
     if opts.dba and not opts.qe and opts.diffusion is None:
         raise ConfigError("--dba K reports +αQE+DBA (and + DBA + diffusion) rows: pass --qe K "
                           "or --diffusion too")
-    _diffusion(opts.diffusion)  # a bad spec fails before any forward pass
+    diffusion_of(opts.diffusion)  # a bad spec fails before any forward pass
     if not 0 <= opts.qe <= MAX_RERANK_K or not 0 <= opts.dba <= MAX_RERANK_K:
         raise ConfigError(f"--qe and --dba must be from 0 to {MAX_RERANK_K}")
     extra = {"rotated": True} if opts.rotated else {}
@@ -343,7 +330,9 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
                   timing)
     if opts.preset is not None:
-        doc["preset_row"] = _preset_row(opts, config.scales)
+        request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
+                             diffusion_of(opts.diffusion))
+        doc["preset_row"] = preset_row(_poolings(opts.pooling)[0], config.scales, request)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")

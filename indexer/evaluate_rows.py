@@ -19,7 +19,7 @@ from retrieval.evaluation import (
     reranked_scores,
 )
 
-__all__ = ["RowRequest", "full_suffix", "variant_runs"]
+__all__ = ["RowRequest", "diffusion_of", "full_suffix", "preset_row", "variant_runs"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -70,3 +70,14 @@ def full_suffix(rows: RowRequest) -> str:
     if rows.diffusion is not None:
         return (qe if dba else "") + dba + "+" + rows.diffusion.label
     return qe + (dba if qe else "")
+
+
+def preset_row(pooling: str, scales: Sequence[float], rows: RowRequest) -> str:
+    """The label of the row that measures a preset: its pooling, scales, all its re-ranking."""
+    tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
+    return pooling + tag + full_suffix(rows)
+
+
+def diffusion_of(spec: str | None) -> Diffusion | None:
+    """``--diffusion SPEC`` (None: no diffusion rows); ConfigError for a bad spec."""
+    return None if spec is None else Diffusion.parse(spec)

@@ -116,3 +116,8 @@ def test_no_graph_is_422_json(built: dict[str, Any], monkeypatch: pytest.MonkeyP
         assert body["detail"] == "this index keeps no neighbour graph: rebuild with --graph-k 50"
         plain = c.get("/images/1/similar")
         assert plain.status_code == 200 and np.isfinite(plain.json()["results"][0]["score"])
+
+
+def test_stats_show_the_default_diffusion(client: TestClient) -> None:
+    manifest = client.get("/stats").json()["manifest"]
+    assert manifest["diffusion"] is None and manifest["preset"] is None
