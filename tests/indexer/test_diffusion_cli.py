@@ -148,3 +148,16 @@ def test_diffusion_changes_the_ranking_here(tiny: dict[str, Any]) -> None:
     finally:
         collection.close()
     assert plain != diffused
+
+
+@pytest.mark.parametrize("folder, count", [("landmark1", 6), ("nowhere", 0)])
+def test_a_filter_holds_through_the_graph(
+    tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    folder: str, count: int
+) -> None:
+    """Growth through the graph never brings in an image the filter leaves out."""
+    _graph_opening(monkeypatch, graph_k=8)
+    lines = _searched(capsys, str(tiny["queries"][0]), "--index", str(tiny["index"]),
+                      "-k", "18", "--folder", folder)
+    paths = [hit["path"] for hit in lines[0]["results"]]
+    assert len(paths) == count and all(f"/{folder}/" in p for p in paths)
