@@ -12,4 +12,6 @@ are shared and absolute times drift. Parts (one module each; results in ``bench/
 7. :mod:`bench.features` — what each search feature (regions, filters, tags, pages, batch,
    explanations) costs per request, and filters at 10^5 records on both engines.
 8. :mod:`bench.graph` — the kept neighbour graph with DBA at 10^5: open, one add, build time.
+9. :mod:`bench.diffusion` — diffusion re-ranking's per-query cost at 250 and 10^5 synthetic
+   vectors (first hits + the kernel, beyond the forward pass).
 """

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bench import (
+    diffusion,
     features,
     gpu,
     graph,
@@ -37,6 +38,7 @@ PARTS: dict[str, Callable[[Plan], PartResult]] = {
     "watch": watching.run,
     "features": features.run,
     "graph": graph.run,
+    "diffusion": diffusion.run,
 }
 
 

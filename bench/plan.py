@@ -33,13 +33,16 @@ class Plan:
     milvus_vectors: int = 100_000  # vectors in Milvus Lite and FAISS (part "milvus")
     milvus_queries: int = 100
     graph_images: int = 100_000  # images in the DBA + kept-graph index (part "graph")
+    diffusion_sizes: tuple[int, ...] = (250, 100_000)  # part "diffusion"
+    diffusion_queries: int = 200
 
 
 MODES: dict[str, Plan] = {
     "quick": Plan("quick", index_images=16, index_pairs=2, latency_seconds=(6.0, 8.0),
                   latency_index_images=16, scale_queries=100, peer_images=80, gpu_images=250,
                   ray_images=24, milvus_vectors=10_000, milvus_queries=50,
-                  graph_images=20_000),
+                  graph_images=20_000,
+                  diffusion_sizes=(250, 10_000), diffusion_queries=50),
     "default": Plan("default", index_images=32, index_pairs=3,
                     scale_sizes=(100_000, 1_000_000)),
     "full": Plan("full", index_images=64, index_pairs=4, latency_seconds=(30.0, 30.0),

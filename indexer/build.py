@@ -25,6 +25,7 @@ from indexer.options import (
     add_runtime_flags,
     add_search_param_flags,
 )
+from indexer.presets import PRESETS, given_flags, preset_overrides, track_given
 from indexer.progress import ingest_with_progress, log_failures, print_summary
 from indexer.ray_build import is_uri
 from retrieval import (
@@ -40,7 +41,15 @@ from retrieval import (
     open_collection,
 )
 from retrieval.features import Embedder, EmbedderConfig, resolve_precision
-from retrieval.index import MANIFEST_NAME, KnowsSources, Rerank, StoreSpec, Trains
+from retrieval.index import (
+    MANIFEST_NAME,
+    Diffusion,
+    KeepsGraph,
+    KnowsSources,
+    Rerank,
+    StoreSpec,
+    Trains,
+)
 
 __all__ = ["BuildOptions", "add_parser", "run_build"]
 
@@ -70,6 +79,13 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                    help="FAISS factory string, e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ64")
     add_search_param_flags(p, "stored in the index (default for IVF: nprobe 16)")
     add_rerank_flags(p, build=True)
+    p.add_argument("--diffusion", nargs="?", const="on", default=None, metavar="SPEC",
+                   help="diffusion re-ranking as the index's default for searches (needs a "
+                        "kept neighbour graph): on, or name=value pairs over the defaults, e.g. "
+                        "k=30,alpha=0.95 (default: off)")
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="pooling, max side, scales and re-ranking measured best for the "
+                        "--backbone (docs: presets); flags given explicitly override it")
     p.add_argument("--batch-size", dest="batch_size", type=positive, default=None,
                    help="images per forward pass (default: 1 on cpu, where batching is slower; "
                         "16 on cuda)")
@@ -82,6 +98,7 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                    help="no progress output")
     _add_scale_out(p)
     add_runtime_flags(p)
+    track_given(p)
     p.set_defaults(options=BuildOptions.from_args, run=run_build)
 
 
@@ -136,9 +153,13 @@ class BuildOptions:
     engine: str = "local"
     ray_address: str | None = None
     ray_actors: int | None = None
+    diffusion: str | None = None
+    preset: str | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> BuildOptions:
+        for dest, value in preset_overrides(ns.preset, ns.backbone, given_flags(ns)).items():
+            setattr(ns, dest, value)
         return from_namespace(cls, ns, index=Path(ns.index),
                               embedding=EmbeddingOptions.from_args(ns),
                               runtime=RuntimeOptions.from_args(ns))
@@ -189,7 +210,19 @@ def _new_collection(opts: BuildOptions, listed: list[Path] | list[str],
     return create_collection(index_dir, embedder, factory=opts.faiss,
                              weights_file=_weights_file(opts.embedding.weights),
                              search_params={k: v for k, v in wanted.items() if v is not None},
-                             rerank=rerank, store=_store(opts), graph_k=opts.graph_k)
+                             rerank=rerank, store=_store(opts), graph_k=_graph_k(opts),
+                             diffusion=_diffusion(opts.diffusion), preset=opts.preset)
+
+
+def _diffusion(spec: str | None) -> Diffusion | None:
+    return None if spec is None else Diffusion.parse(spec)
+
+
+def _graph_k(opts: BuildOptions) -> int:
+    """``--graph-k``, raised to what the index's default diffusion reads: its candidate
+    neighbours, plus one for ``/similar`` (the image searched with drops out of its rows)."""
+    d = _diffusion(opts.diffusion)
+    return max(opts.graph_k, 0 if d is None else max(d.k, d.candidates) + 1)
 
 
 def _planned_dim(embedder: Embedder) -> int | None:
@@ -273,6 +306,10 @@ def run_build(opts: BuildOptions) -> int:
     if opts.embedding.weights == "random":
         print(RANDOM_BANNER, file=sys.stderr)
     collection = _open_for_build(opts, images)
+    keeps = isinstance(collection.index, KeepsGraph) and collection.index.graph_k > 0
+    if collection.manifest.diffusion is not None and not keeps:
+        log.warning("this index keeps no neighbour graph: searches with its default diffusion "
+                    "will be refused until it is rebuilt with a graph (--graph-k)")
     try:
         clean_leftovers(collection.index)
         if isinstance(collection.index, KnowsSources) and collection.index.images_root is None:

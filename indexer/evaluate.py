@@ -31,7 +31,9 @@ import numpy.typing as npt
 
 from indexer.argtypes import Subparsers, from_namespace
 from indexer.evaluate_report import INFLATED, print_rows, summary
+from indexer.evaluate_rows import RowRequest, diffusion_of, preset_row, variant_runs
 from indexer.options import EmbeddingOptions, add_embedding_flags, positive
+from indexer.presets import PRESETS, given_flags, preset_overrides, track_given
 from indexer.progress import counted, progress_bar
 from retrieval import ConfigError, calibration_sample, list_images
 from retrieval.evaluation import (
@@ -45,9 +47,7 @@ from retrieval.evaluation import (
     Variants,
     combine_scales,
     evaluate_benchmark,
-    inner_product_scores,
     load_benchmark,
-    reranked_scores,
     write_results,
 )
 from retrieval.features import (
@@ -104,10 +104,17 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
     p.add_argument("--dba", type=int, default=0, help="also report + αQE + DBA(K) (needs --qe)")
     p.add_argument("--dba-alpha", dest="dba_alpha", type=float, default=3.0,
                    help="DBA weight exponent (default 3)")
+    p.add_argument("--diffusion", default=None, metavar="SPEC",
+                   help="also report + diffusion rows (alone, + DBA, + αQE + DBA): on, or "
+                        "name=value pairs overriding the defaults, e.g. k=30,alpha=0.95")
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="evaluate what cbir index build --preset picks for --backbone "
+                        "(pooling, max side, scales, re-ranking); explicit flags override it")
     p.add_argument("--ap", choices=("trapezoidal", "non_interpolated"), default="trapezoidal",
                    help="AP of the Oxford/Paris protocol or revisitop's (default trapezoidal)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress output")
+    track_given(p)
     p.set_defaults(options=EvaluateOptions.from_args, run=run_evaluate)
 
 
@@ -139,9 +146,13 @@ class EvaluateOptions:
     dba_alpha: float = 3.0
     ap: Literal["trapezoidal", "non_interpolated"] = "trapezoidal"
     progress: bool = True
+    diffusion: str | None = None
+    preset: str | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> EvaluateOptions:
+        for dest, value in preset_overrides(ns.preset, ns.backbone, given_flags(ns)).items():
+            setattr(ns, dest, value)
         return from_namespace(cls, ns, embedding=EmbeddingOptions.from_args(ns))
 
 
@@ -232,19 +243,14 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     where = [q.database_index if i not in queries else None for i, q in enumerate(bench.queries)]
     scales = opts.embedding.scales
     tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
+    request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
+                         diffusion_of(opts.diffusion))
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
-        runs = [("", inner_product_scores(xq, xb[v]))]
-        if opts.qe:
-            runs.append((f"+qe{opts.qe}", reranked_scores(xq, xb[v], where, qe_k=opts.qe,
-                                                          qe_alpha=opts.qe_alpha)))
-        if opts.qe and opts.dba:
-            runs.append((f"+qe{opts.qe}+dba{opts.dba}", reranked_scores(
-                xq, xb[v], where, qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
-                dba_alpha=opts.dba_alpha)))
-        for suffix, scores in runs:
-            results = evaluate_benchmark(bench, scores=scores, method=opts.ap)
+        for suffix, run in variant_runs(xq, xb[v], where, request):
+            results = evaluate_benchmark(bench, method=opts.ap, scores=run.get("scores"),
+                                         rankings=run.get("rankings"))
             rows.append(ResultRow.of(v.pooling + tag + suffix, v.whiten, dims[v], results))
     return rows
 
@@ -253,8 +259,10 @@ def _setup(opts: EvaluateOptions) -> tuple[Benchmark, Variants, list[Path]]:
     poolings = _poolings(opts.pooling)
     if opts.whiten and len(opts.embedding.scales) > 1:
         raise ConfigError("--whiten with several --scales is not supported by evaluate yet")
-    if opts.dba and not opts.qe:
-        raise ConfigError("--dba K reports +αQE+DBA rows: pass --qe K too")
+    if opts.dba and not opts.qe and opts.diffusion is None:
+        raise ConfigError("--dba K reports +αQE+DBA (and + DBA + diffusion) rows: pass --qe K "
+                          "or --diffusion too")
+    diffusion_of(opts.diffusion)  # a bad spec fails before any forward pass
     if not 0 <= opts.qe <= MAX_RERANK_K or not 0 <= opts.dba <= MAX_RERANK_K:
         raise ConfigError(f"--qe and --dba must be from 0 to {MAX_RERANK_K}")
     extra = {"rotated": True} if opts.rotated else {}
@@ -324,6 +332,10 @@ def run_evaluate(opts: EvaluateOptions) -> int:
               "pooling_and_search_s": round(end - score_start, 2)}
     doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
                   timing)
+    if opts.preset is not None:
+        request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
+                             diffusion_of(opts.diffusion))
+        doc["preset_row"] = preset_row(_poolings(opts.pooling)[0], config.scales, request)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"
              f"{' — TRAINED ON TEST' if train and opts.train_on_test else ''}")

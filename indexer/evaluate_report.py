@@ -49,6 +49,9 @@ def summary(opts: EvaluateOptions, bench: Benchmark, variants: Variants, weights
         "warning": INFLATED if inflated else None,
         "n_database": len(bench.database), "n_queries": len(bench.queries),
         "setups": list(bench.setups), "ap_method": opts.ap,
+        "rerank": {"qe": opts.qe, "qe_alpha": opts.qe_alpha, "dba": opts.dba,
+                   "dba_alpha": opts.dba_alpha, "diffusion": opts.diffusion},
+        "preset": opts.preset,
         "similarity": "inner product of L2-normalised descriptors (exact)",
         "cache": {"directory": str(cache.directory), "dtype": cache.dtype,
                   **_counts(maps), "per_scale": [

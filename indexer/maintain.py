@@ -111,6 +111,7 @@ def run_info(opts: InfoOptions) -> int:
                               if kept else "none (build with --graph-k K to keep one)"))
     for key in ("backbone", "weights", "max_side", "scales", "pooling", "pooling_params",
                 "whiten", "whiten_dim", "dim", "faiss_factory", "search_params", "qe_k",
-                "qe_alpha", "dba_k", "dba_alpha", "graph_k", "created_at", "versions"):
-        print(f"{key:<16}{m[key]}")
+                "qe_alpha", "dba_k", "dba_alpha", "graph_k", "diffusion", "preset",
+                "created_at", "versions"):
+        print(f"{key:<16}{m.get(key)}")
     return 0

@@ -34,7 +34,7 @@ from retrieval import (
     open_collection,
     parse_box,
 )
-from retrieval.index import RecordFilter, search_hits, similar_hits
+from retrieval.index import Diffusion, RecordFilter, search_hits, similar_hits
 
 __all__ = ["CHUNK", "SearchOptions", "add_parser", "print_hits", "query_paths", "run_search",
            "search_image"]
@@ -68,6 +68,10 @@ def add_parser(sub: Subparsers, help_text: str) -> None:
                    metavar="SECONDS", help="only images added before this (Unix time)")
     p.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG",
                    help="only images holding this tag (repeatable: all must match)")
+    p.add_argument("--diffusion", default=None, metavar="SPEC",
+                   help="diffusion re-ranking on the index's neighbour graph: on, off, or "
+                        "name=value pairs over the index's settings, e.g. k=30,alpha=0.95 "
+                        "(default: the index's)")
     p.add_argument("--json", action="store_true", help="print one JSON line per query")
     add_search_param_flags(p, "for this search (default: the index's)")
     add_runtime_flags(p)
@@ -95,6 +99,7 @@ class SearchOptions:
     nprobe: int | None = None
     ef_search: int | None = None
     json: bool = False
+    diffusion: str | None = None
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> SearchOptions:
@@ -117,6 +122,8 @@ class SearchOptions:
         if self.min_score is not None and self.min_score != self.min_score:
             raise ConfigError("--min-score must be a number")
         self.where  # noqa: B018 - refuses a bad filter now
+        if self.diffusion is not None:
+            Diffusion.parse(self.diffusion)  # refuses a bad spec before anything is loaded
         if self.bbox is not None:
             self.box  # noqa: B018 - parses (and refuses) the box now
             if self.image_id is None and (len(self.images) != 1 or Path(self.images[0]).is_dir()):
@@ -180,7 +187,7 @@ def _hits(collection: Collection, images: list[Image.Image], opts: SearchOptions
     xq = collection.embedder.embed_images(images)
     return search_hits(collection.index, xq, opts.k, qe_k=opts.qe, qe_alpha=opts.qe_alpha,
                        exclude=exclude, offset=opts.offset, min_score=opts.min_score,
-                       where=opts.where)
+                       where=opts.where, diffusion=opts.diffusion)
 
 
 def _by_id(collection: Collection, opts: SearchOptions) -> list[Hit]:
@@ -189,7 +196,7 @@ def _by_id(collection: Collection, opts: SearchOptions) -> list[Hit]:
     if box is None:
         return similar_hits(collection.index, opts.image_id, opts.k, qe_k=opts.qe,
                             qe_alpha=opts.qe_alpha, offset=opts.offset, min_score=opts.min_score,
-                            where=opts.where)
+                            where=opts.where, diffusion=opts.diffusion)
     image = crop_box(load_image(collection.index.get(opts.image_id).path), box)
     return _hits(collection, [image], opts, exclude=opts.image_id)[0]
 

@@ -37,7 +37,7 @@ from retrieval.features import (
 )
 from retrieval.index import IndexStore, StoreSpec, VectorIndex, create_index, open_index
 from retrieval.index._manifest import Manifest, library_versions
-from retrieval.rerank import Rerank
+from retrieval.rerank import Diffusion, Rerank
 
 __all__ = [
     "Collection",
@@ -76,12 +76,14 @@ def manifest_for(
     embedder: Embedder, *, factory: str, weights_file: str | None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
     graph_k: int = 0,
+    diffusion: Diffusion | None = None, preset: str | None = None,
 ) -> Manifest:
     """The manifest describing vectors made by a fitted ``embedder``.
 
     ``rerank`` sets the default αQE of searches and the DBA of the indexed vectors; ``graph_k``
     the neighbours per image the index keeps (the kept graph diffusion reads; DBA keeps its own
-    ``dba_k`` anyway).
+    ``dba_k`` anyway); ``diffusion`` the default diffusion of searches (None: off); ``preset``
+    names the preset the settings came from (information only).
 
     ``search_params`` (``nprobe``, ``ef_search``) are stored and applied whenever the index is
     opened; by default an IVF index probes :data:`~retrieval.index.DEFAULT_NPROBE` lists (the
@@ -106,6 +108,8 @@ def manifest_for(
         qe_k=rr.qe_k, qe_alpha=rr.qe_alpha, dba_k=rr.dba_k, dba_alpha=rr.dba_alpha,
         graph_k=graph_k, versions=library_versions(),
         precision=embedder.precision,
+        diffusion=None if diffusion is None else diffusion.to_dict(),
+        preset=preset,
     )
 
 
@@ -179,7 +183,8 @@ def _smaller_factory(dim: int, factory: str, metric: str, images: int) -> str:
 def create_collection(
     path: Path, embedder: Embedder, *, factory: str = "Flat", weights_file: str | None = None,
     search_params: Mapping[str, int] | None = None, rerank: Rerank | None = None,
-    store: StoreSpec | None = None, graph_k: int = 0,
+    store: StoreSpec | None = None, graph_k: int = 0, diffusion: Diffusion | None = None,
+    preset: str | None = None,
 ) -> Collection:
     """Create a new index directory for a fitted ``embedder`` (see :func:`manifest_for`).
 
@@ -193,7 +198,8 @@ def create_collection(
         raise ConfigError(f"a kept neighbour graph (graph_k={graph_k}) needs the local store "
                           "(--store faiss); a Milvus collection keeps none")
     manifest = manifest_for(embedder, factory=factory, weights_file=weights_file,
-                            search_params=search_params, rerank=rerank, graph_k=graph_k)
+                            search_params=search_params, rerank=rerank, graph_k=graph_k,
+                            diffusion=diffusion, preset=preset)
     if store is None or store.kind == "faiss":
         check_index_plan(manifest.dim, factory, metric=manifest.metric)
     index = create_index(path, manifest, store)

@@ -10,7 +10,8 @@
 ``QeK``                ``?qe=``: αQE neighbours (0: off; default: the index's)
 ``SearchWindow``       ``k`` as ``SearchK`` + ``?offset=`` + ``?min_score=``: offset + k at most
                        ``max_depth`` (422); ``?folder=``, ``?added_after=``, ``?added_before=``,
-                       ``?tag=`` (repeated: all must match)
+                       ``?tag=`` (repeated: all must match); ``?diffusion=`` (on, off,
+                       name=value,...: 422 when unparsable)
 ``QueryWindow``        the same with ``k`` from the query string only
 ``UploadBox``          ``bbox`` (x1,y1,x2,y2) from the query string or a form field
 ``QueryBox``           ``?bbox=`` (x1,y1,x2,y2)
@@ -38,7 +39,7 @@ from pydantic import BeforeValidator, StringConstraints
 from starlette.datastructures import UploadFile
 
 from retrieval import Box, Collection, parse_box
-from retrieval.index import MAX_RERANK_K, MAX_TAG_LENGTH, MAX_TAGS, RecordFilter
+from retrieval.index import MAX_RERANK_K, MAX_TAG_LENGTH, MAX_TAGS, Diffusion, RecordFilter
 from service.engine import Upload, Window
 from service.errors import RETRY_AFTER_S, ServiceError
 from service.state import ServiceState
@@ -191,16 +192,25 @@ def record_filter(folder: Folder = None,
 Where = Annotated[RecordFilter | None, Depends(record_filter)]
 
 
+_DIFFUSION_HELP = ("diffusion re-ranking on the index's neighbour graph: on, off, or name=value "
+                   "pairs over the index's settings, e.g. k=30,alpha=0.95 (default: the "
+                   "index's); 422 when the index keeps no graph")
+DiffusionSpec = Annotated[str | None, Query(min_length=1, max_length=200,
+                                            description=_DIFFUSION_HELP)]
+
+
 def search_window(state: StateDep, k: SearchK, where: Where, offset: Offset = 0,
-                  min_score: MinScore = None) -> Window:
+                  min_score: MinScore = None, diffusion: DiffusionSpec = None) -> Window:
     if offset + k > max_depth(state):
         raise _too_deep(max_depth(state))
-    return Window(k, offset, min_score, where)
+    if diffusion is not None:
+        Diffusion.parse(diffusion)  # ConfigError: 422 before the upload is read
+    return Window(k, offset, min_score, where, diffusion)
 
 
 def query_window(state: StateDep, k: QueryK, where: Where, offset: Offset = 0,
-                 min_score: MinScore = None) -> Window:
-    return search_window(state, k, where, offset, min_score)
+                 min_score: MinScore = None, diffusion: DiffusionSpec = None) -> Window:
+    return search_window(state, k, where, offset, min_score, diffusion)
 
 
 def _bounded_k(state: ServiceState, k: int, where: str) -> int:

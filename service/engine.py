@@ -62,18 +62,21 @@ class Upload:
 @dataclass(frozen=True)
 class Window:
     """Which hits a search answers: ``offset … offset + k`` of the ranking, none below
-    ``min_score``, among the images ``where`` matches."""
+    ``min_score``, among the images ``where`` matches, ranked with ``diffusion`` (its text:
+    ``on``, ``off``, ``name=value,...``; None: the index's default)."""
 
     k: int
     offset: int = 0
     min_score: float | None = None
     where: RecordFilter | None = None
+    diffusion: str | None = None
 
 
 def _hits(collection: Collection, xq: npt.ArrayLike, window: Window, qe_k: int | None,
           exclude: int | None = None) -> list[list[Hit]]:
     return search_hits(collection.index, xq, window.k, qe_k=qe_k, exclude=exclude,
-                       offset=window.offset, min_score=window.min_score, where=window.where)
+                       offset=window.offset, min_score=window.min_score, where=window.where,
+                       diffusion=window.diffusion)
 
 
 def search_upload(collection: Collection, upload: Upload, window: Window, max_pixels: int,
@@ -108,7 +111,8 @@ def similar_to(collection: Collection, image_id: int, window: Window,
     vector, or with ``box`` from its region, cut from its file and embedded."""
     if box is None:
         return similar_hits(collection.index, image_id, window.k, qe_k=qe_k,
-                            offset=window.offset, min_score=window.min_score, where=window.where)
+                            offset=window.offset, min_score=window.min_score, where=window.where,
+                       diffusion=window.diffusion)
     path = Path(collection.index.get(image_id).path)
     if not path.is_file():
         raise NotFoundError(f"the file of image {image_id} is gone")

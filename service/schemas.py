@@ -217,6 +217,9 @@ class ManifestSummary(BaseModel):
     qe_alpha: float = 3.0
     dba_k: int = Field(default=0, description="DBA neighbours of the indexed vectors (0: off)")
     dba_alpha: float = 3.0
+    diffusion: dict[str, int | float] | None = Field(
+        default=None, description="default diffusion re-ranking of a search (null: off)")
+    preset: str | None = Field(default=None, description="the --preset the index was built from")
 
 
 class Stats(BaseModel):

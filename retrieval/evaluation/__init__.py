@@ -23,11 +23,12 @@ from retrieval.evaluation._metrics import (
 )
 from retrieval.evaluation._report import ResultRow, markdown_table, sort_best_first, write_results
 from retrieval.evaluation._variants import Variant, Variants, inner_product_scores
-from retrieval.rerank import combine_scales, reranked_scores
+from retrieval.rerank import Diffusion, combine_scales, diffused_rankings, reranked_scores
 
 __all__ = [
     "BENCHMARKS",
     "Benchmark",
+    "Diffusion",
     "EvaluationResult",
     "FeatureCache",
     "FeatureMaps",
@@ -38,6 +39,7 @@ __all__ = [
     "Variants",
     "average_precision",
     "combine_scales",
+    "diffused_rankings",
     "evaluate",
     "evaluate_benchmark",
     "inner_product_scores",

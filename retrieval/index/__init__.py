@@ -26,6 +26,7 @@ from retrieval.index._duplicates import (
     supports_duplicates,
 )
 from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanned_ids
+from retrieval.index._graph_search import NO_GRAPH, graph_of
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
     MANIFEST_NAME,
@@ -52,7 +53,7 @@ from retrieval.index._protocol import (
     SelectsRecords,
     Trains,
 )
-from retrieval.index._query import search_hits, similar_hits
+from retrieval.index._query import diffusion_of, search_hits, similar_hits
 from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._spec import StoreSpec, store_spec
 from retrieval.index._tags import MAX_TAG_LENGTH, MAX_TAGS, TagEdit, clean_tags
@@ -66,7 +67,7 @@ from retrieval.index.local import (
     VectorIndex,
     sweep_files,
 )
-from retrieval.rerank import MAX_RERANK_K, Rerank
+from retrieval.rerank import MAX_RERANK_K, Diffusion, Rerank
 
 __all__ = [
     "DEFAULT_KEY_TTL_S",
@@ -79,6 +80,7 @@ __all__ = [
     "MAX_RERANK_K",
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
+    "NO_GRAPH",
     "SEARCH_PARAM_NAMES",
     "STORE_NAME",
     "UPLOADS_DIR_NAME",
@@ -87,6 +89,7 @@ __all__ = [
     "AugmentsVectors",
     "CountsFolders",
     "DedupesContent",
+    "Diffusion",
     "DuplicateGroup",
     "DuplicatePage",
     "DuplicatePair",
@@ -119,10 +122,12 @@ __all__ = [
     "VectorIndex",
     "clean_tags",
     "create_index",
+    "diffusion_of",
     "duplicate_page",
     "duplicates_of",
     "folder_counts",
     "folder_tree",
+    "graph_of",
     "group_pairs",
     "id_page",
     "library_versions",

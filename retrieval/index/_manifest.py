@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args
 
 from retrieval._atomic import write_atomic
 from retrieval.errors import ArtifactError, ConfigError, ManifestMismatchError
+from retrieval.rerank import Diffusion
 
 __all__ = ["DEFAULT_NPROBE", "EMBEDDING_FIELDS", "FORMAT_VERSION", "INDEX_FIELDS", "MANIFEST_NAME",
            "MAX_GRAPH_K", "METRICS", "SEARCH_PARAM_NAMES", "Manifest", "Metric", "ParamValue",
@@ -91,7 +92,10 @@ class Manifest:
     ``search_params``); ``dba_k`` / ``dba_alpha`` the database-side augmentation of the vectors
     FAISS holds (0: none; the store keeps the raw vectors). ``graph_k`` asks the index to keep
     each image's top-``graph_k`` raw neighbours beside its record (0: only DBA's ``dba_k``, if
-    any; older manifests lack it and mean 0). ``pooling_params``,
+    any; older manifests lack it and mean 0). ``diffusion`` is the default
+    diffusion re-ranking of a search (every parameter of :class:`~retrieval.rerank.Diffusion`;
+    null: none; older manifests lack it), ``preset`` the ``--preset`` the index was built from
+    (null: none; information only). ``pooling_params``,
     ``search_params`` and ``versions`` are copied into read-only mappings, so a manifest is
     immutable and hashable (they take no part in the hash, only in equality).
     """
@@ -115,6 +119,8 @@ class Manifest:
     dba_alpha: float = 3.0
     graph_k: int = 0
     precision: str = "fp32"  # what the database was embedded in (older manifests: fp32)
+    diffusion: Mapping[str, int | float] | None = field(default=None, hash=False)
+    preset: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
@@ -123,6 +129,9 @@ class Manifest:
         object.__setattr__(self, "pooling_params", _frozen(self.pooling_params))
         object.__setattr__(self, "versions", _frozen(self.versions))
         object.__setattr__(self, "search_params", _frozen(self.search_params))
+        if isinstance(self.diffusion, Mapping):
+            object.__setattr__(self, "diffusion", _frozen(Diffusion.from_dict(
+                self.diffusion).to_dict()))
         if isinstance(self.scales, list | tuple):
             object.__setattr__(self, "scales", tuple(
                 float(s) if _is_number(s) else s for s in self.scales))
@@ -157,7 +166,13 @@ class Manifest:
         out["versions"] = dict(self.versions)
         out["search_params"] = dict(self.search_params)
         out["scales"] = list(self.scales)
+        out["diffusion"] = None if self.diffusion is None else dict(self.diffusion)
         return out
+
+    @property
+    def diffusion_settings(self) -> Diffusion | None:
+        """The default diffusion of a search (None: off)."""
+        return None if self.diffusion is None else Diffusion.from_dict(self.diffusion)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
@@ -268,6 +283,10 @@ _CHECKS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         isinstance(k, str) and isinstance(x, str) for k, x in v.items())),
     "created_at": ("a string", lambda v: isinstance(v, str)),
     "precision": ("a string", lambda v: isinstance(v, str)),
+    "diffusion": ("an object of numbers or null", lambda v: v is None or (
+        isinstance(v, Mapping) and all(isinstance(k, str) and _is_number(x)
+                                       for k, x in v.items()))),
+    "preset": ("a string or null", lambda v: v is None or isinstance(v, str)),
     "format_version": ("an integer", _is_int),
 }
 

@@ -12,23 +12,28 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ConfigError
 from retrieval.index._filters import RecordFilter, matching_ids
+from retrieval.index._graph_search import diffused_hits
+from retrieval.index._manifest import Manifest
 from retrieval.index._protocol import AugmentsVectors, IndexStore
 from retrieval.index._records import Hit
-from retrieval.rerank import Rerank, aqe
+from retrieval.rerank import Diffusion, Rerank, aqe
 
-__all__ = ["search_hits", "similar_hits"]
+__all__ = ["diffusion_of", "search_hits", "similar_hits"]
 
 
 def search_hits(index: IndexStore, xq: npt.ArrayLike, k: int, *, qe_k: int | None = None,
                 qe_alpha: float | None = None, exclude: int | None = None, offset: int = 0,
-                min_score: float | None = None,
-                where: RecordFilter | None = None) -> list[list[Hit]]:
+                min_score: float | None = None, where: RecordFilter | None = None,
+                diffusion: Diffusion | bool | str | None = None) -> list[list[Hit]]:
     """Hits of each query row, best first, after αQE with ``qe_k`` neighbours (None: the
     manifest's default, 0: none). The neighbours are the vectors FAISS holds (DBA-augmented
     when the index has DBA), as in the evaluation. ``exclude`` is an id left out of the
     neighbours and of the results (a stored image searching for its look-alikes). The first
     ``offset`` hits are skipped, and hits scoring below ``min_score`` dropped. With ``where``,
-    only the images it matches are searched (and serve as αQE neighbours)."""
+    only the images it matches are searched (and serve as αQE neighbours). ``diffusion``: a
+    :class:`Diffusion` re-ranks by diffusion on the store's kept graph (after αQE), True the
+    manifest's (or the default) settings, False none, None the manifest's default, a text as
+    :func:`diffusion_of` reads it."""
     k, offset = as_k(k), _offset(offset)
     among = matching_ids(index, where) if where is not None and where.active else None
     m = index.manifest
@@ -45,10 +50,27 @@ def search_hits(index: IndexStore, xq: npt.ArrayLike, k: int, *, qe_k: int | Non
         sims = np.stack([np.pad(np.where(lab >= 0, sc, -np.inf), (0, rr.qe_k - len(sc)),
                                 constant_values=-np.inf) for lab, sc in rows])
         queries = aqe(queries, neighbours, sims, rr.qe_alpha)
+    settings = diffusion_of(m, diffusion)
+    if settings is not None:
+        hits = diffused_hits(index, queries, k, settings, exclude=exclude, among=among,
+                             offset=offset)
+        return [[h for h in row if min_score is None or h.score >= min_score] for row in hits]
     hits = (index.search_records(queries, offset + k + extra) if among is None
             else _with_records(index, *index.search(queries, offset + k + extra, ids=among)))
     return [[h for h in [h for h in row if h.id != exclude][offset:offset + k]
              if min_score is None or h.score >= min_score] for row in hits]
+
+
+def diffusion_of(m: Manifest, asked: Diffusion | bool | str | None) -> Diffusion | None:
+    """The diffusion a search runs: ``asked``, or the manifest's default (see search_hits); a
+    text is :meth:`Diffusion.parse`'s (``on``, ``off``, ``k=30,...`` over the manifest's)."""
+    if isinstance(asked, Diffusion):
+        return asked
+    if isinstance(asked, str):
+        return Diffusion.parse(asked, base=m.diffusion_settings)
+    if asked is None:
+        return m.diffusion_settings
+    return (m.diffusion_settings or Diffusion()) if asked else None
 
 
 def _with_records(index: IndexStore, scores: npt.NDArray[np.float32],
@@ -75,9 +97,10 @@ def _padded(index: IndexStore, labels: npt.NDArray[np.int64], k: int) -> npt.NDA
 
 def similar_hits(index: IndexStore, image_id: int, k: int, *, qe_k: int | None = None,
                  qe_alpha: float | None = None, offset: int = 0,
-                 min_score: float | None = None, where: RecordFilter | None = None) -> list[Hit]:
+                 min_score: float | None = None, where: RecordFilter | None = None,
+                 diffusion: Diffusion | bool | str | None = None) -> list[Hit]:
     """The images most like stored image ``image_id`` (itself left out), from its stored vector:
     nothing is decoded or embedded. :class:`NotFoundError` for an unknown id."""
     xq = index.stored_vectors([image_id])
     return search_hits(index, xq, k, qe_k=qe_k, qe_alpha=qe_alpha, exclude=image_id,
-                       offset=offset, min_score=min_score, where=where)[0]
+                       offset=offset, min_score=min_score, where=where, diffusion=diffusion)[0]

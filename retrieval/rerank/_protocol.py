@@ -22,7 +22,7 @@ from retrieval.rerank._dba import DbaState
 from retrieval.rerank._expansion import aqe
 from retrieval.rerank._neighbours import top_k
 
-__all__ = ["reranked_scores"]
+__all__ = ["StrictDatabases", "query_vector", "reranked_scores", "strict_databases"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -60,33 +60,57 @@ def reranked_scores(xq: npt.ArrayLike, xb: npt.ArrayLike, own: Sequence[int | No
     ``own[i]`` is the database index of query ``i`` when it is a database image (left out of
     its own neighbours and of the DBA), else None.
     """
-    b = np.asarray(xb, dtype=np.float32)
     q = np.asarray(xq, dtype=np.float64)
-    ids = np.arange(len(b), dtype=np.int64)
-    state: DbaState | None = None
-    base = b
-    if dba_k:
-        state = DbaState(dba_k, dba_alpha)
-        state.add(ids, b)
-        base = state.augmented(ids)
-    base64 = base.astype(np.float64)
-    none = np.zeros(0, dtype=np.int64), np.zeros((0, b.shape[1]), dtype=np.float32)
-    out = np.empty((len(q), len(b)), dtype=np.float32)
+    databases = strict_databases(xb, own, dba_k, dba_alpha)
+    out = np.empty((len(q), len(databases.base)), dtype=np.float32)
     for i, j in enumerate(own):
-        changed, patch = state.left_out(j) if state is not None and j is not None else none
-        db = _Database(base64, changed, patch.astype(np.float64))
-        out[i] = _query_scores(q[i], db, j, qe_k, qe_alpha)
+        out[i] = _query_scores(q[i], databases.of(j), j, qe_k, qe_alpha)
     return out
 
 
+@dataclass(frozen=True)
+class StrictDatabases:
+    """The database each query sees: DBA over all of ``xb`` once, patched per left-out row."""
+
+    base: F64
+    state: DbaState | None
+
+    def of(self, j: int | None) -> _Database:
+        """The database without row ``j`` in its DBA (``j`` None: the whole database)."""
+        if self.state is None or j is None:
+            return _Database(self.base, np.zeros(0, dtype=np.int64),
+                             np.zeros((0, self.base.shape[1])))
+        changed, patch = self.state.left_out(j)
+        return _Database(self.base, changed, patch.astype(np.float64))
+
+
+def strict_databases(xb: npt.ArrayLike, own: Sequence[int | None], dba_k: int,
+                     dba_alpha: float) -> StrictDatabases:
+    """DBA (``dba_k`` > 0) of ``xb`` as :class:`StrictDatabases` (``own`` is only checked)."""
+    b = np.asarray(xb, dtype=np.float32)
+    if any(j is not None and not 0 <= j < len(b) for j in own):
+        raise ValueError("own holds a row outside the database")
+    if not dba_k:
+        return StrictDatabases(b.astype(np.float64), None)
+    ids = np.arange(len(b), dtype=np.int64)
+    state = DbaState(dba_k, dba_alpha)
+    state.add(ids, b)
+    return StrictDatabases(state.augmented(ids).astype(np.float64), state)
+
+
 def _query_scores(q: F64, db: _Database, j: int | None, qe_k: int, qe_alpha: float) -> F64:
-    s = db.scores(q)
+    return db.scores(query_vector(q, db, j, qe_k, qe_alpha)) if qe_k else db.scores(q)
+
+
+def query_vector(q: F64, db: _Database, j: int | None, qe_k: int, qe_alpha: float) -> F64:
+    """The query after αQE (``qe_k`` > 0) against ``db``, database row ``j`` left out."""
     if not qe_k:
-        return s
-    s_ex = s.copy()
+        return q
+    s_ex = db.scores(q)
     if j is not None:
         s_ex[j] = -np.inf
-    top_i, top_s = top_k(s_ex[None], np.arange(len(s), dtype=np.int64), qe_k)
+    top_i, top_s = top_k(s_ex[None], np.arange(len(s_ex), dtype=np.int64), qe_k)
     valid = top_i[0] >= 0
     expanded = aqe(q[None], db.rows(top_i[0][valid])[None], top_s[0][valid][None], qe_alpha)
-    return db.scores(expanded[0].astype(np.float64))
+    out: F64 = expanded[0].astype(np.float64)
+    return out

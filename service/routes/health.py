@@ -37,7 +37,8 @@ def stats(state: StateDep, collection: CollectionDep) -> Stats:
         pooling_params=dict(m.pooling_params), whiten=m.whiten, whiten_dim=m.whiten_dim,
         dim=m.dim, faiss_factory=m.faiss_factory, metric=m.metric, created_at=m.created_at,
         search_params=index.search_params, scales=list(m.scales), qe_k=m.qe_k,
-        qe_alpha=m.qe_alpha, dba_k=m.dba_k, dba_alpha=m.dba_alpha)
+        qe_alpha=m.qe_alpha, dba_k=m.dba_k, dba_alpha=m.dba_alpha,
+        diffusion=None if m.diffusion is None else dict(m.diffusion), preset=m.preset)
     settings = state.settings
     return Stats(count=index.count, searchable=index.ntotal, dimension=m.dim,
                  index_size_bytes=index.size_on_disk(),
