@@ -179,7 +179,9 @@ def test_phone_layout_fits_the_screen(browser: Any, base_url: str, query_image: 
     page, problems = open_page(browser, base_url, viewport={"width": width, "height": 844},
                                is_mobile=True, has_touch=True, device_scale_factor=2)
     page.set_input_files("#file", str(query_image))
-    page.locator("#results img").first.wait_for(state="visible")
+    page.locator("#results img").first.wait_for(state="attached")
+    # the query image fills a phone's screen: the results' lazy thumbnails load once scrolled to
+    page.locator("#results").scroll_into_view_if_needed()
     page.wait_for_function(SETTLED)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     for card in page.locator("#results .hit").all()[:6]:
