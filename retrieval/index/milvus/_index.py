@@ -12,9 +12,11 @@ writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
-Besides the core it declares content dedupe and sources (:mod:`retrieval.index._protocol`); it
-has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
-(every read is current), no request keys, no DBA and no layouts.
+Besides the core it declares content dedupe across writers (:mod:`._claims`), request keys
+that replay through any replica (:mod:`._keys`), layouts (near-duplicates, :mod:`._layouts`) and
+sources (:mod:`retrieval.index._protocol`); the writes are :mod:`._writes`'. It has no training
+(Milvus trains its IVF lists itself, per sealed segment), nothing to follow (every read is
+current) and no DBA: an index with ``dba_k`` is refused when it is created (:data:`NO_DBA`).
 """
 
 from __future__ import annotations
@@ -31,19 +33,25 @@ import numpy.typing as npt
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
 from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
-from retrieval.index._protocol import DedupesContent, IndexStore, KnowsSources
-from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
+from retrieval.index._protocol import (
+    DedupesContent,
+    IndexStore,
+    KeepsLayouts,
+    KeepsRequestKeys,
+    KnowsSources,
+)
+from retrieval.index._records import DEFAULT_KEY_TTL_S, AddOutcome, Hit, ImageRecord, NewImage
 from retrieval.index._spec import StoreSpec, save_manifest
-from retrieval.index.milvus._client import absolute, connect, id_lock, record
+from retrieval.index.milvus._client import absolute, connect, record
 from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._ids import take_tickets
+from retrieval.index.milvus._layouts import fetch_layouts
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
     ids_after,
     search_rows,
     stored_paths,
-    upsert_images,
     wait_indexed,
 )
 from retrieval.index.milvus._schema import (
@@ -60,9 +68,17 @@ from retrieval.index.milvus._schema import (
     save_blob,
     search_params,
 )
-from retrieval.index.milvus._unique import find_sha256, unique_add
+from retrieval.index.milvus._unique import find_sha256
+from retrieval.index.milvus._writes import MilvusWriter
 
-__all__ = ["MilvusIndex"]
+__all__ = ["NO_DBA", "MilvusIndex"]
+
+#: The most hits one Milvus search returns (its ``topk`` limit).
+MAX_LIMIT = 16_384
+#: Why an index with DBA cannot keep its vectors in Milvus.
+NO_DBA = ("DBA needs the FAISS+SQLite store: every add or remove changes the augmented vectors "
+          "of its neighbours, which Milvus cannot rewrite atomically while other replicas write "
+          "(drop --dba, or use --store faiss)")
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -84,13 +100,15 @@ class MilvusIndex:
         self._read_only = read_only
         self._knobs: dict[str, int] = dict(manifest.search_params)
         self._closed = False
-        self._id_base: int | None = None
+        self._writer = MilvusWriter(client, store.uri, store.collection)
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
                exist_ok: bool = False) -> MilvusIndex:
         """New collections for ``manifest`` and a directory naming them (neither may exist)."""
         store = absolute(store)
+        if manifest.dba_k:
+            raise ConfigError(NO_DBA)
         spec = milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
         manifest = manifest.with_search_defaults(default_search_params(spec))
         if (path / MANIFEST_NAME).exists():
@@ -180,40 +198,18 @@ class MilvusIndex:
         if self._read_only:
             raise ConfigError(f"index {self.path} was opened read-only")
 
-    def _allocate(self, n: int) -> list[int]:
-        """``n`` new ids: tickets (unique across processes, :mod:`._ids`), or an older index's
-        counter (one writer at a time)."""
-        if self._id_base is None:
-            text = get_text(self._client, self._meta, "id_base")
-            self._id_base = int(text) if text is not None else -1
-        if self._id_base >= 0:
-            return [k - self._id_base for k in take_tickets(self._client, self._name, n)]
-        with id_lock(self.store.uri, self._name):
-            start = int(get_text(self._client, self._meta, "next_id") or 1)
-            put_text(self._client, self._meta, "next_id", str(start + n))
-        return list(range(start, start + n))
-
     def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
             layouts: npt.ArrayLike | None = None) -> list[int]:
-        """Store ``items`` with their vectors (upserts bounded by bytes); returns their ids.
-
-        ``layouts`` (near-duplicate descriptors) are not kept: near-duplicate search needs the
-        FAISS+SQLite store.
-        """
+        """Store ``items`` with their vectors (upserts bounded by bytes) and ``layouts``; returns
+        their ids."""
         vectors = as_matrix(xb, self.d, n=len(items))
-        check_new_images(items)
         self._check_writable()
-        ids = self._allocate(len(items))
-        upsert_images(self._client, self._name, ids, items, vectors)
-        return ids
+        return self._writer.add(items, vectors, layouts)
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns those that existed (Milvus counts every id asked)."""
         self._check_writable()
-        present = [r.id for r in self.records(list(dict.fromkeys(int(i) for i in ids)))]
-        if present:
-            self._client.delete(self._name, ids=present)
-        return present
+        return self._writer.remove(ids)
 
     def search(self, xq: npt.ArrayLike, k: int, *,
                ids: Sequence[int] | None = None) -> tuple[F32, I64]:
@@ -301,14 +297,34 @@ class MilvusIndex:
         return find_sha256(self._client, self._name, sha256)
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
-                   layouts: npt.ArrayLike | None = None) -> AddOutcome:
-        """Add what is not stored yet (by sha256); the rest answer with their existing record.
-
-        Not one transaction (see :mod:`._unique`); ``layouts`` are not kept, as in :meth:`add`.
-        """
+                   layouts: npt.ArrayLike | None = None, request_key: str | None = None,
+                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+        """Add what no writer has stored yet (by sha256: :mod:`._claims`); the rest answer with
+        the existing record. With ``request_key``, a retry through any process replays the
+        first answer (:mod:`._keys`)."""
         vectors = as_matrix(xb, self.d, n=len(items))
-        return unique_add(items, vectors, find=self.find_sha256,
-                          add=lambda news, xs: self.add(news, xs), records=self.records)
+        self._check_writable()
+        return self._writer.add_unique(items, vectors, layouts=layouts, request_key=request_key,
+                                       fingerprint=fingerprint, key_ttl_s=key_ttl_s)
+
+    def saved_outcome(self, request_key: str, fingerprint: str,
+                      key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
+        """The committed answer of an earlier add with ``request_key`` (any process's)."""
+        self._check_open()
+        return self._writer.saved_outcome(request_key, fingerprint, key_ttl_s)
+
+    def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
+        """Layout descriptors of those ``ids`` that have one."""
+        self._check_open()
+        return fetch_layouts(self._client, self._meta, ids)
+
+    def range_search(self, xq: npt.ArrayLike, threshold: float,
+                     cap: int) -> list[tuple[I64, F32]]:
+        """Per query row, the ids scoring at least ``threshold``, best first, at most ``cap``
+        (the ``cap`` nearest, kept from ``threshold`` up)."""
+        distances, labels = self.search(xq, max(1, min(int(cap), MAX_LIMIT)))
+        keep = (labels >= 0) & (distances >= np.float32(threshold))
+        return [(i[m], d[m]) for i, d, m in zip(labels, distances, keep, strict=True)]
 
     @property
     def images_root(self) -> str | None:
@@ -337,5 +353,6 @@ class MilvusIndex:
 
 
 if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
-    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources]:
-        return index, index, index
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
+                                               KeepsLayouts, KnowsSources]:
+        return index, index, index, index, index

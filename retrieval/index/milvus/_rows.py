@@ -17,29 +17,33 @@ from retrieval.index._records import ImageRecord, NewImage
 from retrieval.index.milvus._client import record
 from retrieval.index.milvus._schema import RECORD_FIELDS
 
-__all__ = ["fetch_records", "fetch_vectors", "search_rows", "stored_paths", "upsert_images",
-           "wait_indexed"]
+__all__ = ["ONE_CALL_BYTES", "existing_ids", "fetch_records", "fetch_vectors", "search_rows",
+           "stored_paths", "upsert_images", "wait_indexed"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 INSERT_BYTES = 8 * 2**20      # one insert RPC at most (a server's gRPC limit is 64 MiB)
+ONE_CALL_BYTES = 48 * 2**20   # an idempotent add's rows: one upsert (HTTP bodies are smaller)
 GET_IDS = 1000                # ids per get()
 PATH_PAGE = 10_000            # rows per page of stored_paths()
 FLUSH_POLL_S = 0.5
 
 
 def upsert_images(client: Any, name: str, ids: Sequence[int], items: Sequence[NewImage],
-                  vectors: F32) -> None:
-    """One row per image, in upserts bounded by bytes."""
+                  vectors: F32, *, added_at: Sequence[float] | None = None,
+                  max_bytes: int = INSERT_BYTES) -> None:
+    """One row per image (added now, or at ``added_at``), in upserts of at most ``max_bytes``
+    (Milvus gives one upsert one timestamp: a Strong read sees all of its rows or none)."""
     now = time.time()
+    times = list(added_at) if added_at is not None else [now] * len(ids)
     rows: list[dict[str, Any]] = []
     size = 0
-    for image_id, item, vector in zip(ids, items, vectors, strict=True):
+    for image_id, item, vector, at in zip(ids, items, vectors, times, strict=True):
         rows.append({"id": image_id, "vector": vector, "path": item.path, "sha256": item.sha256,
-                     "width": item.width, "height": item.height, "added_at": now})
+                     "width": item.width, "height": item.height, "added_at": at})
         size += vector.nbytes + len(item.path.encode()) + 128
-        if size >= INSERT_BYTES:
+        if size >= max_bytes:
             client.upsert(name, rows)
             rows, size = [], 0
     if rows:
@@ -75,6 +79,16 @@ def fetch_records(client: Any, name: str, ids: Sequence[int]) -> list[ImageRecor
         rows = client.get(name, ids=wanted[start:start + GET_IDS], output_fields=RECORD_FIELDS)
         found.update((int(r["id"]), record(r)) for r in rows)
     return [found[i] for i in wanted if i in found]
+
+
+def existing_ids(client: Any, name: str, ids: Sequence[int]) -> set[int]:
+    """Those of ``ids`` that are stored."""
+    wanted = [int(i) for i in ids]
+    out: set[int] = set()
+    for start in range(0, len(wanted), GET_IDS):
+        out.update(int(r["id"]) for r in client.get(name, ids=wanted[start:start + GET_IDS],
+                                                    output_fields=["id"]))
+    return out
 
 
 def fetch_vectors(client: Any, name: str, ids: Sequence[int], d: int) -> F32:

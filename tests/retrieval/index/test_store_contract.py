@@ -40,8 +40,8 @@ ENGINES = ["faiss", "milvus-lite",
 CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
                 "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
                 "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords}
-DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": {"dedupe", "sources"},
-            "milvus-server": {"dedupe", "sources"}}
+MILVUS = {"dedupe", "request_keys", "layouts", "sources"}
+DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": MILVUS, "milvus-server": MILVUS}
 
 
 @pytest.fixture(scope="module")
