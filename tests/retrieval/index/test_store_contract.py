@@ -1,5 +1,5 @@
 """The store protocol's contract, run against every engine: FAISS+SQLite, Milvus Lite and a
-Milvus server (the session's one, see ``tests/milvus_server.py``).
+Milvus server (the session's one, see :mod:`indexer.milvus_server`).
 
 Each test gets a fresh index through :func:`create_index` and checks it against numpy: add,
 remove, search (brute force), search filtered by ids, records, reopen, fitted state, manifest
