@@ -72,6 +72,8 @@ class EmbedActor:
         self.embedder.load_state_blobs({name: bytes(data) for name, data in blobs.items()},
                                        origin="the driver's fitted state")
         self.dim = m.dim
+        self.node = (str(ray.get_runtime_context().get_node_id()) if ray.is_initialized()
+                     else "no-ray")
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         paths = [str(p) for p in batch["path"]]
@@ -84,7 +86,8 @@ class EmbedActor:
             for d, vector, layout in zip(item.items, xb, layouts, strict=True):
                 rows[d.key] = {"vector": vector, "layout": layout, "sha256": d.sha256,
                                "width": d.width, "height": d.height, "error": ""}
-        return _columns(paths, rows, self.dim)
+        return {**_columns(paths, rows, self.dim),
+                "node": np.array([self.node] * len(paths), dtype=object)}
 
 
 def is_uri(text: str) -> bool:
@@ -204,11 +207,41 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
+        pace = _Pace(start)
         with progress_bar(len(paths), enabled=progress) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
                                          prefetch_batches=1):
                 _store(collection, batch, report)
+                pace.batch(batch["node"])
                 bar.update(len(batch["path"]))
+        pace.report()
     finally:
         ray.shutdown()
     return report, time.perf_counter() - start
+
+
+class _Pace:
+    """Start-up (until the first vectors) apart from the steady state after it, and which Ray
+    nodes the actors ran on (the driver's log)."""
+
+    def __init__(self, start: float) -> None:
+        self.start, self.first, self.last = start, 0.0, 0.0
+        self.after_first = 0
+        self.nodes: dict[str, int] = {}
+
+    def batch(self, nodes: npt.NDArray[Any]) -> None:
+        now = time.perf_counter()
+        if not self.first:
+            self.first = now
+        else:
+            self.after_first += len(nodes)
+        self.last = now
+        for node in nodes:
+            self.nodes[str(node)] = self.nodes.get(str(node), 0) + 1
+
+    def report(self) -> None:
+        steady = self.after_first / (self.last - self.first) if self.last > self.first else 0.0
+        log.info("Ray: first vectors after %.1f s (start-up), then %.2f images/s (steady "
+                 "state, %d images); actors ran on %d node(s): %s", self.first - self.start,
+                 steady, self.after_first, len(self.nodes),
+                 ", ".join(f"{n[:12]}: {c} images" for n, c in sorted(self.nodes.items())))

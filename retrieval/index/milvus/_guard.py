@@ -45,6 +45,8 @@ _TIMED = frozenset({"query", "get", "search", "insert", "upsert", "delete", "has
 LOAD_POLL_S = 0.05
 _NOT_LOADED = 101           # Milvus's "collection not loaded" / "in state 'released'"
 _UNREACHABLE = (2, 503)     # pymilvus's "Fail connecting to server", Milvus's "service unavailable"
+#: Words of a refusal that lasts only while a server starts or stops (the call may be retried).
+_TRANSIENT = ("unavailable", "connect", "not ready", "not healthy", "unhealthy", "is stopping")
 
 
 def _message(exc: BaseException) -> str:
@@ -73,7 +75,7 @@ def translate(exc: BaseException, uri: str, what: str) -> StoreError | StoreTime
     reason = _message(exc)
     if "deadline" in reason.lower() or "timeout" in reason.lower():
         return StoreTimeoutError(f"Milvus at {uri} did not answer {what} in time: {reason}")
-    if code in _UNREACHABLE or "unavailable" in reason.lower() or "connect" in reason.lower():
+    if code in _UNREACHABLE or any(w in reason.lower() for w in _TRANSIENT):
         return StoreUnavailableError(f"cannot reach Milvus at {uri} ({what}): {reason}")
     if "open local milvus failed" in reason.lower():
         return StoreUnavailableError(

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._manifest import MANIFEST_NAME, Manifest
 from retrieval.index._protocol import (
     DedupesContent,
     IndexStore,
@@ -41,11 +41,10 @@ from retrieval.index._protocol import (
     KnowsSources,
 )
 from retrieval.index._records import DEFAULT_KEY_TTL_S, AddOutcome, Hit, ImageRecord, NewImage
-from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index._spec import StoreSpec
 from retrieval.index.milvus._client import absolute, connect, record
-from retrieval.index.milvus._guard import ensure_loaded
-from retrieval.index.milvus._ids import take_tickets
 from retrieval.index.milvus._layouts import fetch_layouts
+from retrieval.index.milvus._publish import check_published, publish_new
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -57,7 +56,6 @@ from retrieval.index.milvus._rows import (
 from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
     MilvusSpec,
-    create_collections,
     default_search_params,
     get_text,
     is_lite,
@@ -125,16 +123,7 @@ class MilvusIndex:
             raise ArtifactError(f"{path} is not empty and holds no {MANIFEST_NAME}")
         client = connect(store.uri)
         try:
-            if client.has_collection(store.collection):
-                raise ArtifactError(f"collection {store.collection!r} already exists at "
-                                    f"{store.uri}; choose another --collection")
-            create_collections(client, store.uri, store.collection, manifest.dim, spec)
-            put_text(client, f"{store.collection}_meta", "manifest",
-                     json.dumps(manifest.to_dict(), sort_keys=True))
-            first = take_tickets(client, store.collection, 1)[0]  # spent here: ids start at 1
-            put_text(client, f"{store.collection}_meta", "id_base", str(first))
-            path.mkdir(parents=True, exist_ok=True)
-            save_manifest(path, manifest, store)
+            publish_new(client, path, manifest, store, spec)
         except BaseException:
             client.close()
             raise
@@ -149,17 +138,7 @@ class MilvusIndex:
             manifest.check_matches(expect)
         client = connect(store.uri)
         try:
-            names = [store.collection, f"{store.collection}_meta"]
-            present = all(client.has_collection(n) for n in names)
-            if present:
-                ensure_loaded(client, names, store.uri)
-            text = get_text(client, names[1], "manifest") if present else None
-            if text is None:
-                raise ArtifactError(f"{path}: collection {store.collection!r} is missing at "
-                                    f"{store.uri}")
-            published = Manifest.from_dict(json.loads(text))
-            published.check_matches(manifest, fields=(*EMBEDDING_FIELDS, "metric",
-                                                      "faiss_factory"))
+            check_published(client, path, manifest, store)
         except BaseException:
             client.close()
             raise
