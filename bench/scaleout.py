@@ -43,7 +43,7 @@ K = 10
 D = 512
 ADD_BATCH = 5_000
 _SUMMARY = re.compile(r"indexed (\d+) images in ([\d.]+) s \(([\d.]+) images/s\)")
-_PACE = re.compile(r"first vectors after ([\d.]+) s \(start-up\), then ([\d.]+) images/s")
+_PACE = re.compile(r"pool warm after ([\d.]+) s \(start-up\), then ([\d.]+) images/s")
 
 
 def _build(images: Path, index: Path, side: int, *extra: str) -> tuple[float, float, str]:
@@ -87,7 +87,7 @@ def run_ray(plan: Plan) -> PartResult:
                       "steady_ratio": round(steady_ratio, 3)}
     result.targets = [Target("Ray build / local build (images/s)", ratio, RAY_TARGET)]
     result.notes = [f"{len(paths)} images: local {local:.2f} images/s, Ray {on_ray:.2f} images/s "
-                    f"with start-up; Ray's first vectors after {startup:.1f} s, then "
+                    f"with start-up; Ray's pool warm after {startup:.1f} s, then "
                     f"{steady:.2f} images/s (steady state: {steady_ratio:.2f}x local)"]
     return result
 
