@@ -241,7 +241,8 @@ class MilvusIndex:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
         :class:`StoreTimeoutError` if rows still wait for the index after ``timeout_s``."""
         wait_indexed(self._client, self._name, timeout_s,
-                     f"Milvus collection {self._name!r} at {self.store.uri}")
+                     f"Milvus collection {self._name!r} at {self.store.uri}",
+                     server=not is_lite(self.store.uri))
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}

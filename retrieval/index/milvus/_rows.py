@@ -130,19 +130,22 @@ def ids_after(client: Any, name: str, cursor: int, limit: int) -> list[int]:
     return sorted(out)[:limit]
 
 
-def wait_indexed(client: Any, name: str, timeout_s: float, where: str) -> None:
+def wait_indexed(client: Any, name: str, timeout_s: float, where: str, *,
+                 server: bool = True) -> None:
     """Seal the growing segment, wait until Milvus has indexed it and until searches use that
     index; :class:`StoreTimeoutError` if rows still wait after ``timeout_s`` (Milvus is polled
     at least once).
 
     A server searches a segment that is still *growing* on its query node through an interim
     index (recall@10 0.73 here, whatever ``ef``) until the node has loaded the sealed, indexed
-    one, seconds after the index is built: :func:`_growing_rows` waits for that too."""
+    one, seconds after the index is built: :func:`_growing_rows` waits for that too (``server``:
+    Milvus Lite has neither the interim index nor the call)."""
     client.flush(name)
     deadline = time.monotonic() + timeout_s
     while True:
         info = client.describe_index(name, index_name="vector")
-        pending = int(info.get("pending_index_rows", 0)) or _growing_rows(client, name)
+        pending = int(info.get("pending_index_rows", 0)) or (
+            _growing_rows(client, name) if server else 0)
         if not pending:
             return
         if time.monotonic() >= deadline:
@@ -154,10 +157,10 @@ def wait_indexed(client: Any, name: str, timeout_s: float, where: str) -> None:
 
 def _growing_rows(client: Any, name: str) -> int:
     """Rows the query nodes do not serve from sealed, loaded segments yet (0 where Milvus cannot
-    say: Milvus Lite). Growing segments are not listed at all, hence the count."""
+    say). Growing segments are not listed at all, hence the count."""
     try:
         segments = client.list_loaded_segments(name)
-    except (StoreError, NotImplementedError, AttributeError):
+    except StoreError:
         return 0
     sealed = sum(int(s.num_rows) for s in segments
                  if getattr(s, "state_name", "") in ("Sealed", "Flushed"))
