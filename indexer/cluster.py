@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.milvus_server import MilvusServer, MilvusServerError
-from retrieval.errors import RetrievalError
+from retrieval import RetrievalError
 
 __all__ = ["main"]
 
@@ -110,12 +110,11 @@ def _tail(log: Path, lines: int = 15) -> str:
 
 def _ensure_collection(opts: argparse.Namespace, uri: str, root: Path) -> None:
     """Build the collection from ``--images`` unless Milvus already holds it."""
-    from retrieval.errors import ArtifactError
-    from retrieval.index import StoreSpec
-    from retrieval.index.milvus import fetch_published
+    from retrieval import ArtifactError
+    from retrieval.index import materialise_index
 
     try:
-        fetch_published(StoreSpec("milvus", uri, opts.collection))
+        materialise_index(uri, opts.collection, root / "published")  # what a replica reads
         return
     except ArtifactError:
         if not opts.images:
