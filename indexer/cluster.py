@@ -140,6 +140,7 @@ def _ready(url: str) -> bool:
 
 def _start_replicas(opts: argparse.Namespace, cluster: Cluster) -> None:
     """Start every replica, then wait until each is ready (they load side by side)."""
+    replicas: list[Member] = []
     for i in range(1, opts.replicas + 1):
         port = opts.port + i - 1 if opts.port else _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
@@ -151,9 +152,10 @@ def _start_replicas(opts: argparse.Namespace, cluster: Cluster) -> None:
             env["CBIR_API_KEY"] = opts.api_key
         log = cluster.root / "logs" / f"replica{i}.log"
         proc = _spawn([sys.executable, "-m", "service", "--log-level", "warning"], log, env)
-        cluster.members.append(Member(f"replica {i}", f"http://127.0.0.1:{port}", log, proc))
+        replicas.append(Member(f"replica {i}", f"http://127.0.0.1:{port}", log, proc))
+        cluster.members.append(replicas[-1])
     deadline = time.monotonic() + READY_TIMEOUT_S
-    for member in cluster.members:
+    for member in replicas:
         while not _ready(member.address):
             if member.proc.poll() is not None or time.monotonic() > deadline:
                 raise ClusterError(f"{member.name} did not become ready; {member.log}:\n"
