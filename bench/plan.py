@@ -30,7 +30,7 @@ class Plan:
     peer_chunks: int = 5  # plain/ours alternations
     gpu_images: int = 1000
     ray_images: int = 48  # paris250 images built locally and on Ray (part "ray")
-    milvus_vectors: int = 100_000  # vectors in Milvus Lite and FAISS (part "milvus")
+    milvus_sizes: tuple[int, ...] = (10_000, 100_000)  # vectors per engine (part "milvus")
     milvus_queries: int = 100
     graph_images: int = 100_000  # images in the DBA + kept-graph index (part "graph")
     diffusion_sizes: tuple[int, ...] = (250, 100_000)  # part "diffusion"
@@ -40,7 +40,7 @@ class Plan:
 MODES: dict[str, Plan] = {
     "quick": Plan("quick", index_images=16, index_pairs=2, latency_seconds=(6.0, 8.0),
                   latency_index_images=16, scale_queries=100, peer_images=80, gpu_images=250,
-                  ray_images=24, milvus_vectors=10_000, milvus_queries=50,
+                  ray_images=24, milvus_sizes=(10_000,), milvus_queries=50,
                   graph_images=20_000,
                   diffusion_sizes=(250, 10_000), diffusion_queries=50),
     "default": Plan("default", index_images=32, index_pairs=3,

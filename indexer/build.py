@@ -238,6 +238,10 @@ def _planned_dim(embedder: Embedder) -> int | None:
 def _check_plan(opts: BuildOptions, dim: int, images: int) -> None:
     if opts.store == "faiss":
         check_index_plan(dim, opts.faiss, images=images, where=opts.images)
+    elif opts.dba:
+        raise ConfigError(f"--dba {opts.dba} needs --store faiss: every add or remove changes the "
+                          "augmented vectors of its neighbours, which Milvus cannot rewrite "
+                          "atomically while other replicas write")
 
 
 def _store(opts: BuildOptions) -> StoreSpec:

@@ -72,8 +72,11 @@ class EmbedActor:
         self.embedder.load_state_blobs({name: bytes(data) for name, data in blobs.items()},
                                        origin="the driver's fitted state")
         self.dim = m.dim
+        self.node = (str(ray.get_runtime_context().get_node_id()) if ray.is_initialized()
+                     else "no-ray")
 
     def __call__(self, batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        began = time.time()
         paths = [str(p) for p in batch["path"]]
         rows: dict[str, dict[str, Any]] = {}
         for item in self.embedder.extract([(p, _source(p)) for p in paths], workers=1):
@@ -84,7 +87,9 @@ class EmbedActor:
             for d, vector, layout in zip(item.items, xb, layouts, strict=True):
                 rows[d.key] = {"vector": vector, "layout": layout, "sha256": d.sha256,
                                "width": d.width, "height": d.height, "error": ""}
-        return _columns(paths, rows, self.dim)
+        return {**_columns(paths, rows, self.dim),
+                "node": np.array([self.node] * len(paths), dtype=object),
+                "began": np.full(len(paths), began), "ended": np.full(len(paths), time.time())}
 
 
 def is_uri(text: str) -> bool:
@@ -204,11 +209,38 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
+        pace = _Pace(time.time())
         with progress_bar(len(paths), enabled=progress) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
                                          prefetch_batches=1):
                 _store(collection, batch, report)
+                pace.batch(batch)
                 bar.update(len(batch["path"]))
+        pace.report()
     finally:
         ray.shutdown()
     return report, time.perf_counter() - start
+
+
+class _Pace:
+    """Start-up (until the first actor call began) apart from the steady state (images over the
+    span of the actors' calls, the pool warm), and which Ray nodes the actors ran on."""
+
+    def __init__(self, start: float) -> None:
+        self.start, self.began, self.ended, self.images = start, float("inf"), 0.0, 0
+        self.nodes: dict[str, int] = {}
+
+    def batch(self, batch: dict[str, npt.NDArray[Any]]) -> None:
+        self.began = min(self.began, float(batch["began"].min()))
+        self.ended = max(self.ended, float(batch["ended"].max()))
+        self.images += len(batch["node"])
+        for node in batch["node"]:
+            self.nodes[str(node)] = self.nodes.get(str(node), 0) + 1
+
+    def report(self) -> None:
+        span = self.ended - self.began
+        log.info("Ray: pool warm after %.1f s (start-up), then %.2f images/s (steady "
+                 "state, %d images in %.1f s of actor calls); actors ran on %d node(s): %s",
+                 self.began - self.start, self.images / span if span > 0 else 0.0, self.images,
+                 max(span, 0.0), len(self.nodes),
+                 ", ".join(f"{n[:12]}: {c} images" for n, c in sorted(self.nodes.items())))

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from indexer.milvus_server import MilvusServer, MilvusServerError
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -68,13 +70,11 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URI of the session's one Milvus server (``tests/milvus_server.py``), stopped at the
-    end. Skipped without the ``milvus`` package; a server that does not start FAILS the tests
-    that need it, with its log's tail."""
+def milvus_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """The session's one Milvus server (:mod:`indexer.milvus_server`), stopped at the end (a test
+    may restart it: same port, same data). Skipped without the ``milvus`` package; a server that
+    does not start FAILS the tests that need it, with its log's tail."""
     pytest.importorskip("milvus", reason="pip install -e '.[milvus]'")
-    from tests.milvus_server import MilvusServer, MilvusServerError
-
     server = MilvusServer(tmp_path_factory.mktemp("milvus_server"))
     try:
         server.start()
@@ -82,6 +82,12 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"the Milvus server did not start: {exc}", pytrace=False)
     print(f"\nMilvus server {server.uri} ready in {server.start_s:.1f} s")
     try:
-        yield server.uri
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(milvus_server_process: MilvusServer) -> str:
+    """The URI of the session's Milvus server."""
+    return milvus_server_process.uri

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from retrieval.errors import ConfigError
 from retrieval.index._tags import clean_tags
 
-__all__ = ["AddOutcome", "Added", "Hit", "ImageRecord", "NewImage", "check_new_images"]
+__all__ = ["DEFAULT_KEY_TTL_S", "AddOutcome", "Added", "Hit", "ImageRecord", "NewImage",
+           "check_new_images"]
+
+#: How long a request key's answer is kept (every store that keeps request keys).
+DEFAULT_KEY_TTL_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from retrieval import StoreTimeoutError, StoreUnavailableError
 from service.deps import CollectionDep, StateDep
+from service.errors import RETRY_AFTER_S, ServiceError
 from service.http.metrics import CONTENT_TYPE, Gauge
 from service.schemas import Health, ManifestSummary, Ready, Stats, error_responses
 from service.state import ServiceState
@@ -23,8 +25,15 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Ready, responses=error_responses(503))
 def readyz(collection: CollectionDep) -> Ready:
-    """The index and the model are loaded: searches can be served (503 before)."""
-    return Ready(status="ready", count=collection.index.count)
+    """The index and the model are loaded and the store answers: searches can be served (503
+    with the reason otherwise: ``not_ready`` while loading, ``store_unavailable`` naming what the
+    vector store said)."""
+    try:
+        count = collection.index.count
+    except (StoreUnavailableError, StoreTimeoutError) as exc:
+        raise ServiceError(503, "store_unavailable", f"the vector store is not ready: {exc}",
+                           {"Retry-After": str(RETRY_AFTER_S)}) from exc
+    return Ready(status="ready", count=count)
 
 
 @router.get("/stats", response_model=Stats, responses=error_responses(503))

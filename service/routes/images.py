@@ -171,8 +171,8 @@ async def add_images(
     already stored. The body is read only once the key has been checked.
     """
     if report_duplicates and not supports_duplicates(collection.index):
-        raise ServiceError(422, "invalid_request", "report_duplicates needs the FAISS+SQLite "
-                           "store; this index keeps its vectors in Milvus")
+        raise ServiceError(422, "invalid_request", "report_duplicates needs a store that keeps "
+                           "layout descriptors (FAISS+SQLite or Milvus); this one does not")
     uploads, tags = await _form_fields(request, "images")
     settings = state.settings
     outcome = await state.pool.run(partial(

@@ -72,15 +72,20 @@ def test_cli_on_a_milvus_index(milvus_index: tuple[Path, str], image_folder: Pat
     assert hits[0]["path"] == str(query.resolve()) and hits[0]["score"] == pytest.approx(1, 1e-5)
 
 
-def test_refused_at_build_time(image_folder: Path, tmp_path: Path,
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--faiss", "IVF16,PQ4"], "Milvus Lite has no IVF_PQ"),
+    (["--dba", "3"], "--dba 3 needs --store faiss: every add or remove changes the augmented"),
+])
+def test_refused_at_build_time(image_folder: Path, tmp_path: Path, extra: list[str], words: str,
                                capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pymilvus")
     argv = ["index", "build", "--images", str(image_folder), "--index", str(tmp_path / "i"),
             *BUILD, "--store", "milvus", "--milvus-uri", str(tmp_path / "m.db"),
-            "--collection", "c", "--faiss", "IVF16,PQ4"]
+            "--collection", "c", *extra]
     assert cli.main(argv) == 2
-    assert "Milvus Lite has no IVF_PQ" in capsys.readouterr().err
-    assert not (tmp_path / "i").exists()
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("cbir: error: ") and words in errors[0]
+    assert not (tmp_path / "i").exists() and not (tmp_path / "m.db").exists()
 
 
 def test_two_instances_share_one_collection(replicas: tuple[TestClient, TestClient]) -> None:

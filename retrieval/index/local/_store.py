@@ -25,7 +25,13 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._records import AddOutcome, ImageRecord, NewImage, check_new_images
+from retrieval.index._records import (
+    DEFAULT_KEY_TTL_S,
+    AddOutcome,
+    ImageRecord,
+    NewImage,
+    check_new_images,
+)
 from retrieval.index._tags import TagEdit
 from retrieval.index.local._graph_rows import (
     GRAPH,
@@ -59,7 +65,6 @@ __all__ = ["DEFAULT_KEY_TTL_S", "STORE_NAME", "Change", "Store"]
 
 STORE_NAME = "store.sqlite"
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
-DEFAULT_KEY_TTL_S = 24 * 3600.0  # how long a request key's answer is kept
 _RECORD_COLUMNS = "id, path, sha256, width, height, added_at"
 
 F32 = npt.NDArray[np.float32]

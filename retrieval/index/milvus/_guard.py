@@ -5,7 +5,10 @@ exception leaves it as a :class:`StoreUnavailableError` (the server cannot be re
 :class:`StoreError` (it refused the call), with one sentence naming the URI and the call. A call
 refused because its collection is not loaded (a Milvus Lite database reopened by a new process,
 a server that restarted and loads in the background) loads the collection, waiting at most
-:data:`LOAD_TIMEOUT_S`, and is tried once more.
+:data:`IN_CALL_LOAD_S` (opening an index waits :data:`LOAD_TIMEOUT_S`), and is tried once more.
+Every data call has a deadline (:data:`CALL_TIMEOUT_S`), so a server that is down, starting or
+loading fails a call within seconds (the service answers 503) rather than after pymilvus's own
+minute of retries.
 
 Milvus Lite runs its grpc server inside this process; two of its log records would print
 tracebacks for things that are not failures of ours, so a filter keeps their message and drops the
@@ -23,16 +26,27 @@ from typing import Any
 
 from retrieval.errors import StoreError, StoreTimeoutError, StoreUnavailableError
 
-__all__ = ["LOAD_TIMEOUT_S", "GuardedClient", "ensure_loaded", "quiet_lite_logs", "translate"]
+__all__ = ["CALL_TIMEOUT_S", "IN_CALL_LOAD_S", "LOAD_TIMEOUT_S", "GuardedClient", "ensure_loaded",
+           "quiet_lite_logs", "translate"]
 
 log = logging.getLogger(__name__)
 
 #: How long opening an index waits for Milvus to load a collection (a restarted server loads
 #: ~18 collections in about a minute).
 LOAD_TIMEOUT_S = 120.0
+#: How long a call that finds its collection not loaded (a server that restarted and loads in the
+#: background) waits for it before it fails as :class:`StoreTimeoutError` (the service: a 503).
+IN_CALL_LOAD_S = 5.0
+#: The longest one data call may take (pymilvus otherwise retries an unreachable server for a
+#: minute or more): a server that is starting fails the call as :class:`StoreTimeoutError`.
+CALL_TIMEOUT_S = 15.0
+_TIMED = frozenset({"query", "get", "search", "insert", "upsert", "delete", "has_collection",
+                    "get_load_state", "describe_index", "list_collections"})
 LOAD_POLL_S = 0.05
 _NOT_LOADED = 101           # Milvus's "collection not loaded" / "in state 'released'"
 _UNREACHABLE = (2, 503)     # pymilvus's "Fail connecting to server", Milvus's "service unavailable"
+#: Words of a refusal that lasts only while a server starts or stops (the call may be retried).
+_TRANSIENT = ("unavailable", "connect", "not ready", "not healthy", "unhealthy", "is stopping")
 
 
 def _message(exc: BaseException) -> str:
@@ -55,11 +69,13 @@ def _not_loaded(exc: BaseException) -> bool:
     return getattr(exc, "code", None) == _NOT_LOADED or "not loaded" in text or "'released'" in text
 
 
-def translate(exc: BaseException, uri: str, what: str) -> StoreError:
+def translate(exc: BaseException, uri: str, what: str) -> StoreError | StoreTimeoutError:
     """One readable sentence for a failed Milvus call ``what`` against ``uri``."""
     code = getattr(exc, "code", None)
     reason = _message(exc)
-    if code in _UNREACHABLE or "unavailable" in reason.lower() or "connect" in reason.lower():
+    if "deadline" in reason.lower() or "timeout" in reason.lower():
+        return StoreTimeoutError(f"Milvus at {uri} did not answer {what} in time: {reason}")
+    if code in _UNREACHABLE or any(w in reason.lower() for w in _TRANSIENT):
         return StoreUnavailableError(f"cannot reach Milvus at {uri} ({what}): {reason}")
     if "open local milvus failed" in reason.lower():
         return StoreUnavailableError(
@@ -97,10 +113,12 @@ def ensure_loaded(client: Any, names: Sequence[str], uri: str,
 class GuardedClient:
     """A pymilvus ``MilvusClient`` whose failures are :class:`StoreError`\\ s (see the module)."""
 
-    def __init__(self, client: Any, uri: str, load_timeout_s: float = LOAD_TIMEOUT_S) -> None:
+    def __init__(self, client: Any, uri: str, load_timeout_s: float = IN_CALL_LOAD_S,
+                 call_timeout_s: float = CALL_TIMEOUT_S) -> None:
         self._client = client
         self._uri = uri
         self._load_timeout_s = load_timeout_s
+        self._call_timeout_s = call_timeout_s
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -115,6 +133,8 @@ class GuardedClient:
     def _call(self, name: str, attr: Callable[..., Any], args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> Any:
         what = f"{name}({args[0]!r})" if args and isinstance(args[0], str) else f"{name}()"
+        if name in _TIMED:
+            kwargs.setdefault("timeout", self._call_timeout_s)
         try:
             try:
                 return attr(*args, **kwargs)
@@ -157,6 +177,7 @@ class _NoLiteTimestampWarning(logging.Filter):
 
 
 _QUIET = {"milvus_lite.server_manager": _NoTraceback(), "grpc._server": _NoTraceback(),
+          "pymilvus.client.connection_manager": _NoTraceback(),
           "pymilvus.decorators": _NoRpcErrors(),
           "pymilvus.client.iterator.query_iterator": _NoLiteTimestampWarning()}
 

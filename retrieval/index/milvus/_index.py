@@ -12,11 +12,14 @@ writes the collection, never reused, no lock and no single writer. Milvus Lite
 (a local ``./file.db`` URI) admits one process per database file; a second one is refused with
 pymilvus's "Open local milvus failed" — two app instances in one process share it.
 
-Besides the core it declares content dedupe, sources, re-pointing and importing records,
-filters from scalar expressions, tags and folder counts (:mod:`retrieval.index._protocol`,
-:mod:`._metadata`; a collection made before tags has no ``tags`` field: its records have none and
-``retag`` is refused); it has no training (Milvus trains its IVF lists itself, per sealed segment),
-nothing to follow (every read is current), no request keys, no DBA and no layouts.
+Besides the core it declares content dedupe across writers (:mod:`._claims`), request keys
+that replay through any replica (:mod:`._keys`), layouts (near-duplicates, :mod:`._layouts`),
+sources, re-pointing and importing records, filters from scalar expressions, tags and folder
+counts (:mod:`retrieval.index._protocol`, :mod:`._metadata`; a collection made before tags has no
+``tags`` field: its records have none and ``retag`` is refused); the writes are :mod:`._writes`'.
+It has no training (Milvus trains its IVF lists itself, per sealed segment), nothing to follow
+(every read is current) and no DBA: an index with ``dba_k`` is refused when it is created
+(:data:`NO_DBA`).
 """
 
 from __future__ import annotations
@@ -32,23 +35,30 @@ import numpy.typing as npt
 
 from retrieval._arrays import as_k, as_matrix
 from retrieval.errors import ArtifactError, ConfigError, NotFoundError
-from retrieval.index._manifest import EMBEDDING_FIELDS, MANIFEST_NAME, Manifest
+from retrieval.index._manifest import MANIFEST_NAME, Manifest
 from retrieval.index._protocol import (
     CountsFolders,
     DedupesContent,
     ImportsRecords,
     IndexStore,
+    KeepsLayouts,
+    KeepsRequestKeys,
     KeepsTags,
     KnowsSources,
     RepointsRecords,
     SelectsRecords,
 )
-from retrieval.index._records import AddOutcome, Hit, ImageRecord, NewImage, check_new_images
-from retrieval.index._spec import StoreSpec, save_manifest
+from retrieval.index._records import (
+    DEFAULT_KEY_TTL_S,
+    AddOutcome,
+    Hit,
+    ImageRecord,
+    NewImage,
+)
+from retrieval.index._spec import StoreSpec
 from retrieval.index._tags import TagEdit
-from retrieval.index.milvus._client import absolute, connect, id_lock, record
-from retrieval.index.milvus._guard import ensure_loaded
-from retrieval.index.milvus._ids import take_tickets
+from retrieval.index.milvus._client import absolute, connect, record
+from retrieval.index.milvus._layouts import fetch_layouts
 from retrieval.index.milvus._metadata import (
     count_dirs,
     count_tags,
@@ -56,6 +66,7 @@ from retrieval.index.milvus._metadata import (
     matching_ids,
     retag_rows,
 )
+from retrieval.index.milvus._publish import check_published, publish_new
 from retrieval.index.milvus._rows import (
     fetch_records,
     fetch_vectors,
@@ -64,14 +75,12 @@ from retrieval.index.milvus._rows import (
     repoint_images,
     search_rows,
     stored_paths,
-    upsert_images,
     wait_indexed,
 )
 from retrieval.index.milvus._schema import (
     RECORD_FIELDS,
     TAGS_FIELD,
     MilvusSpec,
-    create_collections,
     default_search_params,
     get_text,
     has_tags_field,
@@ -83,9 +92,17 @@ from retrieval.index.milvus._schema import (
     save_blob,
     search_params,
 )
-from retrieval.index.milvus._unique import find_sha256, unique_add
+from retrieval.index.milvus._unique import find_sha256
+from retrieval.index.milvus._writes import MilvusWriter
 
-__all__ = ["MilvusIndex"]
+__all__ = ["NO_DBA", "MilvusIndex"]
+
+#: The most hits one Milvus search returns (its ``topk`` limit).
+MAX_LIMIT = 16_384
+#: Why an index with DBA cannot keep its vectors in Milvus.
+NO_DBA = ("DBA needs the FAISS+SQLite store: every add or remove changes the augmented vectors "
+          "of its neighbours, which Milvus cannot rewrite atomically while other replicas write "
+          "(drop --dba, or use --store faiss)")
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -107,15 +124,16 @@ class MilvusIndex:
         self._read_only = read_only
         self._knobs: dict[str, int] = dict(manifest.search_params)
         self._closed = False
-        self._id_base: int | None = None
-        self._legacy_ids = False
         self._has_tags: bool | None = None  # read on first use (describe_collection)
+        self._writer = MilvusWriter(client, store.uri, store.collection, lambda: self._fields)
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest, store: StoreSpec, *,
                exist_ok: bool = False) -> MilvusIndex:
         """New collections for ``manifest`` and a directory naming them (neither may exist)."""
         store = absolute(store)
+        if manifest.dba_k:
+            raise ConfigError(NO_DBA)
         spec = milvus_index(manifest.faiss_factory, manifest.metric, lite=is_lite(store.uri))
         manifest = manifest.with_search_defaults(default_search_params(spec))
         if (path / MANIFEST_NAME).exists():
@@ -132,16 +150,7 @@ class MilvusIndex:
             raise ArtifactError(f"{path} is not empty and holds no {MANIFEST_NAME}")
         client = connect(store.uri)
         try:
-            if client.has_collection(store.collection):
-                raise ArtifactError(f"collection {store.collection!r} already exists at "
-                                    f"{store.uri}; choose another --collection")
-            create_collections(client, store.uri, store.collection, manifest.dim, spec)
-            put_text(client, f"{store.collection}_meta", "manifest",
-                     json.dumps(manifest.to_dict(), sort_keys=True))
-            first = take_tickets(client, store.collection, 1)[0]  # spent here: ids start at 1
-            put_text(client, f"{store.collection}_meta", "id_base", str(first))
-            path.mkdir(parents=True, exist_ok=True)
-            save_manifest(path, manifest, store)
+            publish_new(client, path, manifest, store, spec)
         except BaseException:
             client.close()
             raise
@@ -156,17 +165,7 @@ class MilvusIndex:
             manifest.check_matches(expect)
         client = connect(store.uri)
         try:
-            names = [store.collection, f"{store.collection}_meta"]
-            present = all(client.has_collection(n) for n in names)
-            if present:
-                ensure_loaded(client, names, store.uri)
-            text = get_text(client, names[1], "manifest") if present else None
-            if text is None:
-                raise ArtifactError(f"{path}: collection {store.collection!r} is missing at "
-                                    f"{store.uri}")
-            published = Manifest.from_dict(json.loads(text))
-            published.check_matches(manifest, fields=(*EMBEDDING_FIELDS, "metric",
-                                                      "faiss_factory"))
+            check_published(client, path, manifest, store)
         except BaseException:
             client.close()
             raise
@@ -216,30 +215,13 @@ class MilvusIndex:
         if self._read_only:
             raise ConfigError(f"index {self.path} was opened read-only")
 
-    def _allocate(self, n: int) -> list[int]:
-        """``n`` new ids: tickets (unique across processes, :mod:`._ids`), or an older index's
-        counter (one writer at a time)."""
-        base = self._base()
-        if base is not None:
-            return [k - base for k in take_tickets(self._client, self._name, n)]
-        with id_lock(self.store.uri, self._name):
-            start = int(get_text(self._client, self._meta, "next_id") or 1)
-            put_text(self._client, self._meta, "next_id", str(start + n))
-        return list(range(start, start + n))
-
     def add(self, items: Sequence[NewImage], xb: npt.ArrayLike,
             layouts: npt.ArrayLike | None = None) -> list[int]:
-        """Store ``items`` with their vectors (upserts bounded by bytes); returns their ids.
-
-        ``layouts`` (near-duplicate descriptors) are not kept: near-duplicate search needs the
-        FAISS+SQLite store.
-        """
+        """Store ``items`` with their vectors (upserts bounded by bytes) and ``layouts``; returns
+        their ids."""
         vectors = as_matrix(xb, self.d, n=len(items))
-        check_new_images(items)
         self._check_writable()
-        ids = self._allocate(len(items))
-        upsert_images(self._client, self._name, ids, items, vectors, tags=self._tags)
-        return ids
+        return self._writer.add(items, vectors, layouts)
 
     def repoint(self, moves: Mapping[int, str]) -> list[int]:
         """New paths for stored ids (moved files): each row upserted again with its stored
@@ -267,37 +249,13 @@ class MilvusIndex:
             raise ConfigError(f"id {taken[0].id} is already stored: records are imported into "
                               "a new, empty index")
         if ids:
-            self._reserve_through(max(ids))
+            self._writer.reserve_through(max(ids))
         import_images(self._client, self._name, records, vectors, tags=self._tags)
-
-    def _base(self) -> int | None:
-        """The tickets' base (read once), or None for an older index's ``next_id`` counter."""
-        if self._id_base is None:
-            text = get_text(self._client, self._meta, "id_base")
-            self._id_base = int(text) if text is not None else None
-            self._legacy_ids = text is None
-        return None if self._legacy_ids else self._id_base
-
-    def _reserve_through(self, top: int) -> None:
-        """Make every later allocated id greater than ``top`` (lowers the tickets' base)."""
-        base = self._base()
-        if base is None:
-            with id_lock(self.store.uri, self._name):
-                start = int(get_text(self._client, self._meta, "next_id") or 1)
-                put_text(self._client, self._meta, "next_id", str(max(start, top + 1)))
-            return
-        ticket = take_tickets(self._client, self._name, 1)[0]
-        if ticket - base <= top:
-            self._id_base = ticket - top - 1
-            put_text(self._client, self._meta, "id_base", str(self._id_base))
 
     def remove(self, ids: Iterable[int]) -> list[int]:
         """Remove images by id; returns those that existed (Milvus counts every id asked)."""
         self._check_writable()
-        present = [r.id for r in self.records(list(dict.fromkeys(int(i) for i in ids)))]
-        if present:
-            self._client.delete(self._name, ids=present)
-        return present
+        return self._writer.remove(ids)
 
     def search(self, xq: npt.ArrayLike, k: int, *,
                ids: Sequence[int] | None = None) -> tuple[F32, I64]:
@@ -379,7 +337,8 @@ class MilvusIndex:
         """Seal the growing segment and wait until Milvus has indexed it (bulk loads, bench);
         :class:`StoreTimeoutError` if rows still wait for the index after ``timeout_s``."""
         wait_indexed(self._client, self._name, timeout_s,
-                     f"Milvus collection {self._name!r} at {self.store.uri}")
+                     f"Milvus collection {self._name!r} at {self.store.uri}",
+                     server=not is_lite(self.store.uri))
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         wanted = {k: v for k, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
@@ -414,14 +373,34 @@ class MilvusIndex:
         return find_sha256(self._client, self._name, sha256, self._fields)
 
     def add_unique(self, items: Sequence[NewImage], xb: npt.ArrayLike, *,
-                   layouts: npt.ArrayLike | None = None) -> AddOutcome:
-        """Add what is not stored yet (by sha256); the rest answer with their existing record.
-
-        Not one transaction (see :mod:`._unique`); ``layouts`` are not kept, as in :meth:`add`.
-        """
+                   layouts: npt.ArrayLike | None = None, request_key: str | None = None,
+                   fingerprint: str = "", key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome:
+        """Add what no writer has stored yet (by sha256: :mod:`._claims`); the rest answer with
+        the existing record. With ``request_key``, a retry through any process replays the
+        first answer (:mod:`._keys`)."""
         vectors = as_matrix(xb, self.d, n=len(items))
-        return unique_add(items, vectors, find=self.find_sha256,
-                          add=lambda news, xs: self.add(news, xs), records=self.records)
+        self._check_writable()
+        return self._writer.add_unique(items, vectors, layouts=layouts, request_key=request_key,
+                                       fingerprint=fingerprint, key_ttl_s=key_ttl_s)
+
+    def saved_outcome(self, request_key: str, fingerprint: str,
+                      key_ttl_s: float = DEFAULT_KEY_TTL_S) -> AddOutcome | None:
+        """The committed answer of an earlier add with ``request_key`` (any process's)."""
+        self._check_open()
+        return self._writer.saved_outcome(request_key, fingerprint, key_ttl_s)
+
+    def layouts(self, ids: Sequence[int]) -> dict[int, F32]:
+        """Layout descriptors of those ``ids`` that have one."""
+        self._check_open()
+        return fetch_layouts(self._client, self._meta, ids)
+
+    def range_search(self, xq: npt.ArrayLike, threshold: float,
+                     cap: int) -> list[tuple[I64, F32]]:
+        """Per query row, the ids scoring at least ``threshold``, best first, at most ``cap``
+        (the ``cap`` nearest, kept from ``threshold`` up)."""
+        distances, labels = self.search(xq, max(1, min(int(cap), MAX_LIMIT)))
+        keep = (labels >= 0) & (distances >= np.float32(threshold))
+        return [(i[m], d[m]) for i, d, m in zip(labels, distances, keep, strict=True)]
 
     @property
     def images_root(self) -> str | None:
@@ -450,7 +429,8 @@ class MilvusIndex:
 
 
 if TYPE_CHECKING:  # mypy checks that MilvusIndex has the core and the capabilities it declares
-    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KnowsSources,
-                                                RepointsRecords, ImportsRecords,
-                                                SelectsRecords, KeepsTags, CountsFolders]:
-        return index, index, index, index, index, index, index, index
+    def _declared(index: MilvusIndex) -> tuple[IndexStore, DedupesContent, KeepsRequestKeys,
+                                               KeepsLayouts, KnowsSources, RepointsRecords,
+                                               ImportsRecords, SelectsRecords, KeepsTags,
+                                               CountsFolders]:
+        return index, index, index, index, index, index, index, index, index, index

@@ -1,10 +1,11 @@
 """Milvus collections for an index: the schema, FAISS factory → Milvus index, blobs in rows.
 
-Three collections per index: ``<name>_ids`` hands out ids (:mod:`._ids`), ``<name>`` holds one
+Four collections per index: ``<name>_ids`` hands out ids (:mod:`._ids`), ``<name>_claims``
+holds content claims (:mod:`._claims`), ``<name>`` holds one
 row per image (``id`` INT64 primary key from a ticket, ``vector``, ``path``, ``sha256``,
 ``width``, ``height``, ``added_at``, ``tags``: an ARRAY of VARCHAR, absent from collections made
-before tags) and ``<name>_meta`` holds the manifest, the ids' base and
-the fitted state (key → VARCHAR value; every Milvus
+before tags) and ``<name>_meta`` holds the manifest, the ids' base, the fitted state, request keys
+(:mod:`._keys`) and layouts (:mod:`._layouts`) (key → VARCHAR value; every Milvus
 collection needs a vector field, hence a 2-d ``dummy``). Milvus has no BLOB type, so binary state
 is stored as base64 chunks of 49 149 bytes (65 532 characters, under VARCHAR's 65 535) with a
 header row, written last, that names the chunk count and the sha256 the reader checks.
@@ -28,6 +29,7 @@ from pymilvus import DataType, MilvusClient
 from retrieval.errors import ArtifactError, ConfigError
 from retrieval.index._manifest import DEFAULT_NPROBE
 from retrieval.index._tags import MAX_TAG_LENGTH, MAX_TAGS
+from retrieval.index.milvus._claims import claims_of, create_claims
 from retrieval.index.milvus._guard import ensure_loaded
 from retrieval.index.milvus._ids import create_tickets
 
@@ -151,7 +153,8 @@ def create_collections(client: Any, uri: str, name: str, dim: int, spec: MilvusS
     mp.add_index(field_name="dummy", index_type="FLAT", metric_type="L2")
     _create(client, f"{name}_meta", m, mp)
     create_tickets(client, name)
-    ensure_loaded(client, [name, f"{name}_meta"], uri)
+    create_claims(client, name)
+    ensure_loaded(client, [name, f"{name}_meta", claims_of(name)], uri)
 
 
 def has_tags_field(client: Any, name: str) -> bool:

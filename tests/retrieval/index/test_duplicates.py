@@ -16,12 +16,15 @@ from retrieval.index import (
     DuplicatePair,
     DuplicateRule,
     ImageIndex,
+    KeepsLayouts,
     Manifest,
     NewImage,
+    create_index,
     duplicate_page,
     duplicates_of,
     group_pairs,
 )
+from tests.retrieval.index.samples import lite_or_faiss
 
 F32 = npt.NDArray[np.float32]
 D, L = 16, 12
@@ -91,12 +94,16 @@ def all_groups(index: ImageIndex, **kw: int) -> list[DuplicateGroup]:
         cursor = page.next_cursor
 
 
-@pytest.fixture
-def index(tmp_path: Path) -> Iterator[tuple[ImageIndex, list[int], F32, F32]]:
+@pytest.fixture(params=["faiss", "milvus-lite"])
+def index(request: pytest.FixtureRequest,
+          tmp_path: Path) -> Iterator[tuple[ImageIndex, list[int], F32, F32]]:
+    """The same collection in each engine that keeps layouts (Milvus: in its meta collection)."""
     xb, lb = dataset()
-    with ImageIndex.create(tmp_path / "idx", manifest()) as idx:
+    spec = lite_or_faiss(str(request.param), tmp_path)
+    with create_index(tmp_path / "idx", manifest(), spec) as idx:
+        assert isinstance(idx, KeepsLayouts)
         ids = idx.add(records(len(xb)), xb, lb)
-        yield idx, ids, xb, lb
+        yield idx, ids, xb, lb  # an ImageIndex or a MilvusIndex: alike here
 
 
 def test_pairs_and_groups_equal_brute_force(index: tuple[ImageIndex, list[int], F32, F32]) -> None:
@@ -140,10 +147,10 @@ def test_duplicates_of_and_exclude(index: tuple[ImageIndex, list[int], F32, F32]
 def test_removal_drops_descriptor_and_pairs(index: tuple[ImageIndex, list[int], F32, F32]) -> None:
     idx, ids, xb, lb = index
     _a, b = min(reference_pairs(ids, xb, lb, RULE))
-    assert b in idx.store.layouts([b])
-    np.testing.assert_array_equal(idx.store.layouts([b])[b], lb[ids.index(b)].astype(np.float16))
+    assert b in idx.layouts([b])
+    np.testing.assert_array_equal(idx.layouts([b])[b], lb[ids.index(b)].astype(np.float16))
     idx.remove([b])
-    assert idx.store.layouts([b]) == {}
+    assert idx.layouts([b]) == {}
     assert all(b not in g.members for g in all_groups(idx))
 
 

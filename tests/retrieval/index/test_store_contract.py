@@ -1,5 +1,5 @@
 """The store protocol's contract, run against every engine: FAISS+SQLite, Milvus Lite and a
-Milvus server (the session's one, see ``tests/milvus_server.py``).
+Milvus server (the session's one, see :mod:`indexer.milvus_server`).
 
 Each test gets a fresh index through :func:`create_index` and checks it against numpy: add,
 remove, search (brute force), search filtered by ids, records, reopen, fitted state, manifest
@@ -43,8 +43,8 @@ CAPABILITIES = {"dedupe": DedupesContent, "request_keys": KeepsRequestKeys,
                 "sources": KnowsSources, "training": Trains, "following": FollowsWriter,
                 "dba": AugmentsVectors, "layouts": KeepsLayouts, "selects": SelectsRecords,
                 "tags": KeepsTags, "folders": CountsFolders}
-_MILVUS = {"dedupe", "sources", "selects", "tags", "folders"}
-DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": _MILVUS, "milvus-server": _MILVUS}
+MILVUS = {"dedupe", "request_keys", "layouts", "sources", "selects", "tags", "folders"}
+DECLARED = {"faiss": set(CAPABILITIES), "milvus-lite": MILVUS, "milvus-server": MILVUS}
 
 
 @pytest.fixture(scope="module")

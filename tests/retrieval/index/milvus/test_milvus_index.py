@@ -60,12 +60,15 @@ def test_ivf_gets_the_default_nprobe_in_both_manifests(spec: StoreSpec, tmp_path
 def test_no_stubs_for_what_milvus_lacks(spec: StoreSpec, tmp_path: Path) -> None:
     with create_index(tmp_path / "m", manifest(), spec) as index:
         assert isinstance(index, MilvusIndex)
-        for name in ("train", "is_trained", "refresh", "saved_outcome", "indexed_vectors",
-                     "layouts", "range_search"):
+        for name in ("train", "is_trained", "refresh", "indexed_vectors", "replace",
+                     "ids_matching", "neighbours"):
             assert not hasattr(index, name), name
-        with pytest.raises(TypeError):
-            index.add_unique(images(1), unit_vectors(1, 0),
-                             request_key="k")  # type: ignore[call-arg]
+
+
+def test_dba_is_refused_at_create(spec: StoreSpec, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DBA needs the FAISS"):
+        create_index(tmp_path / "d", manifest(dba_k=3), spec)
+    assert not (tmp_path / "d").exists()
 
 
 def test_flush_returns_once_indexed(spec: StoreSpec, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""One real Milvus server (the ``milvus`` package's embedded standalone) for a test session.
+"""One real Milvus server (the ``milvus`` package's embedded standalone): the test session's
+and the one ``python -m indexer.cluster`` starts.
 
 ``milvus-server --data DIR`` unpacks its binaries into DIR on first start and serves Milvus on
 ``--proxy-port``; ``http://127.0.0.1:9091/healthz`` says when it is ready. Its embedded etcd
@@ -26,7 +27,27 @@ HEALTH = "http://127.0.0.1:9091/healthz"
 START_TIMEOUT_S = 180.0    # see MilvusServer.start
 STOP_TIMEOUT_S = 30.0
 TIME_TICK_MS = 20           # Strong reads wait for the time tick (200 ms by default)
-_LAUNCH = "import sys; from milvus import main; sys.argv[0] = 'milvus-server'; sys.exit(main())"
+#: ``milvus-server``, except that its check of free ports binds with SO_REUSEADDR as the server
+#: itself does: a stopped server leaves its ports in TIME_WAIT for a minute, which the wrapper's
+#: plain bind takes for "busy" (it then silently serves on the next ports, health on 9092).
+_LAUNCH = """
+import socket, sys, milvus
+
+def try_bind_port(self, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+milvus.MilvusServerConfig.try_bind_port = try_bind_port
+sys.argv[0] = "milvus-server"
+sys.exit(milvus.main())
+"""
 
 
 class MilvusServerError(RuntimeError):
@@ -49,7 +70,7 @@ def _answers(port: int) -> bool:
 def _healthy() -> bool:
     try:
         with urllib.request.urlopen(HEALTH, timeout=2) as response:
-            return response.status == 200 and response.read().strip() == b"OK"
+            return bool(response.status == 200 and response.read().strip() == b"OK")
     except (urllib.error.URLError, OSError):
         return False
 
@@ -78,9 +99,10 @@ class MilvusServer:
                 parts.append(f"--- {log}:\n" + "\n".join(kept[-lines:]))
         return "\n".join(parts) or "(no log)"
 
-    def start(self, timeout_s: float = START_TIMEOUT_S, *,
-              check_ports: bool = True) -> MilvusServer:
-        """Start and wait until healthy; :class:`MilvusServerError` with the log tail if not.
+    def start(self, timeout_s: float = START_TIMEOUT_S, *, check_ports: bool = True,
+              port: int = 0) -> MilvusServer:
+        """Start (on ``port``, default a free one) and wait until healthy;
+        :class:`MilvusServerError` with the log tail if not.
 
         A lone start was healthy in 7-14 s here (unpacking included); one within a minute or
         two of another server's stop took 60-105 s (back-to-back manual starts: 7 s, then
@@ -90,16 +112,28 @@ class MilvusServer:
             raise MilvusServerError(f"ports {busy} already answer on 127.0.0.1: another Milvus "
                                     "(or etcd) runs on this machine; its embedded etcd needs them")
         began = time.monotonic()
-        if not self._start_once(timeout_s):
+        if not self._start_once(timeout_s, port=port):
             failure = f"milvus-server not healthy after {timeout_s:g} s:\n{self.tail()}"
             self.stop()
             raise MilvusServerError(failure)
         self.start_s = time.monotonic() - began
         return self
 
-    def _start_once(self, timeout_s: float) -> bool:
-        """Start; True once healthy, False after ``timeout_s``; an exit raises."""
-        self.port = _free_port()
+    def restart(self, timeout_s: float = START_TIMEOUT_S) -> float:
+        """Stop, then start on the same port and data; the seconds until healthy again."""
+        port = self.port
+        self.stop()
+        began = time.monotonic()
+        if not self._start_once(timeout_s, port=port):
+            failure = f"milvus-server not healthy after {timeout_s:g} s:\n{self.tail()}"
+            self.stop()
+            raise MilvusServerError(failure)
+        return time.monotonic() - began
+
+    def _start_once(self, timeout_s: float, port: int = 0) -> bool:
+        """Start (on ``port``, default a free one); True once healthy, False after
+        ``timeout_s``; an exit raises."""
+        self.port = port or _free_port()
         began = time.monotonic()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.milvus_server import MilvusServer, MilvusServerError
+from indexer.milvus_server import MilvusServer, MilvusServerError
 
 pytest.importorskip("milvus", reason="pip install -e '.[milvus]'")
 
