@@ -11,9 +11,11 @@ target's, and their records point there (an uploads folder elsewhere, ``CBIR_DAT
 where it is: its records keep their paths).
 
 What the target store cannot hold is said, in :attr:`MigrationReport.not_carried`, never dropped
-silently: Milvus keeps no layout descriptors (the layout check of near-duplicates) and has no DBA
-(its collection searches the raw vectors, so the target's manifest says ``dba_k=0``). Request
-keys (answers of keyed HTTP adds, kept 24 h) are not copied.
+silently: Milvus has no DBA (its collection searches the raw vectors, so the target's manifest
+says ``dba_k=0``) and keeps no neighbour graph (``graph_k=0``: diffusion is then refused there
+with a sentence); layouts and tags are copied where the target keeps them (both engines do
+now), and a target without layouts would be named. Request keys (answers of keyed HTTP adds,
+kept 24 h) are not copied.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ def _target_manifest(source: IndexStore, store: StoreSpec,
         report.not_carried.append(f"DBA (dba_k={manifest.dba_k}: a Milvus collection searches "
                                   "the raw vectors, so results follow plain search)")
         manifest = dataclasses.replace(manifest, dba_k=0)
+    if store.kind == "milvus" and manifest.graph_k:
+        report.not_carried.append(f"the neighbour graph (graph_k={manifest.graph_k}: a Milvus "
+                                  "collection keeps none, so diffusion is refused there)")
+        manifest = dataclasses.replace(manifest, graph_k=0)
     return manifest
 
 

@@ -58,7 +58,7 @@ from retrieval.index._records import (
 from retrieval.index._spec import StoreSpec
 from retrieval.index._tags import TagEdit
 from retrieval.index.milvus._client import absolute, connect, record
-from retrieval.index.milvus._layouts import fetch_layouts
+from retrieval.index.milvus._layouts import fetch_layouts, put_layouts
 from retrieval.index.milvus._metadata import (
     count_dirs,
     count_tags,
@@ -237,8 +237,8 @@ class MilvusIndex:
     def import_records(self, records: Sequence[ImageRecord], xb: npt.ArrayLike,
                        layouts: Mapping[int, npt.ArrayLike] | None = None) -> None:
         """Rows with the records' own ids and times (a migration into a collection no other
-        process writes meanwhile); later ids are allocated above them. ``layouts`` are not kept
-        (no layouts in Milvus). :class:`ConfigError` if an id is already stored."""
+        process writes meanwhile); later ids are allocated above them; ``layouts`` (by id) are
+        written first, as an add writes them. :class:`ConfigError` if an id is already stored."""
         vectors = as_matrix(xb, self.d, n=len(records))
         self._check_writable()
         ids = [int(r.id) for r in records]
@@ -250,6 +250,10 @@ class MilvusIndex:
                               "a new, empty index")
         if ids:
             self._writer.reserve_through(max(ids))
+        with_layout = [i for i in ids if layouts and i in layouts]
+        if layouts and with_layout:
+            put_layouts(self._client, self._meta, with_layout,
+                        np.stack([np.asarray(layouts[i]) for i in with_layout]))
         import_images(self._client, self._name, records, vectors, tags=self._tags)
 
     def remove(self, ids: Iterable[int]) -> list[int]:

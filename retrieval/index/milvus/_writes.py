@@ -46,6 +46,7 @@ class MilvusWriter:
         self._meta = f"{name}_meta"
         self._fields = fields  # the record's fields (``tags`` only where the collection has it)
         self._id_base: int | None = None
+        self._legacy_ids = False
         self._claims_ready = False
 
     @property
@@ -54,10 +55,11 @@ class MilvusWriter:
 
     def _base(self) -> int | None:
         """The tickets' base (read once), or None for an older index's ``next_id`` counter."""
-        if self._id_base is None:
+        if self._id_base is None and not self._legacy_ids:
             text = get_text(self._client, self._meta, "id_base")
-            self._id_base = int(text) if text is not None else -1
-        return self._id_base if self._id_base >= 0 else None
+            self._id_base = int(text) if text is not None else None
+            self._legacy_ids = text is None  # a base may be negative (lowered by an import)
+        return self._id_base
 
     def allocate(self, n: int) -> list[int]:
         """``n`` new ids: tickets (unique across processes, :mod:`._ids`), or an older index's

@@ -61,7 +61,7 @@ def test_no_stubs_for_what_milvus_lacks(spec: StoreSpec, tmp_path: Path) -> None
     with create_index(tmp_path / "m", manifest(), spec) as index:
         assert isinstance(index, MilvusIndex)
         for name in ("train", "is_trained", "refresh", "indexed_vectors", "replace",
-                     "ids_matching", "neighbours"):
+                     "neighbours"):
             assert not hasattr(index, name), name
 
 
