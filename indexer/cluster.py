@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexer.argtypes import from_namespace
 from indexer.milvus_server import MilvusServer, MilvusServerError
 from retrieval import RetrievalError
 
@@ -42,6 +43,27 @@ STOP_TIMEOUT_S = 30.0
 
 class ClusterError(RuntimeError):
     """Something did not start; the message says what and where its log is."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """The flags, read once (:func:`build_parser`)."""
+
+    data: str
+    collection: str = "photos"
+    images: str | None = None
+    build_args: str = ""
+    replicas: int = 2
+    port: int = 8000
+    api_key: str | None = None
+    milvus_uri: str | None = None
+    milvus_port: int = 19530
+    ray: bool = False
+    ray_cpus: int = 2
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> ClusterOptions:
+        return from_namespace(cls, ns)
 
 
 @dataclass
@@ -108,7 +130,7 @@ def _tail(log: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def _ensure_collection(opts: argparse.Namespace, uri: str, root: Path) -> None:
+def _ensure_collection(opts: ClusterOptions, uri: str, root: Path) -> None:
     """Build the collection from ``--images`` unless Milvus already holds it."""
     from retrieval import ArtifactError
     from retrieval.index import materialise_index
@@ -138,7 +160,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _start_replicas(opts: argparse.Namespace, cluster: Cluster) -> None:
+def _start_replicas(opts: ClusterOptions, cluster: Cluster) -> None:
     """Start every replica, then wait until each is ready (they load side by side)."""
     replicas: list[Member] = []
     for i in range(1, opts.replicas + 1):
@@ -163,7 +185,7 @@ def _start_replicas(opts: argparse.Namespace, cluster: Cluster) -> None:
             time.sleep(0.2)
 
 
-def _start_ray(opts: argparse.Namespace, cluster: Cluster) -> None:
+def _start_ray(opts: ClusterOptions, cluster: Cluster) -> None:
     ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     port = _free_port()
     log = cluster.root / "logs" / "ray.log"
@@ -179,7 +201,7 @@ def _start_ray(opts: argparse.Namespace, cluster: Cluster) -> None:
         time.sleep(0.2)
 
 
-def _up(opts: argparse.Namespace, cluster: Cluster) -> None:
+def _up(opts: ClusterOptions, cluster: Cluster) -> None:
     if opts.milvus_uri:
         cluster.uri = opts.milvus_uri
         print(f"milvus     {cluster.uri}  (running already)", flush=True)
@@ -219,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = build_parser().parse_args(argv)
+    opts = ClusterOptions.from_args(build_parser().parse_args(argv))
     if opts.replicas < 1:
         print("cluster: error: --replicas must be at least 1", file=sys.stderr)
         return 2
