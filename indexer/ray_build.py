@@ -12,6 +12,11 @@ Rows come back in input order (``preserve_order``: reproducible ids) and the dri
 writer, adds them batch by batch: Ctrl-C leaves every committed batch, unreadable files come back
 as rows with an error and are skipped and listed.
 
+Work is handed out only once every actor of the pool is up (``wait_for_min_actors_s``), one call
+per actor at a time (``max_tasks_in_flight_per_actor=1``): otherwise the first actor ready (the
+near node's, while the far node's still imports torch) takes every queued batch, and a cluster
+build runs on one node.
+
 CPU budget: an actor claims ``ACTOR_CPUS`` (half a CPU) per torch thread, so on a small machine
 the actors never hold every CPU and Ray's own tasks still run (whole-CPU actors on 2 cores hang).
 """
@@ -32,6 +37,7 @@ from indexer.progress import progress_bar
 from retrieval import (
     MEDIA_TYPES,
     Collection,
+    ConfigError,
     Embedder,
     ImageDecodeError,
     IngestReport,
@@ -48,6 +54,7 @@ log = logging.getLogger("cbir")
 ACTOR_CPUS = 0.5        # Ray CPUs an actor claims per torch thread (fractional: see docstring)
 ACTOR_BATCH = 8         # paths per actor call
 BLOCK_ROWS = 4          # paths per Ray block (small blocks keep every actor busy)
+POOL_WAIT_S = 300       # seconds the pool may take to start every actor before work is handed out
 
 
 def ray_runtime_env() -> dict[str, Any]:
@@ -156,8 +163,13 @@ def _pool_size(requested: int | None) -> tuple[int, float, float]:
 
     resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
     gpus = int(resources.get("GPU", 0))
+    cpus = int(resources.get("CPU", 1))
     if requested is None:
-        requested = gpus or max(1, int(resources.get("CPU", 1)))
+        requested = gpus or max(1, cpus)
+    if requested * ACTOR_CPUS > cpus or (gpus and requested > gpus):
+        have = f"{cpus} CPUs" + (f" and {gpus} GPUs" if gpus else "")
+        raise ConfigError(f"--ray-actors {requested}: the Ray cluster has {have}, room for "
+                          f"{min(int(cpus / ACTOR_CPUS), gpus or cpus * 2)} actors")
     return requested, ACTOR_CPUS, 1.0 if gpus else 0.0
 
 
@@ -199,6 +211,7 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = True
+        ctx.wait_for_min_actors_s = POOL_WAIT_S
         weights = weights_file or collection.manifest.weights_file
         items = ray.data.from_items([{"path": str(p)} for p in paths],
                                     override_num_blocks=max(1, -(-len(paths) // BLOCK_ROWS)))
@@ -208,18 +221,31 @@ def ingest_on_ray(collection: Collection, paths: Sequence[Path | str], *, addres
                                    "state": ray.put(collection.embedder.state_blobs()),
                                    "weights_file": weights,
                                    "device": "cuda" if gpus else "cpu"},
-            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus)
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+            num_cpus=cpus, num_gpus=gpus)
         pace = _Pace(time.time())
-        with progress_bar(len(paths), enabled=progress) as bar:
+        _drain(ds, len(paths), collection, report, pace, progress)
+        pace.report()
+    finally:
+        ray.shutdown()
+    return report, time.perf_counter() - start
+
+
+def _drain(ds: Any, total: int, collection: Collection, report: IngestReport, pace: _Pace,
+           progress: bool) -> None:
+    """Store the pool's batches as they come; a pool that never fills is a clear error."""
+    import ray
+
+    with progress_bar(total, enabled=progress) as bar:
+        try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy",
                                          prefetch_batches=1):
                 _store(collection, batch, report)
                 pace.batch(batch)
                 bar.update(len(batch["path"]))
-        pace.report()
-    finally:
-        ray.shutdown()
-    return report, time.perf_counter() - start
+        except ray.exceptions.GetTimeoutError as exc:
+            raise ConfigError(f"the Ray cluster did not start every actor within {POOL_WAIT_S} s "
+                              "(not enough CPUs/GPUs for them): lower --ray-actors") from exc
 
 
 class _Pace:
