@@ -58,7 +58,7 @@ from retrieval.features import (
     resolve_precision,
 )
 from retrieval.pooling import pooling_class, pooling_names
-from retrieval.rerank import MAX_RERANK_K
+from retrieval.rerank import MAX_RERANK_K, Rerank
 
 __all__ = ["EvaluateOptions", "add_parser", "run_evaluate"]
 
@@ -156,6 +156,13 @@ class EvaluateOptions:
         return from_namespace(cls, ns, embedding=EmbeddingOptions.from_args(ns))
 
 
+def _row_request(opts: EvaluateOptions) -> RowRequest:
+    """The re-ranked rows the flags ask for (the one reading of ``--qe --dba --diffusion``)."""
+    rerank = Rerank(qe_k=opts.qe, qe_alpha=opts.qe_alpha, dba_k=opts.dba,
+                    dba_alpha=opts.dba_alpha)
+    return RowRequest(rerank, diffusion_of(opts.diffusion))
+
+
 def _poolings(text: str) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     if not names:
@@ -243,8 +250,7 @@ def _score(bench: Benchmark, variants: Variants, scale_maps: list[FeatureMaps],
     where = [q.database_index if i not in queries else None for i, q in enumerate(bench.queries)]
     scales = opts.embedding.scales
     tag = "" if len(scales) == 1 else "@" + ",".join(f"{s:g}" for s in scales)
-    request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
-                         diffusion_of(opts.diffusion))
+    request = _row_request(opts)
     rows = []
     for v in variants.variants:
         xq = _query_matrix(bench, xb[v], own[v], list(queries))
@@ -333,8 +339,7 @@ def run_evaluate(opts: EvaluateOptions) -> int:
     doc = summary(opts, bench, variants, backbone.weights_id, side, cache, scale_maps, train,
                   timing)
     if opts.preset is not None:
-        request = RowRequest(opts.qe, opts.qe_alpha, opts.dba, opts.dba_alpha,
-                             diffusion_of(opts.diffusion))
+        request = _row_request(opts)
         doc["preset_row"] = preset_row(_poolings(opts.pooling)[0], config.scales, request)
     title = (f"{bench.name}: {backbone.name} ({Path(opts.embedding.weights).name}), max side {side}"
              f"{'' if len(config.scales) == 1 else ', scales ' + str(list(config.scales))}"

@@ -7,7 +7,7 @@ under its strict protocol: a leave-one-out query is never part of its own DBA or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from retrieval.evaluation import (
     inner_product_scores,
     reranked_scores,
 )
+from retrieval.rerank import Rerank
 
 __all__ = ["RowRequest", "diffusion_of", "full_suffix", "preset_row", "variant_runs"]
 
@@ -27,13 +28,18 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class RowRequest:
-    """Which rows to report: αQE / DBA neighbours (0: none) and the diffusion settings."""
+    """Which rows to report: αQE / DBA (k = 0: none) and the diffusion settings."""
 
-    qe: int = 0
-    qe_alpha: float = 3.0
-    dba: int = 0
-    dba_alpha: float = 3.0
+    rerank: Rerank = field(default_factory=Rerank)
     diffusion: Diffusion | None = None
+
+    @property
+    def qe(self) -> int:
+        return self.rerank.qe_k
+
+    @property
+    def dba(self) -> int:
+        return self.rerank.dba_k
 
 
 def variant_runs(xq: F32, xb: F32, where: Sequence[int | None],
@@ -44,22 +50,22 @@ def variant_runs(xq: F32, xb: F32, where: Sequence[int | None],
     qe, dba = rows.qe, rows.dba
     if qe:
         runs.append((f"+qe{qe}", {"scores": reranked_scores(
-            xq, xb, where, qe_k=qe, qe_alpha=rows.qe_alpha)}))
+            xq, xb, where, qe_k=qe, qe_alpha=rows.rerank.qe_alpha)}))
     if qe and dba:
         runs.append((f"+qe{qe}+dba{dba}", {"scores": reranked_scores(
-            xq, xb, where, qe_k=qe, qe_alpha=rows.qe_alpha, dba_k=dba,
-            dba_alpha=rows.dba_alpha)}))
+            xq, xb, where, qe_k=qe, qe_alpha=rows.rerank.qe_alpha, dba_k=dba,
+            dba_alpha=rows.rerank.dba_alpha)}))
     d = rows.diffusion
     if d is not None:
         tag = "+" + d.label
         runs.append((tag, {"rankings": diffused_rankings(xq, xb, where, diffusion=d)}))
         if dba:
             runs.append((f"+dba{dba}{tag}", {"rankings": diffused_rankings(
-                xq, xb, where, diffusion=d, dba_k=dba, dba_alpha=rows.dba_alpha)}))
+                xq, xb, where, diffusion=d, dba_k=dba, dba_alpha=rows.rerank.dba_alpha)}))
         if dba and qe:
             runs.append((f"+qe{qe}+dba{dba}{tag}", {"rankings": diffused_rankings(
-                xq, xb, where, diffusion=d, qe_k=qe, qe_alpha=rows.qe_alpha, dba_k=dba,
-                dba_alpha=rows.dba_alpha)}))
+                xq, xb, where, diffusion=d, qe_k=qe, qe_alpha=rows.rerank.qe_alpha, dba_k=dba,
+                dba_alpha=rows.rerank.dba_alpha)}))
     return runs
 
 

@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,11 +22,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from indexer import cli
 from tests.conftest import scene
+from tests.indexer.test_ray_build import vectors
 
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 pytestmark = pytest.mark.slow
@@ -100,10 +99,6 @@ def build(images: Path, index: Path, *extra: str) -> None:
     assert cli.main(argv) == 0
 
 
-def vectors(index: Path) -> dict[str, np.ndarray]:
-    with sqlite3.connect(index / "store.sqlite") as db:
-        rows = db.execute("SELECT path, vector FROM images").fetchall()
-    return {path: np.frombuffer(blob, np.float32) for path, blob in rows}
 
 
 def test_actors_run_on_both_nodes_and_vectors_equal_the_local_build(
