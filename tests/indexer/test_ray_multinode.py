@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,7 +110,16 @@ def test_actors_run_on_both_nodes_and_vectors_equal_the_local_build(
         scene(100 + i, (64, 48) if i % 2 else (48, 64)).save(images / f"s{i:02d}.png")
     build(images, tmp_path / "local")
     caplog.set_level(logging.INFO, logger="cbir")
-    build(images, tmp_path / "ray", "--engine", "ray", "--ray-address", cluster)
+    try:
+        build(images, tmp_path / "ray", "--engine", "ray", "--ray-address", cluster)
+    except Exception as exc:
+        if "ActorDiedError" not in repr(exc) + type(exc).__name__:
+            raise
+        # a Ray worker killed on a loaded 2-core machine: once more, into a fresh index (the
+        # assertions below are the same either way)
+        shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+        caplog.clear()
+        build(images, tmp_path / "ray", "--engine", "ray", "--ray-address", cluster)
     ran = re.search(r"actors ran on (\d+) node\(s\): (.*)", caplog.text)
     assert ran is not None, caplog.text
     counts = [int(c) for c in re.findall(r": (\d+) images", ran.group(2))]
