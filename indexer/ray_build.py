@@ -36,6 +36,7 @@ import retrieval
 from indexer.progress import progress_bar
 from retrieval import (
     MEDIA_TYPES,
+    ClusterError,
     Collection,
     ConfigError,
     Embedder,
@@ -246,6 +247,15 @@ def _drain(ds: Any, total: int, collection: Collection, report: IngestReport, pa
         except ray.exceptions.GetTimeoutError as exc:
             raise ConfigError(f"the Ray cluster did not start every actor within {POOL_WAIT_S} s "
                               "(not enough CPUs/GPUs for them): lower --ray-actors") from exc
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"the Ray build stopped after {len(report.added)} of {total} "
+                               f"images: {type(exc).__name__}: {_first_line(exc)} (the images "
+                               "stored so far are kept; continue with --resume)") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of a Ray error (its tracebacks and actor ids follow it)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "no message")
 
 
 class _Pace:

@@ -30,6 +30,7 @@ from retrieval._sync_plan import FileStamp as FileStamp
 from retrieval._sync_plan import SyncPlan as SyncPlan
 from retrieval._sync_plan import plan_sync as plan_sync
 from retrieval.errors import ArtifactError as ArtifactError
+from retrieval.errors import ClusterError as ClusterError
 from retrieval.errors import ConfigError as ConfigError
 from retrieval.errors import DatasetError as DatasetError
 from retrieval.errors import ImageDecodeError as ImageDecodeError

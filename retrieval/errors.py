@@ -17,6 +17,7 @@ them once (HTTP status codes in ``service``, exit codes in ``indexer``)::
     ├── StorageFullError        a write found its disk (or quota) full; nothing was half-written
     ├── StoreError              a vector store (Milvus) refused or failed an operation
     │   └── StoreUnavailableError   it cannot be reached (down, refused, or not ready)
+    ├── ClusterError            a compute cluster (Ray) failed the work it was handed
     └── DatasetError            a benchmark's files are missing or malformed
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "ArtifactError",
+    "ClusterError",
     "ConfigError",
     "DatasetError",
     "ImageDecodeError",
@@ -112,6 +114,13 @@ class StoreError(RetrievalError):
 
 class StoreUnavailableError(StoreError):
     """A vector store cannot be reached: the server is down, refuses connections or is not ready."""
+
+
+class ClusterError(RetrievalError):
+    """A compute cluster (Ray) failed the work it was handed: a worker died, a node went away.
+
+    What was stored before the failure is kept; the same build continues with ``--resume``.
+    """
 
 
 class DatasetError(RetrievalError):

@@ -3,12 +3,21 @@ the local embedder's, and ``file://`` URIs are listed and read through pyarrow's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from retrieval import Embedder, EmbedderConfig, create_collection, fit_embedder, load_image
+from retrieval import (
+    ClusterError,
+    Embedder,
+    EmbedderConfig,
+    IngestReport,
+    create_collection,
+    fit_embedder,
+    load_image,
+)
 from retrieval.features import Batch
 from tests.conftest import scene
 
@@ -69,3 +78,36 @@ def test_actor_embeds_every_scale_and_the_layout_like_the_local_embedder(
         np.testing.assert_array_equal(out["layout"][row], layout)
         query = embedder.embed_images([load_image(Path(path))])[0]
         np.testing.assert_allclose(out["vector"][row], query, atol=1e-5)
+
+
+class _DiesAfterOneBatch:
+    """A dataset whose pool hands back one batch and then loses its actor (Ray Data's seam)."""
+
+    def __init__(self, batch: dict[str, np.ndarray]) -> None:
+        self.batch = batch
+
+    def iter_batches(self, **_: object) -> Iterator[dict[str, np.ndarray]]:
+        import ray
+
+        yield self.batch
+        raise ray.exceptions.ActorDiedError()
+
+
+def test_a_dead_actor_is_one_line_and_the_stored_batch_stays(photos: Path, tmp_path: Path) -> None:
+    embedder = Embedder.create(EmbedderConfig(backbone="squeezenet1_1", weights="random",
+                                              max_side=64))
+    collection = create_collection(tmp_path / "index", embedder)
+    try:
+        actor = ray_build.EmbedActor(collection.manifest.to_dict(), embedder.state_blobs(), None)
+        paths = [str(p) for p in sorted(photos.rglob("*.png"))]
+        batch = actor({"path": np.array(paths[:2], dtype=object)})
+        report = IngestReport()
+        with pytest.raises(ClusterError) as caught:
+            ray_build._drain(_DiesAfterOneBatch(batch), len(paths), collection, report,
+                             ray_build._Pace(0.0), False)
+        message = str(caught.value)
+        assert "\n" not in message and "ActorDiedError" in message, message
+        assert "stopped after 2 of 4 images" in message and "--resume" in message
+        assert collection.index.ntotal == 2 and report.added_keys == paths[:2]
+    finally:
+        collection.close()
