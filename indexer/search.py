@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from indexer.argtypes import Subparsers, from_namespace, non_negative, positive
@@ -140,7 +141,7 @@ def search_image(collection: Collection, image_path: Path, k: int, *, qe_k: int 
 
 def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
     if as_json:
-        results = [{"id": h.id, "path": h.record.path, "score": round(float(h.score), 6),
+        results = [{"id": h.id, "path": h.record.path, "score": float(str(np.float32(h.score))),
                     "tags": list(h.record.tags)} for h in hits]
         print(json.dumps({"query": query, "results": results}))
         return

@@ -11,8 +11,17 @@ import pytest
 from PIL import Image, ImageDraw
 
 from indexer.milvus_server import MilvusServer, MilvusServerError
+from retrieval.features import cpu_features
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+#: Whether ``--precision int8`` runs int8 on this CPU (VNNI or AMX-INT8 units). Elsewhere it runs
+#: fp32 by design (retrieval.features._precision), so the tests of int8 itself skip there and the
+#: fallback's tests run instead.
+INT8_UNITS = cpu_features(ask_openvino=False).int8
+needs_int8_units = pytest.mark.skipif(
+    not INT8_UNITS, reason="this CPU has no VNNI/AMX-INT8 units: --precision int8 runs fp32 here")
 
 
 def shared_root() -> Path:

@@ -15,7 +15,7 @@ import pytest
 from indexer.cli import main
 from retrieval import ImageIndex, load_image, open_collection
 from retrieval.features import CpuFeatures
-from tests.conftest import scene
+from tests.conftest import INT8_UNITS, needs_int8_units, scene
 from tests.indexer.test_cli import BUILD, run_json
 
 TOP = 12  # every image: scores are compared image by image
@@ -39,6 +39,7 @@ def search(capsys: pytest.CaptureFixture[str], index: Path, query: Path, precisi
     return [(r["path"], r["score"]) for r in out["results"]]
 
 
+@needs_int8_units
 def test_manifest_records_precision_and_int8_keeps_its_engine(indexes: dict[str, Path]) -> None:
     assert json.loads((indexes["fp32"] / "manifest.json").read_text())["precision"] == "fp32"
     assert json.loads((indexes["int8"] / "manifest.json").read_text())["precision"] == "int8"
@@ -63,6 +64,7 @@ def test_cross_precision_queries_agree_with_same_precision(
         assert max(abs(scores[p] - s) for p, s in cross) < 2e-3
 
 
+@needs_int8_units
 def test_second_int8_opener_loads_the_cached_engine(
     indexes: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -75,6 +77,20 @@ def test_second_int8_opener_loads_the_cached_engine(
 def test_a_cpu_without_vnni_opens_an_int8_index_in_fp32(indexes: dict[str, Path]) -> None:
     collection = open_collection(indexes["int8"], precision="int8", read_only=True,
                                  probe=lambda: CpuFeatures(frozenset()))
+    try:
+        assert collection.embedder.backbone.precision == "fp32"
+    finally:
+        collection.close()
+
+
+@pytest.mark.skipif(INT8_UNITS, reason="this CPU runs int8: the fallback is the probe test's")
+def test_without_int8_units_an_int8_build_is_recorded_and_reopened_as_fp32(
+    indexes: dict[str, Path],
+) -> None:
+    """What a user of such a CPU gets: the index says what its vectors are (fp32), and opens so."""
+    assert json.loads((indexes["int8"] / "manifest.json").read_text())["precision"] == "fp32"
+    assert not (indexes["int8"] / "engines").exists()
+    collection = open_collection(indexes["int8"], read_only=True)
     try:
         assert collection.embedder.backbone.precision == "fp32"
     finally:
@@ -94,6 +110,7 @@ def _embedded(index: Path, image: Path, precision: str) -> np.ndarray:
         collection.close()
 
 
+@needs_int8_units
 def test_an_open_defaults_to_the_precision_the_index_was_built_with(
     indexes: dict[str, Path],
 ) -> None:
@@ -105,6 +122,7 @@ def test_an_open_defaults_to_the_precision_the_index_was_built_with(
             collection.close()
 
 
+@needs_int8_units
 @pytest.mark.parametrize(("flag", "expected"), [([], "int8"), (["--precision", "fp32"], "fp32")])
 def test_add_into_an_int8_index_runs_int8_unless_told_otherwise(
     indexes: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -123,6 +141,7 @@ def test_add_into_an_int8_index_runs_int8_unless_told_otherwise(
     assert not np.allclose(stored, _embedded(index, new, other), atol=1e-6)
 
 
+@needs_int8_units
 def test_a_read_only_int8_search_caches_its_engine_outside_the_index(
     indexes: dict[str, Path], image_folder: Path, tmp_path: Path, user_cache: Path,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,

@@ -19,9 +19,9 @@ FRONT_DOORS = {"retrieval", "retrieval.features", "retrieval.pooling", "retrieva
 
 PINNED = {
     "retrieval": [
-        "ALLOWED_FORMATS", "ArtifactError", "Box", "Collection", "ConfigError", "DatasetError",
-        "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex", "ImageRecord",
-        "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
+        "ALLOWED_FORMATS", "ArtifactError", "Box", "ClusterError", "Collection", "ConfigError",
+        "DatasetError", "Embedder", "EmbedderConfig", "Hit", "ImageDecodeError", "ImageIndex",
+        "ImageRecord", "ImageTooLargeError", "IngestReport", "MEDIA_TYPES", "Manifest",
         "ManifestMismatchError", "NotFoundError", "PathPlan", "RetrievalError", "StorageFullError",
         "StoreError", "StoreTimeoutError", "StoreUnavailableError",
         "UniqueAdd", "UnknownNameError", "UnsupportedImageError", "WeightsError",

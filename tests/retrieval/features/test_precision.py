@@ -34,7 +34,7 @@ from retrieval.features import (
 )
 from retrieval.features._backbone import Backbone
 from retrieval.images import load_image
-from tests.conftest import scene
+from tests.conftest import needs_int8_units, scene
 
 F32 = npt.NDArray[np.float32]
 MIN_COSINE = 0.999
@@ -120,7 +120,7 @@ def _descriptors(backbone: Backbone, images: list[bytes], side: int) -> F32:
     return Embedder(config, backbone).embed_images([load_image(b) for b in images])
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", ["bf16", pytest.param("int8", marks=needs_int8_units)])
 def test_reduced_precision_cosine_to_fp32_per_image(precision: str) -> None:
     side = 128
     images = _jpegs(20, side)

@@ -47,6 +47,17 @@ def test_min_score_drops_exactly_the_hits_below(store: IndexStore) -> None:
     assert 0 < len(kept[0]) < 60
 
 
+def test_a_printed_score_as_min_score_keeps_its_hit(store: IndexStore) -> None:
+    """Scores are float32: the shortest text of a score (what ``cbir search --json`` prints),
+    read back as a threshold, keeps that hit and every better one, whichever way the text rounds."""
+    xq = unit_vectors(1, 4)
+    every = search_hits(store, xq, 60)[0]
+    for rank, hit in enumerate(every):
+        printed = float(str(np.float32(hit.score)))
+        kept = search_hits(store, xq, 60, min_score=printed)[0]
+        assert [h.id for h in kept][:rank + 1] == [h.id for h in every][:rank + 1]
+
+
 def test_offset_past_the_end_and_bad_values(store: IndexStore) -> None:
     assert search_hits(store, unit_vectors(1, 3), 5, offset=60) == [[]]
     with pytest.raises(ConfigError, match="offset"):
