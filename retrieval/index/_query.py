@@ -29,9 +29,9 @@ def search_hits(index: IndexStore, xq: npt.ArrayLike, k: int, *, qe_k: int | Non
     manifest's default, 0: none). The neighbours are the vectors FAISS holds (DBA-augmented
     when the index has DBA), as in the evaluation. ``exclude`` is an id left out of the
     neighbours and of the results (a stored image searching for its look-alikes). The first
-    ``offset`` hits are skipped, and hits scoring below ``min_score`` (as a float32, the
-    scores' precision) dropped. With ``where``,
-    only the images it matches are searched (and serve as αQE neighbours). ``diffusion``: a
+    ``offset`` hits are skipped, and hits scoring below ``min_score`` (read as a float32, the
+    scores' precision) dropped. With ``where``, only the images it matches are searched (and
+    serve as αQE neighbours). ``diffusion``: a
     :class:`Diffusion` re-ranks by diffusion on the store's kept graph (after αQE), True the
     manifest's (or the default) settings, False none, None the manifest's default, a text as
     :func:`diffusion_of` reads it."""
