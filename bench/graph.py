@@ -12,6 +12,10 @@ An :class:`~retrieval.index.ImageIndex` with DBA (``dba_k`` 10) and a kept graph
 * **one add** (target <= 100 ms at 10^5), median of a few single-image adds, and one remove;
 * exactness: sampled rows of the kept graph against brute force in float64.
 
+Part "graph-preset" (opt-in: ``--parts graph-preset``) measures the same at the width a preset
+index keeps: ``graph_k`` 51 (the default diffusion's ``candidates`` 50, plus one for
+``/similar``: :func:`indexer.build._graph_k`) and the presets' ``dba_k`` 2.
+
 Data: :func:`bench.vectors.clustered`. Before the graph, opening a DBA index recomputed every
 neighbourhood (N²·d in float64, ~minutes at 10^5).
 """
@@ -32,8 +36,9 @@ from bench.plan import Plan
 from bench.report import PartResult, Target
 from bench.vectors import clustered
 from retrieval.index import ImageIndex, Manifest, NewImage
+from retrieval.rerank import Diffusion
 
-__all__ = ["run"]
+__all__ = ["run", "run_preset"]
 
 D = 512
 GRAPH_K = 20
@@ -42,11 +47,14 @@ ADDS = 9
 SAMPLED = 200
 OPEN_TARGET_S = 3.0
 ADD_TARGET_MS = 100.0
+#: What ``cbir index build --preset`` keeps (every preset: default diffusion, DBA 2).
+PRESET_GRAPH_K = max(Diffusion().k, Diffusion().candidates) + 1
+PRESET_DBA_K = 2
 
 
-def _manifest() -> Manifest:
+def _manifest(graph_k: int, dba_k: int) -> Manifest:
     return Manifest(backbone="vgg16", weights="random:seed=0", max_side=512, pooling="crow",
-                    dim=D, dba_k=DBA_K, graph_k=GRAPH_K)
+                    dim=D, dba_k=dba_k, graph_k=graph_k)
 
 
 def _items(start: int, n: int) -> list[NewImage]:
@@ -54,9 +62,9 @@ def _items(start: int, n: int) -> list[NewImage]:
             for i in range(start, start + n)]
 
 
-def _fill(path: Path, x: np.ndarray) -> tuple[float, float]:
+def _fill(path: Path, x: np.ndarray, manifest: Manifest) -> tuple[float, float]:
     """Seconds of the one add of everything, and of the close (the snapshot) after it."""
-    index = ImageIndex.create(path, _manifest())
+    index = ImageIndex.create(path, manifest)
     start = time.perf_counter()
     index.add(_items(0, len(x)), x)
     added = time.perf_counter()
@@ -70,7 +78,7 @@ def _opened(path: Path) -> float:
         return time.perf_counter() - start
 
 
-def _changes(path: Path, extra: np.ndarray, n: int) -> dict[str, Any]:
+def _changes(path: Path, extra: np.ndarray, n: int, k: int) -> dict[str, Any]:
     """Single adds and one remove into the open index; sampled rows checked exactly."""
     with ImageIndex.open(path) as index:
         adds = []
@@ -81,35 +89,35 @@ def _changes(path: Path, extra: np.ndarray, n: int) -> dict[str, Any]:
         start = time.perf_counter()
         index.remove([n // 2])
         remove_ms = (time.perf_counter() - start) * 1000
-        exact = _sampled_rows_exact(index)
+        exact = _sampled_rows_exact(index, k)
     return {"add_ms": [round(a, 1) for a in adds],
             "add_ms_median": round(statistics.median(adds), 1),
             "remove_ms": round(remove_ms, 1), "sampled_rows_exact": exact}
 
 
-def _sampled_rows_exact(index: ImageIndex) -> bool:
+def _sampled_rows_exact(index: ImageIndex, k: int) -> bool:
     ids = np.asarray(index.ids_after(0, 10**9), dtype=np.int64)
     xb = index.stored_vectors(ids.tolist()).astype(np.float64)
     rows = np.random.default_rng(0).choice(len(ids), SAMPLED, replace=False)
     sims = xb[rows] @ xb.T
     sims[np.arange(SAMPLED), rows] = -np.inf
-    best = np.lexsort((np.broadcast_to(ids, sims.shape), -sims), axis=1)[:, :GRAPH_K]
+    best = np.lexsort((np.broadcast_to(ids, sims.shape), -sims), axis=1)[:, :k]
     kept = index.neighbours(ids[rows].tolist())
     return bool(np.array_equal(kept.I, ids[best]))
 
 
-def measure(n: int) -> dict[str, Any]:
+def measure(n: int, graph_k: int = GRAPH_K, dba_k: int = DBA_K) -> dict[str, Any]:
     data = clustered(n + ADDS, D, seed=n)
     x, extra = data[:n], data[n:]
     root = Path(tempfile.mkdtemp(prefix="cbir-bench-graph-"))
     try:
-        build_s, close_s = _fill(root / "index", x)
+        build_s, close_s = _fill(root / "index", x, _manifest(graph_k, dba_k))
         figures: dict[str, Any] = {"images": n, "build_s": round(build_s, 1),
                                    "first_close_s": round(close_s, 1)}
         opens = [_opened(root / "index") for _ in range(3)]
         figures["open_s_runs"] = [round(s, 2) for s in opens]
         figures["open_s"] = round(min(opens), 2)
-        figures |= _changes(root / "index", extra, n)
+        figures |= _changes(root / "index", extra, n, graph_k)
         (root / "index" / "index.faiss").unlink()
         figures["open_without_snapshot_s"] = round(_opened(root / "index"), 2)
         figures["store_mb"] = round((root / "index" / "store.sqlite").stat().st_size / 1e6, 1)
@@ -119,10 +127,21 @@ def measure(n: int) -> dict[str, Any]:
 
 
 def run(plan: Plan) -> PartResult:
-    result = PartResult("graph", "kept neighbour graph + DBA: open, add, build (synthetic 512-D)")
+    """Part "graph": graph_k 20, DBA 10."""
+    return _run(plan, "graph", GRAPH_K, DBA_K)
+
+
+def run_preset(plan: Plan) -> PartResult:
+    """Part "graph-preset": the width a preset index keeps."""
+    return _run(plan, "graph-preset", PRESET_GRAPH_K, PRESET_DBA_K)
+
+
+def _run(plan: Plan, part: str, graph_k: int, dba_k: int) -> PartResult:
+    result = PartResult(part, f"kept neighbour graph (k {graph_k}) + DBA ({dba_k}): open, add, "
+                        "build (synthetic 512-D)")
     n = plan.graph_images
-    figures = measure(n)
-    result.figures = {"dimension": D, "graph_k": GRAPH_K, "dba_k": DBA_K,
+    figures = measure(n, graph_k, dba_k)
+    result.figures = {"dimension": D, "graph_k": graph_k, "dba_k": dba_k,
                       "faiss_threads": faiss.omp_get_max_threads(),
                       **figures}
     result.targets += [
@@ -137,5 +156,5 @@ def run(plan: Plan) -> PartResult:
     if not figures["sampled_rows_exact"]:
         result.status, result.reason = "failed", "sampled graph rows differ from brute force"
     if n < 100_000:
-        result.notes.append("10^5 not run in this mode: run `python -m bench --parts graph`")
+        result.notes.append(f"10^5 not run in this mode: run `python -m bench --parts {part}`")
     return result

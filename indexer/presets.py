@@ -1,5 +1,5 @@
 """``--preset fast|balanced|quality``: pooling, max side, scales and re-ranking chosen per
-backbone from paris250 measurements (docs/fragments/diffusion.md); explicit flags override.
+backbone from paris250 measurements (docs/diffusion.md); explicit flags override.
 
 A preset fills in only the flags the command line did not give: :func:`track_given` marks the
 flags a parser saw, :func:`preset_overrides` gives the preset's value of every other one (which

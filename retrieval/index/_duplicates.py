@@ -3,8 +3,10 @@ not merely "the same place".
 
 Two stages, both measured on paris250 (README, "Near-duplicates"):
 
-1. **candidates** — images whose global vectors (the index's own) have cosine ≥ ``threshold``,
-   found with a range search (:meth:`~retrieval.index.KeepsLayouts.range_search`);
+1. **candidates** — images whose global vectors (the raw stored ones) have cosine ≥
+   ``threshold``, read from the kept neighbour graph where the index keeps one, found with a range
+   search (:meth:`~retrieval.index.KeepsLayouts.range_search`) for the images whose kept row is
+   full above the threshold and for stores without a graph (:mod:`._dup_candidates`);
 2. **confirmation** — a candidate pair is kept when the two layout descriptors
    (:mod:`retrieval.features._layout`, stored at ingest) have cosine ≥ ``layout_threshold``.
    Two photos of one landmark pass stage 1 but not stage 2; an edited copy passes both.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retrieval.errors import ConfigError
+from retrieval.index._dup_candidates import candidates
 from retrieval.index._protocol import IndexStore, KeepsLayouts
 
 __all__ = [
@@ -131,13 +134,13 @@ class _Neighbours:
             self.cache[i] = []
         if not present:
             return
-        hits = self.layouts.range_search(self.index.stored_vectors(present), self.rule.threshold,
-                                         MAX_NEIGHBOURS)
-        others = {int(j) for found, _ in hits for j in found}
+        found = candidates(self.index, self.layouts, present, self.rule.threshold,
+                           MAX_NEIGHBOURS)
+        others = {int(j) for hit_ids, _ in found.found for j in hit_ids}
         layouts = self.layouts.layouts(sorted(others | set(present)))
-        for i, (found, scores) in zip(present, hits, strict=True):
-            self.cache[i] = [p for j, s in zip(found.tolist(), scores.tolist(), strict=True)
-                             if j != i and (p := self._confirm(i, j, s, layouts)) is not None]
+        for i, (hit_ids, scores) in zip(present, found.found, strict=True):
+            self.cache[i] = [p for j, s in zip(hit_ids.tolist(), scores.tolist(), strict=True)
+                             if (p := self._confirm(i, j, s, layouts)) is not None]
 
     def _confirm(self, i: int, j: int, global_score: float,
                  layouts: dict[int, np.ndarray]) -> DuplicatePair | None:
