@@ -35,7 +35,14 @@ from retrieval import (
     open_collection,
     parse_box,
 )
-from retrieval.index import Diffusion, RecordFilter, search_hits, similar_hits
+from retrieval.index import (
+    UPLOADS_DIR_NAME,
+    Diffusion,
+    RecordFilter,
+    search_hits,
+    similar_hits,
+    source_roots,
+)
 
 __all__ = ["CHUNK", "SearchOptions", "add_parser", "print_hits", "query_paths", "run_search",
            "search_image"]
@@ -108,8 +115,15 @@ class SearchOptions:
                               runtime=RuntimeOptions.from_args(ns), tags=tuple(ns.tags))
 
     @property
+    def upload_roots(self) -> tuple[str, ...]:
+        """The service's default uploads folder: folders are named there too (as the service
+        names them)."""
+        return (str((self.index / UPLOADS_DIR_NAME).resolve()),)
+
+    @property
     def where(self) -> RecordFilter | None:
-        where = RecordFilter(self.folder, self.added_after, self.added_before, self.tags)
+        where = RecordFilter(self.folder, self.added_after, self.added_before, self.tags,
+                             roots=self.upload_roots)
         return where if where.active else None
 
     @property
@@ -139,10 +153,14 @@ def search_image(collection: Collection, image_path: Path, k: int, *, qe_k: int 
     return search_hits(collection.index, xq, k, qe_k=qe_k, qe_alpha=qe_alpha)[0]
 
 
-def print_hits(query: str, hits: list[Hit], *, as_json: bool) -> None:
+def print_hits(query: str, hits: list[Hit], *, as_json: bool,
+               roots: Sequence[str] = ("/",)) -> None:
+    """The hits as a table, or one JSON line (each hit's ``folder`` named in ``roots``:
+    :func:`~retrieval.index.source_roots`)."""
     if as_json:
         results = [{"id": h.id, "path": h.record.path, "score": float(str(np.float32(h.score))),
-                    "tags": list(h.record.tags)} for h in hits]
+                    "tags": list(h.record.tags), "folder": h.record.folder_in(roots)}
+                   for h in hits]
         print(json.dumps({"query": query, "results": results}))
         return
     print(f"query: {query}")
@@ -169,15 +187,17 @@ def run_search(opts: SearchOptions) -> int:
     failed = 0
     try:
         collection.index.set_search_params(nprobe=opts.nprobe, ef_search=opts.ef_search)
+        roots = source_roots(collection.index, opts.upload_roots)
         if opts.image_id is not None:
-            print_hits(f"id:{opts.image_id}", _by_id(collection, opts), as_json=opts.json)
+            print_hits(f"id:{opts.image_id}", _by_id(collection, opts), as_json=opts.json,
+                       roots=roots)
             return 0
         for query, hits in _searched(collection, queries, opts):
             if isinstance(hits, ImageDecodeError):
                 print(f"cbir: error: {hits}", file=sys.stderr)
                 failed += 1
             else:
-                print_hits(query, hits, as_json=opts.json)
+                print_hits(query, hits, as_json=opts.json, roots=roots)
     finally:
         collection.close()
     return 1 if failed else 0

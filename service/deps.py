@@ -167,7 +167,8 @@ MinScore = Annotated[float | None, Query(allow_inf_nan=False, ge=-1e9, le=1e9,
 
 Folder = Annotated[str | None, Query(min_length=1, max_length=1000, pattern=r"^[^/\x00][^\x00]*$",
                                      description="only images under this folder (relative to "
-                                     "the indexed folder; its sub-folders included)")]
+                                     "the indexed folder and to the uploads folder; its "
+                                     "sub-folders included)")]
 Seconds = Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1e11)]
 #: a tag as the query string and forms take it (the library checks the rest: no comma...).
 TAG_PATTERN = r"^[^,\x00-\x1f\x7f]+$"
@@ -178,14 +179,15 @@ Tags = Annotated[list[Tag] | None, Query(
     f"several: all must match; 1 to {MAX_TAG_LENGTH} characters, no comma)")]
 
 
-def record_filter(folder: Folder = None,
+def record_filter(state: StateDep, folder: Folder = None,
                   added_after: Annotated[Seconds, Query(description="only images added at or "
                                                         "after this (seconds since the epoch)")]
                   = None,
                   added_before: Annotated[Seconds, Query(description="only images added before "
                                                          "this (seconds since the epoch)")]
                   = None, tags: Tags = None) -> RecordFilter | None:
-    where = RecordFilter(folder, added_after, added_before, tuple(tags or ()))
+    where = RecordFilter(folder, added_after, added_before, tuple(tags or ()),
+                         roots=state.upload_roots)
     return where if where.active else None
 
 

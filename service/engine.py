@@ -42,6 +42,7 @@ from retrieval.index import (
     KeepsTags,
     RecordFilter,
     TagEdit,
+    clean_folder,
     search_hits,
     similar_hits,
 )
@@ -151,15 +152,21 @@ def explain_pair(collection: Collection, image_id: int, query: int | Upload, sid
 
 def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max_pixels: int, *,
                 request_key: str | None = None, key_ttl_s: float = DEFAULT_KEY_TTL_S,
-                tags: tuple[str, ...] = ()) -> AddOutcome:
-    """Decode and embed every upload (one bad file adds none), store the files, commit once.
+                tags: tuple[str, ...] = (), sub_folder: str = "") -> AddOutcome:
+    """Decode and embed every upload (one bad file adds none), store the files under ``folder``
+    (the uploads folder; its ``sub_folder``, a :func:`clean_folder` name, when given: the
+    records' folder), commit once.
 
     Returns one entry per upload, in order. A file whose content is already stored is not stored
-    again: it points at the existing record, which gets ``tags`` added (after the commit). A
-    ``request_key`` already answered replays that answer before anything is decoded.
+    again: it points at the existing record (which keeps its folder), which gets ``tags`` added
+    (after the commit). A ``request_key`` already answered replays that answer before anything
+    is decoded.
     """
+    if sub_folder != clean_folder(sub_folder):
+        raise ConfigError(f"sub_folder {sub_folder!r} must be given through clean_folder")
     shas = [sha256_hex(upload.data) for upload in uploads]
-    fingerprint = sha256_hex("\n".join([*shas, ",".join(tags)]).encode())
+    parts = [*shas, ",".join(tags), *([f"folder={sub_folder}"] if sub_folder else [])]
+    fingerprint = sha256_hex("\n".join(parts).encode())
     index = collection.index
     if not isinstance(index, DedupesContent):
         raise ConfigError("adding uploads needs a store that keeps one record per content")
@@ -170,7 +177,7 @@ def add_uploads(collection: Collection, uploads: list[Upload], folder: Path, max
         saved = index.saved_outcome(request_key, fingerprint, key_ttl_s)
         if saved is not None:
             return saved
-    files = UploadFiles(folder)
+    files = UploadFiles(folder / sub_folder if sub_folder else folder)
     unique = UniqueAdd(_Placer(index, uploads, files), request_key=request_key,
                        fingerprint=fingerprint, key_ttl_s=key_ttl_s)
     try:

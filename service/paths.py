@@ -2,13 +2,17 @@
 
 A path under the uploads folder is shown relative to it (``<sha256>.jpg``), one under the folder
 the index was built from relative to that (``holidays/0001.jpg``), any other by its file name
-alone; ``absolute`` (``CBIR_ABSOLUTE_PATHS``) shows them as stored.
+alone; ``absolute`` (``CBIR_ABSOLUTE_PATHS``) shows them as stored. A record's ``folder`` is
+its directory relative to the innermost of those two folders holding it (what ``?folder=``
+matches: :func:`retrieval.index.folder_of`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
+
+from retrieval.index import folder_of
 
 __all__ = ["PathView"]
 
@@ -27,3 +31,12 @@ class PathView:
             if root is not None and path.is_relative_to(root):
                 return path.relative_to(root).as_posix()
         return path.name
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The roots folders are named in (:func:`retrieval.index.source_roots`'s order)."""
+        return (self.images_root or "/", self.uploads_dir)
+
+    def folder(self, stored: str) -> str | None:
+        """The folder of the record stored at ``stored`` (None: under neither root)."""
+        return folder_of(stored, self.roots)

@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 
+FOLDER_HELP = ("the file's directory relative to the indexed folder, or to the uploads folder for "
+               "uploaded images (\"\": that folder itself; null: stored elsewhere); what "
+               "?folder= matches")
 PATH_HELP = ("relative to the indexed folder, or to the uploads folder for uploaded images "
              "(the file name alone for anything else); absolute with CBIR_ABSOLUTE_PATHS")
 
@@ -53,7 +56,8 @@ def image_out(record: ImageRecord, paths: PathView) -> ImageOut:
     """The body of a stored record, its path shown as ``paths`` shows it."""
     return ImageOut(id=record.id, path=paths.show(record.path), sha256=record.sha256,
                     width=record.width, height=record.height, added_at=record.added_at,
-                    url=file_url(record.id), tags=list(record.tags))
+                    url=file_url(record.id), tags=list(record.tags),
+                    folder=paths.folder(record.path))
 
 
 class ErrorBody(BaseModel):
@@ -74,6 +78,7 @@ class SearchHit(BaseModel):
     path: str = Field(description=PATH_HELP)
     url: str = Field(description="the image itself: /images/{id}/file")
     tags: list[str] = Field(default=[], description="the image's tags, sorted")
+    folder: str | None = Field(default=None, description=FOLDER_HELP)
 
 
 class SearchResponse(BaseModel):
@@ -110,6 +115,7 @@ class ImageOut(BaseModel):
     added_at: float = Field(description="seconds since the epoch (UTC)")
     url: str
     tags: list[str] = Field(default=[], description="the image's tags, sorted")
+    folder: str | None = Field(default=None, description=FOLDER_HELP)
 
 
 class ImagesPage(BaseModel):
@@ -138,7 +144,7 @@ TagText = Annotated[str, StringConstraints(min_length=1, max_length=64,
 class ImagePatch(BaseModel):
     """A change of an image's metadata: ``tags`` replaces them all, or ``add_tags`` then
     ``remove_tags`` edit them (not both ways at once). The folder is not editable: it is the
-    stored file's directory."""
+    stored file's directory (an upload's is chosen when it is added)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -149,8 +155,8 @@ class ImagePatch(BaseModel):
 
 
 class FolderOut(BaseModel):
-    folder: str = Field(description="relative to the indexed folder (\".\": the folder itself); "
-                        "what ?folder= takes")
+    folder: str = Field(description="relative to the indexed folder and the uploads folder "
+                        "(\".\": those folders themselves); what ?folder= takes")
     images: int = Field(description="images directly in it")
     under: int = Field(description="images in it and its sub-folders (what ?folder= matches)")
 
@@ -158,7 +164,8 @@ class FolderOut(BaseModel):
 class FoldersResponse(BaseModel):
     folders: list[FolderOut] = Field(description="sorted by folder; every folder holding images, "
                                      "and their parents")
-    elsewhere: int = Field(description="images stored outside the indexed folder (uploads)")
+    elsewhere: int = Field(description="images stored outside the indexed folder and the "
+                           "uploads folder")
 
 
 class TagOut(BaseModel):

@@ -39,6 +39,11 @@ class ServiceState:
         return cls(settings, InferencePool(settings.workers, settings.queue_depth),
                    thumbnails=ThumbnailCache(settings.thumbnail_cache_bytes))
 
+    @property
+    def upload_roots(self) -> tuple[str, ...]:
+        """The roots folders are named in besides the indexed one: the uploads folder."""
+        return (str(self.settings.uploads_dir.resolve()),)
+
     def loaded(self, collection: Collection) -> None:
         """Serve ``collection`` (and show paths relative to its folders)."""
         index = collection.index

@@ -25,7 +25,14 @@ from retrieval.index._duplicates import (
     group_pairs,
     supports_duplicates,
 )
-from retrieval.index._filters import RecordFilter, id_page, matching_ids, scanned_ids
+from retrieval.index._filters import (
+    RecordFilter,
+    clean_folder,
+    id_page,
+    matching_ids,
+    scanned_ids,
+    source_roots,
+)
 from retrieval.index._graph_search import NO_GRAPH, graph_of
 from retrieval.index._manifest import (
     DEFAULT_NPROBE,
@@ -54,7 +61,7 @@ from retrieval.index._protocol import (
     Trains,
 )
 from retrieval.index._query import diffusion_of, search_hits, similar_hits
-from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage
+from retrieval.index._records import Added, AddOutcome, Hit, ImageRecord, NewImage, folder_of
 from retrieval.index._spec import StoreSpec, store_spec
 from retrieval.index._tags import MAX_TAG_LENGTH, MAX_TAGS, TagEdit, clean_tags
 from retrieval.index.local import (
@@ -120,12 +127,14 @@ __all__ = [
     "TagEdit",
     "Trains",
     "VectorIndex",
+    "clean_folder",
     "clean_tags",
     "create_index",
     "diffusion_of",
     "duplicate_page",
     "duplicates_of",
     "folder_counts",
+    "folder_of",
     "folder_tree",
     "graph_of",
     "group_pairs",
@@ -137,6 +146,7 @@ __all__ = [
     "scanned_ids",
     "search_hits",
     "similar_hits",
+    "source_roots",
     "store_spec",
     "supports_duplicates",
     "sweep_files",

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from retrieval.errors import ConfigError
 from retrieval.index._tags import clean_tags
 
 __all__ = ["DEFAULT_KEY_TTL_S", "AddOutcome", "Added", "Hit", "ImageRecord", "NewImage",
-           "check_new_images"]
+           "check_new_images", "dir_folder", "folder_of"]
 
 #: How long a request key's answer is kept (every store that keeps request keys).
 DEFAULT_KEY_TTL_S = 24 * 3600.0
@@ -38,6 +39,28 @@ class ImageRecord:
     height: int
     added_at: float
     tags: tuple[str, ...] = ()
+
+    def folder_in(self, roots: Sequence[str]) -> str | None:
+        """:func:`folder_of` this record's path."""
+        return folder_of(self.path, roots)
+
+
+def folder_of(path: str, roots: Sequence[str]) -> str | None:
+    """The directory of ``path`` relative to the innermost of ``roots`` (absolute folders: the
+    indexed root, the uploads folder) holding it, POSIX, ``""`` for that root itself; None when
+    none holds it. What a ``folder`` filter names: a record matches ``folder=F`` when this is
+    ``F`` or under it."""
+    return dir_folder(PurePosixPath(path).parent.as_posix(), roots)
+
+
+def dir_folder(directory: str, roots: Sequence[str]) -> str | None:
+    """:func:`folder_of` a file in ``directory`` (absolute)."""
+    path = PurePosixPath(directory)
+    held = [PurePosixPath(r) for r in roots if path.is_relative_to(r)]
+    if not held:
+        return None
+    rel = path.relative_to(max(held, key=lambda r: len(r.parts)))
+    return "" if not rel.parts else rel.as_posix()
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ router = APIRouter()
 
 @router.get("/folders", response_model=FoldersResponse, responses=error_responses(503))
 async def list_folders(state: StateDep, collection: CollectionDep) -> FoldersResponse:
-    """Every folder under the indexed folder holding images (and their parents), with how many
-    images each holds directly and in all (what ``?folder=`` matches)."""
-    found = await state.pool.run(partial(folder_counts, collection.index))
+    """Every folder under the indexed folder or the uploads folder holding images (and their
+    parents), with how many images each holds directly and in all (what ``?folder=``
+    matches)."""
+    found = await state.pool.run(partial(folder_counts, collection.index, state.upload_roots))
     return FoldersResponse(folders=[FolderOut(folder=f.folder, images=f.images, under=f.under)
                                     for f in found.folders], elsewhere=found.elsewhere)
 

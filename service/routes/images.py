@@ -8,6 +8,7 @@ image's record holds, never from a path the client names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,10 +18,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from retrieval import MEDIA_TYPES, Collection, ImageDecodeError
+from retrieval import MEDIA_TYPES, Collection, ConfigError, ImageDecodeError
 from retrieval.index import (
     Added,
     DuplicatePair,
+    clean_folder,
     clean_tags,
     duplicates_of,
     id_page,
@@ -58,13 +60,15 @@ __all__ = ["reported_duplicates", "router"]
 router = APIRouter()
 
 CACHE_CONTROL = "private, max-age=3600"
+#: the longest upload ``folder`` field (as ``?folder=``).
+MAX_FOLDER = 1000
 
 
 def _added_out(added: Added, paths: PathView) -> AddedImage:
     return AddedImage(id=added.id, path=paths.show(added.path), sha256=added.sha256,
                       width=added.width, height=added.height, added_at=added.added_at,
                       url=file_url(added.id), tags=list(added.tags),
-                      duplicate=added.duplicate)
+                      folder=paths.folder(added.path), duplicate=added.duplicate)
 
 
 @router.get("/images", response_model=ImagesPage, responses=error_responses(422, 503))
@@ -129,7 +133,13 @@ ADD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multi
                                             "pattern": r"^[^\x00-\x1f\x7f]*$"},
                  "description": "tags for every added image: comma-separated and/or the field "
                                 "repeated (each 1 to 64 characters; an image already stored "
-                                "gets them added)"}}}}}}}
+                                "gets them added)"},
+        "folder": {"type": "string", "maxLength": 1000, "pattern": r"^[^/\x00-\x1f\x7f]"
+                   r"[^\x00-\x1f\x7f]*$",
+                   "description": "the folder the added images belong to: a sub-folder of the "
+                                  "uploads folder, named as ?folder= names it (relative, no "
+                                  "'..': 422 otherwise); default: the uploads folder itself. "
+                                  "An image already stored keeps its folder"}}}}}}}
 
 
 def _form_tags(values: list[Any]) -> tuple[str, ...]:
@@ -140,9 +150,27 @@ def _form_tags(values: list[Any]) -> tuple[str, ...]:
     return clean_tags(t for v in values for t in v.split(",") if t.strip())
 
 
-async def _form_fields(request: Request, field: str) -> tuple[list[Upload], tuple[str, ...]]:
-    """The files of multipart ``field`` (422 when there are none or one is not a file) and the
-    tags of the ``tags`` fields."""
+def _form_folder(values: list[Any]) -> str:
+    """The form's ``folder`` (at most one text field, as :func:`clean_folder` reads it; 422
+    otherwise)."""
+    if len(values) > 1 or any(not isinstance(v, str) for v in values):
+        raise RequestValidationError([{"type": "string_type", "loc": ("body", "folder"),
+                                       "msg": "Input should be one valid string"}])
+    if values and len(values[0]) > MAX_FOLDER:
+        raise ConfigError(f"folder must be at most {MAX_FOLDER} characters")
+    return clean_folder(values[0]) if values else ""
+
+
+@dataclass(frozen=True)
+class _AddForm:
+    uploads: list[Upload]
+    tags: tuple[str, ...]
+    folder: str
+
+
+async def _form_fields(request: Request, field: str) -> _AddForm:
+    """The files of multipart ``field`` (422 when there are none or one is not a file), the
+    tags of the ``tags`` fields and the ``folder`` field."""
     async with request.form() as form:
         values = form.getlist(field)
         files = [f for f in values if isinstance(f, StarletteUpload)]
@@ -151,7 +179,9 @@ async def _form_fields(request: Request, field: str) -> tuple[list[Upload], tupl
                 "type": "missing" if not values else "value_error", "loc": ("body", field),
                 "msg": "Field required" if not values else "Expected UploadFile"}])
         tags = _form_tags(form.getlist("tags"))
-        return [await read_upload(f, f"image{i}") for i, f in enumerate(files)], tags
+        folder = _form_folder(form.getlist("folder"))
+        return _AddForm([await read_upload(f, f"image{i}") for i, f in enumerate(files)], tags,
+                        folder)
 
 
 @router.post("/images", status_code=201, response_model=AddResponse,
@@ -173,11 +203,12 @@ async def add_images(
     if report_duplicates and not supports_duplicates(collection.index):
         raise ServiceError(422, "invalid_request", "report_duplicates needs a store that keeps "
                            "layout descriptors (FAISS+SQLite or Milvus); this one does not")
-    uploads, tags = await _form_fields(request, "images")
+    form = await _form_fields(request, "images")
     settings = state.settings
     outcome = await state.pool.run(partial(
-        add_uploads, collection, uploads, settings.uploads_dir, settings.max_image_pixels,
-        request_key=idempotency_key, key_ttl_s=settings.idempotency_ttl_s, tags=tags))
+        add_uploads, collection, form.uploads, settings.uploads_dir, settings.max_image_pixels,
+        request_key=idempotency_key, key_ttl_s=settings.idempotency_ttl_s, tags=form.tags,
+        sub_folder=form.folder))
     body = AddResponse(added=[_added_out(a, state.paths) for a in outcome.added], durable=True)
     if report_duplicates:
         body.duplicates = await state.pool.run(

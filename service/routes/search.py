@@ -103,7 +103,8 @@ def _entry(name: str, answer: list[Hit] | ImageDecodeError, paths: PathView) -> 
 
 def _hits_out(hits: list[Hit], paths: PathView) -> list[SearchHit]:
     return [SearchHit(id=h.id, score=h.score, path=paths.show(h.record.path), url=file_url(h.id),
-                      tags=list(h.record.tags)) for h in hits]
+                      tags=list(h.record.tags), folder=paths.folder(h.record.path))
+            for h in hits]
 
 
 def _ms(start: float) -> float:

@@ -139,6 +139,10 @@ def test_folder_filter(built: Path, image_folder: Path,
     assert_same(pairs(got), [(r["id"], r["score"]) for r in every["results"]
                              if Path(r["path"]).parent.name == "group2"])
     assert len(got["results"]) == 4
+    for r in every["results"]:  # the directory under the indexed folder, as --folder names it
+        want = Path(r["path"]).parent.relative_to(image_folder).as_posix()
+        assert r["folder"] == ("" if want == "." else want)
+    assert {r["folder"] for r in got["results"]} == {"group2"}
     capsys.readouterr()
     assert main([*argv, "--folder", "../x"]) == 2
     assert "'..'" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -27,7 +27,7 @@ def app(base_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root = tmp_path_factory.mktemp("catalog")
     index = copy_index(base_index, root / "index")
     settings = Settings(index_dir=index, absolute_paths=True, api_key=API_KEY,
-                        uploads_dir=root / "uploads")
+                        data_dir=root / "uploads")
     with TestClient(create_app(settings)) as client:
         deadline = time.monotonic() + 120
         while client.get("/readyz").status_code != 200:
@@ -125,17 +125,23 @@ def test_uploads_take_tags(app: TestClient) -> None:
 
 
 def test_folders_count_the_records(app: TestClient, image_folder: Path) -> None:
+    uploads = app.post("/images", files=[("images", ("u.jpg", jpeg(905)))], headers=AUTH,
+                       data={"folder": "up/deep"}).json()["added"][0]
     body = app.get("/folders").json()
     records = app.get("/images", params={"limit": 1000}).json()["images"]
-    direct = Counter(PurePosixPath(r["path"]).parent.relative_to(image_folder).as_posix()
-                     for r in records if r["path"].startswith(f"{image_folder}/"))
+    roots = (image_folder, Path(uploads["path"]).parents[2])
+    direct = Counter(PurePosixPath(r["path"]).parent.relative_to(root).as_posix()
+                     for r in records for root in roots if r["path"].startswith(f"{root}/"))
+    assert direct["up/deep"] == 1 and all(r["folder"] is not None for r in records)
+    assert Counter("." if r["folder"] == "" else r["folder"] for r in records) == direct
     table = {f["folder"]: (f["images"], f["under"]) for f in body["folders"]}
-    assert table == {".": (0, sum(direct.values())),
+    assert table == {".": (0, sum(direct.values())), "up": (0, 1),
                      **{name: (n, n) for name, n in direct.items()}}
-    assert body["elsewhere"] == len(records) - sum(direct.values())
+    assert body["elsewhere"] == len(records) - sum(direct.values()) == 0
     for name, (_, under) in table.items():
         page = app.get("/images", params={"folder": name, "limit": 1000}).json()
         assert len(page["images"]) == under
+    assert app.delete(f"/images/{uploads['id']}", headers=AUTH).status_code == 200
 
 
 # -- explanations ---------------------------------------------------------------------------
@@ -191,3 +197,57 @@ def test_bad_explanations(app: TestClient, url: str, params: dict[str, Any],
     assert app.post("/explain", files={"image": ("q", b"not an image")},
                     data={"id": "3"}).status_code == 415  # not an image format
     assert app.post("/explain", files={"image": ("q", jpeg(1))}).status_code == 422
+
+
+def test_uploads_take_a_folder(app: TestClient, image_folder: Path) -> None:
+    data = jpeg(903)
+    response = app.post("/images", files=[("images", ("f.jpg", data))], headers=AUTH,
+                        data={"folder": "trips/./2024/"})
+    assert response.status_code == 201, response.text
+    added = response.json()["added"][0]
+    assert added["folder"] == "trips/2024"
+    path = Path(added["path"])  # stored under that sub-folder of the uploads folder
+    assert path.parent.name == "2024" and path.parent.parent.name == "trips"
+    assert path.parent.parent.parent.name == "uploads" and path.is_file()
+    assert app.get(f"/images/{added['id']}").json()["folder"] == "trips/2024"
+    try:
+        for folder in ("trips", "trips/2024"):
+            hits = app.post("/search", files={"image": ("q", data)},
+                            params={"folder": folder}).json()["results"]
+            assert [(h["id"], h["folder"]) for h in hits] == [(added["id"], "trips/2024")]
+            page = app.get("/images", params={"folder": folder}).json()["images"]
+            assert [r["id"] for r in page] == [added["id"]]
+        assert app.post("/search", files={"image": ("q", data)},
+                        params={"folder": "trip"}).json()["results"] == []
+        every = app.post("/search", files={"image": ("q", data)}, params={"k": 3}).json()
+        top = every["results"]
+        assert top[0]["id"] == added["id"]
+        for hit in top[1:]:  # an indexed image: its directory under the indexed folder
+            want = PurePosixPath(hit["path"]).parent.relative_to(image_folder).as_posix()
+            assert hit["folder"] == ("" if want == "." else want)
+        table = {f["folder"]: (f["images"], f["under"]) for f in app.get("/folders").json()[
+            "folders"]}
+        assert table["trips"] == (0, 1) and table["trips/2024"] == (1, 1)
+        again = app.post("/images", files=[("images", ("f.jpg", data))], headers=AUTH,
+                         data={"folder": "elsewhere"}).json()["added"][0]
+        assert again["duplicate"] and again["folder"] == "trips/2024"  # it keeps its folder
+    finally:
+        assert app.delete(f"/images/{added['id']}", headers=AUTH).status_code == 200
+    assert "trips" not in {f["folder"] for f in app.get("/folders").json()["folders"]}
+
+
+@pytest.mark.parametrize(("folder", "words"), [
+    ("../up", "must not contain '..'"),
+    ("a/../../b", "must not contain '..'"),
+    ("/etc", "must be relative"),
+    ("tab\there", "control characters"),
+    ("x" * 1001, "at most 1000 characters"),
+    (["a", "b"], "one valid string"),
+])
+def test_bad_upload_folders(app: TestClient, folder: str | list[str], words: str) -> None:
+    before = app.get("/stats").json()["count"]
+    response = app.post("/images", files=[("images", ("b.jpg", jpeg(904)))], headers=AUTH,
+                        data={"folder": folder})
+    assert response.status_code == 422, response.text
+    assert words in response.text
+    assert app.get("/stats").json()["count"] == before

@@ -108,3 +108,23 @@ def test_two_instances_share_one_collection(replicas: tuple[TestClient, TestClie
     assert b.delete(f"/images/{new_id}", headers=AUTH).status_code == 200
     assert a.get(f"/images/{new_id}").status_code == 404
     assert a.get("/stats").json()["count"] == 12
+
+
+def test_an_upload_folder_on_milvus(replicas: tuple[TestClient, TestClient]) -> None:
+    a, _ = replicas
+    new = {"images": ("f.jpg", jpeg(998, (72, 72)), "image/jpeg")}
+    added = a.post("/images", files=new, headers=AUTH, data={"folder": "trips/2024"})
+    assert added.status_code == 201, added.text
+    record = added.json()["added"][0]
+    assert record["folder"] == "trips/2024" and record["path"].startswith("trips/2024/")
+    try:
+        query = {"image": ("f.jpg", jpeg(998, (72, 72)), "image/jpeg")}
+        hits = a.post("/search?folder=trips", files=query).json()["results"]
+        assert [(h["id"], h["folder"]) for h in hits] == [(record["id"], "trips/2024")]
+        table = {f["folder"]: (f["images"], f["under"]) for f in a.get("/folders").json()[
+            "folders"]}
+        assert table["trips"] == (0, 1) and table["trips/2024"] == (1, 1)
+        assert a.post("/images", files=new, headers=AUTH,
+                      data={"folder": "../x"}).status_code == 422
+    finally:
+        assert a.delete(f"/images/{record['id']}", headers=AUTH).status_code == 200

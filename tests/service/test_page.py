@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import REPO, scene
-from tests.service.conftest import Server
+from tests.service.conftest import AUTH, Server
 
 CHROMIUM = Path(os.environ.get("CBIR_TEST_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.is_file():
@@ -234,7 +235,31 @@ def similar_url(response: Any) -> dict[str, list[str]]:
     return parse_qs(urlparse(response.url).query)
 
 
-def test_gallery_box_filter_more_and_explanation(browser: Any, base_url: str) -> None:
+PAGE_TAG = "page-tag"
+
+
+@pytest.fixture
+def tagged(base_url: str) -> Iterator[list[int]]:
+    """Three stored images holding PAGE_TAG (removed again afterwards: the server is shared)."""
+    with httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as client:
+        ids = [r["id"] for r in client.get("/images", params={"limit": 8}).json()["images"]]
+        chosen = [ids[0], ids[3], ids[6]]
+        for image_id in chosen:
+            response = client.patch(f"/images/{image_id}", json={"add_tags": [PAGE_TAG]})
+            assert response.status_code == 200, response.text
+        try:
+            yield chosen
+        finally:
+            for image_id in chosen:
+                client.patch(f"/images/{image_id}", json={"remove_tags": [PAGE_TAG]})
+
+
+def is_listing(response: Any) -> bool:
+    return "/images?" in response.url and response.request.method == "GET"
+
+
+def test_gallery_box_filter_more_and_explanation(browser: Any, base_url: str,
+                                                 tagged: list[int]) -> None:
     page, problems = open_page(browser, base_url, viewport={"width": 1280, "height": 1000})
     gallery = page.locator("#gallery > li")
     gallery.first.wait_for(state="visible")
@@ -248,6 +273,19 @@ def test_gallery_box_filter_more_and_explanation(browser: Any, base_url: str) ->
     assert page.locator("#more").is_hidden() and page.locator("#boxer").is_hidden()
     tags = page.request.get(f"{base_url}/tags").json()["tags"]
     assert page.locator("#tag-filter").is_visible() == bool(tags)
+
+    page.locator(f'#tags option[value="{PAGE_TAG}"]').wait_for(state="attached")
+    with page.expect_response(is_listing) as by_tag:
+        page.select_option("#tags", PAGE_TAG)
+    assert by_tag.value.status == 200 and f"tag={PAGE_TAG}" in by_tag.value.url
+    page.locator("#gallery-status").filter(has_text="3 images").wait_for()
+    assert [int(li.get_attribute("data-id")) for li in gallery.all()] == tagged
+    with page.expect_response(is_listing) as untagged:
+        page.select_option("#tags", [])
+    assert "tag=" not in untagged.value.url
+    page.locator("#gallery-status").filter(has_text=f"{len(records)} images").wait_for()
+    assert [int(li.get_attribute("data-id")) for li in gallery.all()] == \
+        [r["id"] for r in records]
 
     chosen = int(records[1]["id"])
     with page.expect_response(is_similar) as first:

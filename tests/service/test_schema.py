@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +53,8 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     listing = {p["name"] for p in paths["/images"]["get"]["parameters"]}
     assert listing == {"cursor", "limit", *filters}
     upload = paths["/images"]["post"]["requestBody"]["content"]["multipart/form-data"]
-    assert set(upload["schema"]["properties"]) == {"images", "tags"}
+    assert set(upload["schema"]["properties"]) == {"images", "tags", "folder"}
+    assert upload["schema"]["properties"]["folder"]["type"] == "string"
     patch = paths["/images/{image_id}"]["patch"]["requestBody"]["content"]["application/json"]
     assert patch["schema"] == {"$ref": "#/components/schemas/ImagePatch"}
     for path in ("/images/{image_id}/explain", "/explain"):
@@ -67,6 +69,56 @@ def test_openapi_documents_every_route(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
     components = set(schema["components"]["schemas"])
     assert {ref.rsplit("/", 1)[-1] for ref in _refs(schema)} <= components  # none dangles
+
+
+def _params(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in operation["parameters"]}
+
+
+def _form(schema: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any]:
+    """The properties of ``operation``'s multipart body (its component resolved)."""
+    body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[-1]
+    properties: dict[str, Any] = schema["components"]["schemas"][name]["properties"]
+    return properties
+
+
+def test_openapi_documents_every_parameter(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+    batch = paths["/search/batch"]["post"]
+    params = _params(batch)
+    assert set(params) == {"k", "qe", "offset", "min_score", "diffusion", "folder", "tag",
+                           "added_after", "added_before"}  # no bbox: one box fits no batch
+    assert all(p["in"] == "query" for p in params.values())
+    assert params["tag"]["schema"]["anyOf"][0]["type"] == "array"  # repeatable
+    assert params["offset"]["schema"]["minimum"] == 0
+    assert params["min_score"]["schema"]["anyOf"][0]["type"] == "number"
+    for name in ("added_after", "added_before"):
+        assert params[name]["schema"]["anyOf"][0]["type"] == "number"
+    assert params["folder"]["schema"]["anyOf"][0]["type"] == "string"
+    form = _form(schema, batch)
+    assert set(form) == {"images", "k"} and form["images"]["type"] == "array"
+    explain = _params(paths["/images/{image_id}/explain"]["get"])
+    assert set(explain) == {"image_id", "query_id", "side", "format"}
+    assert explain["query_id"]["in"] == "query" and explain["query_id"]["required"] is True
+    assert explain["query_id"]["schema"]["type"] == "integer"
+    upload_explain = paths["/explain"]["post"]
+    assert set(_params(upload_explain)) == {"side", "format"}
+    form = _form(schema, upload_explain)
+    assert set(form) == {"image", "id"} and form["id"]["type"] == "integer"
+    assert set(components[upload_explain["requestBody"]["content"]["multipart/form-data"][
+        "schema"]["$ref"].rsplit("/", 1)[-1]]["required"]) == {"image", "id"}
+    patch = components["ImagePatch"]
+    assert set(patch["properties"]) == {"tags", "add_tags", "remove_tags"}
+    assert patch["additionalProperties"] is False  # an unknown field (folder) is a 422
+    for name in ("add_tags", "remove_tags"):
+        assert patch["properties"][name]["type"] == "array"
+        assert patch["properties"][name]["items"]["maxLength"] == 64
+    assert patch["properties"]["tags"]["anyOf"][1] == {"type": "null"}  # null: unchanged
+    for model in ("ImageOut", "SearchHit", "AddedImage"):
+        folder = components[model]["properties"]["folder"]
+        assert folder["anyOf"] == [{"type": "string"}, {"type": "null"}]
 
 
 def _refs(node: object) -> Iterator[str]:

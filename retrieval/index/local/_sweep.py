@@ -38,12 +38,24 @@ class SweepReport:
 
 
 def sweep_files(index: ImageIndex, folder: Path) -> SweepReport:
-    """Remove temporaries and unrecorded stored files from ``folder`` (module docstring)."""
+    """Remove temporaries and unrecorded stored files from ``folder`` and its sub-folders
+    (uploads given a ``folder``; module docstring)."""
     if index.read_only:
         raise ConfigError(f"sweeping {folder} needs the index {index.path} open for writing")
     if not folder.is_dir():
         return SweepReport()
     recorded = index.paths_present()
+    temporaries = orphans = 0
+    for directory in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
+        t, o = _sweep_one(directory, recorded)
+        temporaries, orphans = temporaries + t, orphans + o
+    if temporaries or orphans:
+        log.info("%s: removed %d temporary files and %d stored files with no record",
+                 folder, temporaries, orphans)
+    return SweepReport(temporaries, orphans)
+
+
+def _sweep_one(folder: Path, recorded: set[str]) -> tuple[int, int]:
     temporaries = orphans = 0
     for entry in folder.iterdir():
         if not entry.is_file():
@@ -57,6 +69,4 @@ def sweep_files(index: ImageIndex, folder: Path) -> SweepReport:
         entry.unlink(missing_ok=True)
     if temporaries or orphans:
         fsync_directory(folder)
-        log.info("%s: removed %d temporary files and %d stored files with no record",
-                 folder, temporaries, orphans)
-    return SweepReport(temporaries, orphans)
+    return temporaries, orphans

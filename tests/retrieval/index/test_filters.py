@@ -73,8 +73,11 @@ def test_random_filters_equal_exact_search_among_the_matches(store: IndexStore,
     times = sorted({r.added_at for r in store.records(list(range(1, N + 1)))})
     folder = [None, *FOLDERS][int(rng.integers(len(FOLDERS) + 1))]
     after = times[int(rng.integers(len(times)))] if rng.random() < 0.5 else None
+    # added_before: one of the add times (that add excluded) or past them all, later than after
+    later = [t for t in times if after is None or t > after] + [times[-1] + 1.0]
+    before = later[int(rng.integers(len(later)))] if rng.random() < 0.5 else None
     tags = [t for t in TAGS if rng.random() < 0.3]
-    where = RecordFilter(folder=folder, added_after=after, tags=tuple(tags))
+    where = RecordFilter(folder=folder, added_after=after, added_before=before, tags=tuple(tags))
     among = expected_ids(store, where)
     assert matching_ids(store, where) == among == scanned_ids(store, where, "/photos")
     xq, xb = unit_vectors(3, seed + 10), unit_vectors(N, 0)

@@ -22,12 +22,15 @@ from retrieval.index import (
     NewImage,
     RecordFilter,
     TagEdit,
+    clean_folder,
     clean_tags,
     create_index,
     folder_counts,
+    folder_of,
     folder_tree,
     matching_ids,
     open_index,
+    source_roots,
     tag_counts,
 )
 from tests.retrieval.index.samples import lite_or_faiss, manifest, unit_vectors
@@ -85,6 +88,40 @@ def test_counts_equal_the_records(store: IndexStore) -> None:
     assert folders.elsewhere == 2
     for f in folders.folders:  # `under` is what the folder filter returns
         assert len(matching_ids(store, RecordFilter(folder=f.folder))) == f.under
+
+
+def test_a_second_root_names_the_same_folders(store: IndexStore) -> None:
+    # "/up" as the uploads folder: its images are in the root folder, as those of "/p"
+    records = store.records(list(range(1, N + 1)))
+    folders = folder_counts(store, ("/up",))
+    table = {f.folder: (f.images, f.under) for f in folders.folders}
+    assert table == {".": (4, 12), "a": (4, 6), "a/b": (2, 2), "c": (2, 2)}
+    assert folders.elsewhere == 0
+    roots = source_roots(store, ("/up",))
+    assert roots == ("/p", "/up")
+    got = Counter("." if r.folder_in(roots) == "" else r.folder_in(roots) for r in records)
+    assert got == {f.folder: f.images for f in folders.folders if f.images}
+    for f in folders.folders:
+        where = RecordFilter(folder=f.folder, roots=("/up",))
+        found = matching_ids(store, where)
+        assert len(found) == f.under
+        assert found == [r.id for r in records if where.matches(r, "/p")]  # the scan agrees
+    assert matching_ids(store, RecordFilter(folder="a", roots=("/up",))) == \
+        matching_ids(store, RecordFilter(folder="a"))
+    assert [r.folder_in(("/p",)) for r in records[:6]] == ["a", "a", "a/b", "c", None, ""]
+
+
+def test_folder_names() -> None:
+    assert folder_of("/r/a/b/x.jpg", ("/r",)) == "a/b"
+    assert folder_of("/r/x.jpg", ("/r",)) == ""
+    assert folder_of("/s/x.jpg", ("/r",)) is None
+    assert folder_of("/r/up/x/y.jpg", ("/r", "/r/up")) == "x"  # the innermost root
+    assert folder_of("/r/up/x/y.jpg", ("/r/up", "/r")) == "x"
+    assert clean_folder("a/./b//") == "a/b" and clean_folder(".") == clean_folder("") == ""
+    for bad, words in (("../a", "'..'"), ("a/../b", "'..'"), ("/a", "relative"),
+                       ("a\nb", "control")):
+        with pytest.raises(ConfigError, match=words):
+            clean_folder(bad)
 
 
 def test_bad_tags_are_refused() -> None:
