@@ -10,6 +10,8 @@ IMAGES ?=
 # make run BACKBONE=squeezenet1_1 WEIGHTS=/path/to/squeezenet1_1.pth: a local weights file (offline)
 BACKBONE ?= vgg16
 WEIGHTS ?=
+# where make run builds its index (rebuilt every run)
+DEMO_INDEX ?= demo/index
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -35,8 +37,8 @@ unit: $(STAMP)
 test: lint unit
 
 run: $(STAMP)
-	$(BIN)/python -m indexer demo --images "$(IMAGES)" --backbone $(BACKBONE) \
-		$(if $(WEIGHTS),--weights "$(WEIGHTS)") --host $(HOST) --port $(PORT)
+	$(BIN)/python -m indexer demo --images "$(IMAGES)" --index "$(DEMO_INDEX)" \
+		--backbone $(BACKBONE) $(if $(WEIGHTS),--weights "$(WEIGHTS)") --host $(HOST) --port $(PORT)
 
 # Throughput and latency benchmarks (README "Performance"); writes bench/results/*.json.
 bench: $(STAMP)

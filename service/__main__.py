@@ -7,6 +7,7 @@ clean shutdown, 1 when the index cannot be opened, 2 for invalid settings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -98,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopper = _StopOnFatal()
     app = create_app(settings, on_fatal=stopper)
     stopper.server = uvicorn.Server(uvicorn_config(app, settings, args.log_level))
-    stopper.server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once shut down
+        stopper.server.run()
     return 1 if stopper.error is not None else 0
 
 

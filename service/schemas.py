@@ -227,6 +227,7 @@ class ManifestSummary(BaseModel):
     diffusion: dict[str, int | float] | None = Field(
         default=None, description="default diffusion re-ranking of a search (null: off)")
     preset: str | None = Field(default=None, description="the --preset the index was built from")
+    precision: str = Field(default="fp32", description="what the database was embedded in")
 
 
 class Stats(BaseModel):
@@ -238,6 +239,8 @@ class Stats(BaseModel):
     writes_enabled: bool = Field(description="POST/DELETE /images are available (API key set)")
     max_k: int
     max_upload_bytes: int
+    precision: str = Field(description="what this server embeds queries in (the index's unless "
+                           "--precision/CBIR_PRECISION says otherwise)")
     manifest: ManifestSummary
 
 

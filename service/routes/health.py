@@ -47,13 +47,15 @@ def stats(state: StateDep, collection: CollectionDep) -> Stats:
         dim=m.dim, faiss_factory=m.faiss_factory, metric=m.metric, created_at=m.created_at,
         search_params=index.search_params, scales=list(m.scales), qe_k=m.qe_k,
         qe_alpha=m.qe_alpha, dba_k=m.dba_k, dba_alpha=m.dba_alpha,
-        diffusion=None if m.diffusion is None else dict(m.diffusion), preset=m.preset)
+        diffusion=None if m.diffusion is None else dict(m.diffusion), preset=m.preset,
+        precision=m.precision)
     settings = state.settings
     return Stats(count=index.count, searchable=index.ntotal, dimension=m.dim,
                  index_size_bytes=index.size_on_disk(),
                  random_weights=m.weights.startswith("random:"),
                  writes_enabled=settings.writes_enabled, max_k=settings.max_k,
-                 max_upload_bytes=settings.max_upload_bytes, manifest=manifest)
+                 max_upload_bytes=settings.max_upload_bytes,
+                 precision=collection.embedder.precision, manifest=manifest)
 
 
 def gauges(state: ServiceState) -> list[Gauge]:

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -51,12 +51,15 @@ def copy_index(source: Path, dest: Path) -> Path:
 
 
 class Server:
-    """``python -m service`` in a subprocess on a free loopback port."""
+    """``python -m service`` (or ``command``, e.g. ``cbir serve``) in a subprocess on a free
+    loopback port."""
 
-    def __init__(self, index: Path, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, index: Path, log: Path, env: dict[str, str],
+                 command: Sequence[str] = ("-m", "service", "--log-level", "warning")) -> None:
         self.index = index
         self.log = log
         self.env = env
+        self.command = list(command)  # after the interpreter, before --index and --port
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -67,9 +70,8 @@ class Server:
         env.update(self.env)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "--index", str(self.index), "--port", str(port),
-                 "--log-level", "warning"], cwd=REPO, env=env, stdout=log,
-                stderr=subprocess.STDOUT)
+                [sys.executable, *self.command, "--index", str(self.index), "--port", str(port)],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self
 

@@ -1,13 +1,16 @@
-"""``python -m service``: a usage line with every flag; flags win over the environment."""
+"""``python -m service``: a usage line with every flag; flags win over the environment; Ctrl-C
+is a clean stop (exit 0, no traceback)."""
 
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
 import service.__main__ as main
+from tests.service.conftest import ServerFactory
 
 
 def test_the_usage_lists_every_flag() -> None:
@@ -29,3 +32,12 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("CBIR_PORT", "9000")
     settings = main.settings_from(main.parse_args(["--index", str(tmp_path), "--workers", "5"]))
     assert (settings.index_dir, settings.workers, settings.port) == (tmp_path, 5, 9000)
+
+
+def test_ctrl_c_stops_the_server_cleanly(start_server: ServerFactory) -> None:
+    server = start_server()
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=60) == 0
+    printed = server.log.read_text()
+    assert "Traceback" not in printed and "KeyboardInterrupt" not in printed
