@@ -45,6 +45,29 @@ def squeezenet_weights(shared: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def paris_map_cache(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one feature-map cache (``cbir evaluate --cache``) of every paris250 evaluation in the
+    session: each photo is forwarded once per side and precision, whichever test asks first
+    ($CBIR_TEST_MAP_CACHE keeps one across sessions)."""
+    kept = os.environ.get("CBIR_TEST_MAP_CACHE")
+    return Path(kept) if kept else tmp_path_factory.mktemp("paris_maps")
+
+
+@pytest.fixture(scope="session")
+def paris250_sum_index(shared: Path, squeezenet_weights: Path,
+                       tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """paris250 indexed by the real CLI: SUM at 512 px, ImageNet SqueezeNet (built once)."""
+    from indexer.cli import main
+
+    index = tmp_path_factory.mktemp("paris250") / "index"
+    code = main(["index", "build", "--images", str(shared / "data" / "paris250"), "--index",
+                 str(index), "--backbone", "squeezenet1_1", "--weights", str(squeezenet_weights),
+                 "--pooling", "sum", "--max-side", "512", "--no-progress"])
+    assert code == 0
+    return index
+
+
 def scene(seed: int, size: tuple[int, int]) -> Image.Image:
     """A small synthetic photo: a coloured background with a few shapes, seeded."""
     rng = np.random.default_rng(seed)

@@ -173,14 +173,15 @@ def test_oxford_queries_are_cropped_and_scaled_like_their_image(tmp_path: Path) 
 
 @pytest.fixture(scope="session")
 def paris_eval(
-    shared: Path, squeezenet_weights: Path, tmp_path_factory: pytest.TempPathFactory
+    shared: Path, squeezenet_weights: Path, paris_map_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Any]:
     """One evaluate run on paris250 (about 250 forward passes), shared by the tests below."""
     out = tmp_path_factory.mktemp("paris_eval")
     code = main(["evaluate", "--dataset", "folders", "--root", str(shared / "data" / "paris250"),
                  "--backbone", "squeezenet1_1", "--weights", str(squeezenet_weights),
                  "--max-side", "512", "--pooling", "sum,avg,max,gem", "--out", str(out),
-                 "--no-progress"])
+                 "--cache", str(paris_map_cache), "--no-progress"])
     assert code == 0
     return {"out": out, "doc": json.loads((out / "results.json").read_text())}
 
@@ -198,16 +199,13 @@ def test_paris250_reports(paris_eval: dict[str, Any]) -> None:
 
 @pytest.mark.shared
 def test_paris250_sum_matches_index_build_and_search(
-    paris_eval: dict[str, Any], shared: Path, squeezenet_weights: Path, tmp_path: Path
+    paris_eval: dict[str, Any], shared: Path, paris250_sum_index: Path
 ) -> None:
+    """The session's SUM index of paris250 (``cbir index build``, conftest) against evaluate."""
     from retrieval.index import STORE_NAME, ImageIndex, Store
 
     images = shared / "data" / "paris250"
-    index_dir = tmp_path / "index"
-    code = main(["index", "build", "--images", str(images), "--index", str(index_dir),
-                 "--pooling", "sum", "--max-side", "512", "--weights", str(squeezenet_weights),
-                 "--backbone", "squeezenet1_1", "--no-progress"])
-    assert code == 0
+    index_dir = paris250_sum_index
     bench = load_benchmark("folders", images)
     position = {p.resolve(): i for i, p in enumerate(bench.database)}
     store = Store.open(index_dir / STORE_NAME)
@@ -227,7 +225,8 @@ def test_paris250_sum_matches_index_build_and_search(
 
 @pytest.mark.shared
 def test_paris250_recommended_configuration_reaches_090(
-    shared: Path, squeezenet_weights: Path, tmp_path_factory: pytest.TempPathFactory
+    shared: Path, squeezenet_weights: Path, paris_map_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """CroW at 2 scales + αQE + DBA (strict protocol, non-interpolated AP) through ``cbir
     evaluate``: mAP >= 0.90 (research: 0.872 / 0.895 / 0.926); about 500 forward passes."""
@@ -235,7 +234,8 @@ def test_paris250_recommended_configuration_reaches_090(
     code = main(["evaluate", "--dataset", "folders", "--root", str(shared / "data" / "paris250"),
                  "--backbone", "squeezenet1_1", "--weights", str(squeezenet_weights),
                  "--max-side", "512", "--scales", "1,0.5", "--pooling", "crow", "--qe", "2",
-                 "--dba", "2", "--ap", "non_interpolated", "--out", str(out), "--no-progress"])
+                 "--dba", "2", "--ap", "non_interpolated", "--out", str(out),
+                 "--cache", str(paris_map_cache), "--no-progress"])
     assert code == 0
     report = json.loads((out / "results.json").read_text())
     assert report["ap_method"] == "non_interpolated"

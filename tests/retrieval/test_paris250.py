@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.cli import main
 from retrieval.evaluation._benchmarks import load_benchmark
 from retrieval.evaluation._metrics import evaluate
 from retrieval.features._backbone import load_backbone
@@ -21,17 +20,6 @@ from retrieval.features._extraction import Batch, extract_batches
 from retrieval.index import ImageIndex, Store
 
 pytestmark = pytest.mark.shared
-
-
-@pytest.fixture(scope="session")
-def paris250_sum_index(shared: Path, squeezenet_weights: Path,
-                       tmp_path_factory: pytest.TempPathFactory) -> Path:
-    index = tmp_path_factory.mktemp("paris250") / "index"
-    code = main(["index", "build", "--images", str(shared / "data" / "paris250"), "--index",
-                 str(index), "--backbone", "squeezenet1_1", "--weights", str(squeezenet_weights),
-                 "--pooling", "sum", "--max-side", "512", "--no-progress"])
-    assert code == 0
-    return index
 
 
 def loo_map(index_dir: Path, root: Path) -> float:
