@@ -51,12 +51,16 @@ def copy_index(source: Path, dest: Path) -> Path:
 
 
 class Server:
-    """``python -m service`` in a subprocess on a free loopback port."""
+    """``python -m service`` in a subprocess on a free loopback port (or ``command``, the command
+    line before ``--port``: e.g. ``cbir serve`` as a replica)."""
 
-    def __init__(self, index: Path, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, index: Path, log: Path, env: dict[str, str],
+                 command: list[str] | None = None) -> None:
         self.index = index
         self.log = log
         self.env = env
+        self.command = command or [sys.executable, "-m", "service", "--index", str(index),
+                                   "--log-level", "warning"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -66,10 +70,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
         env.update(self.env)
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "--index", str(self.index), "--port", str(port),
-                 "--log-level", "warning"], cwd=REPO, env=env, stdout=log,
-                stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([*self.command, "--port", str(port)], cwd=REPO,
+                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self
 
