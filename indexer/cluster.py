@@ -2,10 +2,10 @@
 
 One Milvus server (:mod:`indexer.milvus_server`; or ``--milvus-uri`` of one that runs), a cbir
 collection in it (built from ``--images`` unless it exists), ``--replicas`` API processes
-(``python -m service`` started from ``CBIR_STORE_URI`` + ``CBIR_COLLECTION`` alone, uploads in
-one shared folder) and, with ``--ray``, a Ray head. It prints where each one listens, writes
-the same to ``<data>/cluster.json``, and on Ctrl-C (SIGINT) or SIGTERM stops them all: the
-replicas, Ray, then the server it started. Logs go to ``<data>/logs/``.
+(``cbir serve --milvus-uri URI --collection NAME``: stateless replicas started from the store
+alone, uploads in one shared folder) and, with ``--ray``, a Ray head. It prints where each one
+listens, writes the same to ``<data>/cluster.json``, and on Ctrl-C (SIGINT) or SIGTERM stops them
+all: the replicas, Ray, then the server it started. Logs go to ``<data>/logs/``.
 
 Exit codes: 0 after a clean stop, 1 when something could not start (what did start is stopped),
 2 for bad arguments.
@@ -166,14 +166,14 @@ def _start_replicas(opts: ClusterOptions, cluster: Cluster) -> None:
     for i in range(1, opts.replicas + 1):
         port = opts.port + i - 1 if opts.port else _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
-        env.update({"CBIR_STORE_URI": cluster.uri, "CBIR_COLLECTION": opts.collection,
-                    "CBIR_INDEX_DIR": str(cluster.root / f"replica{i}"),
-                    "CBIR_DATA_DIR": str(cluster.root / "uploads"),
-                    "CBIR_HOST": "127.0.0.1", "CBIR_PORT": str(port)})
+        env["CBIR_DATA_DIR"] = str(cluster.root / "uploads")
         if opts.api_key:
             env["CBIR_API_KEY"] = opts.api_key
         log = cluster.root / "logs" / f"replica{i}.log"
-        proc = _spawn([sys.executable, "-m", "service", "--log-level", "warning"], log, env)
+        argv = [sys.executable, "-m", "indexer", "-q", "serve", "--milvus-uri", cluster.uri,
+                "--collection", opts.collection, "--index", str(cluster.root / f"replica{i}"),
+                "--host", "127.0.0.1", "--port", str(port)]  # `cbir serve`, as users start one
+        proc = _spawn(argv, log, env)
         replicas.append(Member(f"replica {i}", f"http://127.0.0.1:{port}", log, proc))
         cluster.members.append(replicas[-1])
     deadline = time.monotonic() + READY_TIMEOUT_S

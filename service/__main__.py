@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m service", description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--index", dest="index_dir", metavar="DIR",
                    help="index directory (CBIR_INDEX_DIR)")
+    p.add_argument("--milvus-uri", dest="store_uri", metavar="URI",
+                   help="a replica of a Milvus collection: its server (CBIR_STORE_URI)")
+    p.add_argument("--collection", help="with --milvus-uri: the collection (CBIR_COLLECTION)")
     p.add_argument("--host", help="address to bind (CBIR_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (CBIR_PORT, default 8000)")
     p.add_argument("--device", help="torch device (CBIR_DEVICE, default cpu)")
@@ -68,10 +71,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the flags that were given."""
-    names = ("index_dir", "host", "port", "device", "precision", "weights", "workers")
+    names = ("index_dir", "store_uri", "collection", "host", "port", "device", "precision",
+             "weights", "workers")
     overrides: dict[str, Any] = {n: getattr(args, n) for n in names
                                  if getattr(args, n) is not None}
     return Settings(**overrides)
+
+
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's errors as one line: ``setting: message; …``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+                     for e in exc.errors())
 
 
 def uvicorn_config(app: Any, settings: Settings, log_level: str) -> uvicorn.Config:
@@ -94,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args)
     except ValidationError as exc:
-        print(f"cbir serve: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"cbir serve: invalid settings: {_one_line(exc)}", file=sys.stderr)
         return 2
     stopper = _StopOnFatal()
     app = create_app(settings, on_fatal=stopper)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -51,15 +51,16 @@ def copy_index(source: Path, dest: Path) -> Path:
 
 
 class Server:
-    """``python -m service`` (or ``command``, e.g. ``cbir serve``) in a subprocess on a free
-    loopback port."""
+    """``python -m service`` in a subprocess on a free loopback port (or ``command``, the command
+    line before ``--port``: e.g. ``cbir serve`` as a replica)."""
 
     def __init__(self, index: Path, log: Path, env: dict[str, str],
-                 command: Sequence[str] = ("-m", "service", "--log-level", "warning")) -> None:
+                 command: list[str] | None = None) -> None:
         self.index = index
         self.log = log
         self.env = env
-        self.command = list(command)  # after the interpreter, before --index and --port
+        self.command = command or [sys.executable, "-m", "service", "--index", str(index),
+                                   "--log-level", "warning"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -69,9 +70,8 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CBIR_")}
         env.update(self.env)
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, *self.command, "--index", str(self.index), "--port", str(port)],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([*self.command, "--port", str(port)], cwd=REPO,
+                                         env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self
 

@@ -1,8 +1,8 @@
 """API replicas as separate processes on one Milvus server collection, started by the local
 cluster recipe (``python -m indexer.cluster``, on the session's server), and the faults a
 deployment meets: a replica killed in the middle of an add, the Milvus server restarted under
-load. Every replica is a ``python -m service`` process started from ``CBIR_STORE_URI`` +
-``CBIR_COLLECTION`` alone; uploads go to one shared folder.
+load. Every replica is a ``cbir serve --milvus-uri URI --collection NAME`` process started from
+the store alone, as users start them; uploads go to one shared folder.
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def store(cluster: Running, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield index
 
 
+def replica(uri: str, collection: str, directory: Path) -> list[str]:
+    """``cbir serve`` as a replica of ``collection`` (its copy of the manifest in ``directory``)."""
+    return [sys.executable, "-m", "indexer", "-q", "serve", "--milvus-uri", uri,
+            "--collection", collection, "--index", str(directory)]
+
+
 def upload(*seeds: int) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [("images", (f"s{s}.jpg", jpeg(s, (72, 56)), "image/jpeg")) for s in seeds]
 
@@ -108,6 +114,11 @@ def test_it_says_where_everything_listens(cluster: Running) -> None:
     for i, url in enumerate(cluster.urls, start=1):
         assert f"replica {i}  {url}" in out
     assert out.strip().endswith("ready: Ctrl-C stops them all")
+    for r in cluster.info["replicas"]:  # `cbir serve --milvus-uri … --collection …`, no env
+        argv = Path(f"/proc/{r['pid']}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"--milvus-uri") + 1].decode() == cluster.info["milvus"]
+        assert argv[argv.index(b"--collection") + 1].decode() == cluster.info["collection"]
+        assert b"CBIR_STORE_URI=" not in Path(f"/proc/{r['pid']}/environ").read_bytes()
     for i in range(2):
         with cluster.client(i) as c:
             assert c.get("/readyz").json() == {"status": "ready", "count": 12}
@@ -207,9 +218,10 @@ def _send_then_kill(server: Server, body: bytes, headers: dict[str, str]) -> Non
 
 def test_a_replica_killed_in_the_middle_of_an_add(cluster: Running, store: Any,
                                                   tmp_path: Path) -> None:
-    env = {"CBIR_STORE_URI": cluster.info["milvus"], "CBIR_COLLECTION": cluster.info["collection"],
-           "CBIR_API_KEY": API_KEY, "CBIR_DATA_DIR": str(cluster.root / "uploads")}
-    doomed = Server(tmp_path / "replica3", tmp_path / "replica3.log", env).start()
+    env = {"CBIR_API_KEY": API_KEY, "CBIR_DATA_DIR": str(cluster.root / "uploads")}
+    doomed = Server(tmp_path / "replica3", tmp_path / "replica3.log", env,
+                    replica(cluster.info["milvus"], cluster.info["collection"],
+                            tmp_path / "replica3")).start()
     seeds = list(range(4000, 4006))
     request = httpx.Request("POST", "http://x/images", files=upload(*seeds))
     key = {"Idempotency-Key": "killed-1", **AUTH,

@@ -5,6 +5,7 @@ design, so the test skips there)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,8 @@ def test_serve_runs_the_index_precision_unless_told_otherwise(
     bf16_index: Path, image_folder: Path, tmp_path: Path, flags: list[str], runs: str,
 ) -> None:
     server = Server(bf16_index, tmp_path / "serve.log", {},
-                    command=["-m", "indexer", "serve", *flags])
+                    command=[sys.executable, "-m", "indexer", "serve", "--index",
+                             str(bf16_index), *flags])
     try:
         server.start()
         with server.client() as client:
