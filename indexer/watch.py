@@ -244,8 +244,9 @@ def _stop_on_sigterm() -> None:
 
 def run_watch(opts: WatchOptions) -> int:
     """Reconcile, then follow the folder until Ctrl-C or SIGTERM: each batch of events is one
-    :func:`retrieval.sync_paths` (one transaction for the embedded files). Whatever stops it, the
-    index stays consistent; the next start reconciles what changed meanwhile."""
+    :func:`retrieval.sync_paths` (one transaction on the local engine, steps on Milvus: see
+    :mod:`retrieval._sync`). Whatever stops it, the index stays consistent; the next start
+    reconciles what changed meanwhile."""
     _stop_on_sigterm()
     root = opts.images.resolve()
     collection = _open(opts)

@@ -15,6 +15,9 @@ With ``replacing=`` (what :func:`plan_by_path` found: a file re-added at a store
 other content) each such input's old records are removed in the transaction that adds it, so the
 path never has both, or neither. :func:`plan_by_path` is how ``cbir index add`` is idempotent per
 path: a file already stored at its path with the same content is not embedded again.
+``removing=`` (ids) and ``repointing=`` (id -> new path: moved files, kept without embedding)
+ride on the same transaction (a sync batch, :mod:`retrieval._sync`); when nothing could be decoded
+they are committed alone, still in one transaction. Both need ``atomic=True``.
 
 With ``unique=`` (:class:`UniqueAdd`: an HTTP add) the run is atomic and all-or-nothing: the first
 unreadable input raises its :class:`~retrieval.errors.ImageDecodeError` and nothing is added;
@@ -99,6 +102,7 @@ def ingest(
     unique: UniqueAdd | None = None,
     replacing: Mapping[str, Sequence[int]] | None = None,
     removing: Sequence[int] = (),
+    repointing: Mapping[int, str] | None = None,
     tags: Sequence[str] = (),
 ) -> IngestReport:
     """Embed and add every source ``(path_to_record, file path or bytes)``; returns a report.
@@ -107,21 +111,22 @@ def ingest(
     :func:`~retrieval.features.default_batch_size` and
     :func:`~retrieval.features.default_workers`. ``atomic``: one commit for all; ``unique``:
     one all-or-nothing :meth:`add_unique`; ``replacing``: path -> the ids its new record replaces
-    (module docstring); ``removing`` (with ``atomic``): ids removed in the transaction that adds
-    (or on their own when nothing could be added); ``tags``: every new record holds them (a
-    duplicate's record keeps its own).
+    (module docstring); ``removing`` and ``repointing`` (with ``atomic``): ids removed, ids given
+    a new path, in the transaction that adds (or on their own when nothing could be added);
+    ``tags``: every new record holds them (a duplicate's record keeps its own).
     """
     tags = clean_tags(tags)
-    if (replacing or removing) and not isinstance(collection.index, ReplacesRecords):
+    riders = _Riders(replacing or {}, list(removing), dict(repointing or {}))
+    if riders.any() and not isinstance(collection.index, ReplacesRecords):
         raise ConfigError("this store cannot replace records in the transaction that adds")
-    if removing and not atomic:
-        raise ConfigError("removing= needs atomic=True (one transaction)")
+    if (riders.removing or riders.repointing) and not atomic:
+        raise ConfigError("removing= and repointing= need atomic=True (one transaction)")
     report = IngestReport()
     batches = collection.embedder.extract(sources, batch_size=batch_size, workers=workers,
                                           max_pixels=max_pixels)
     with closing(batches), _StoreWriter(collection, report, on_progress,
                                         atomic or unique is not None, unique,
-                                        replacing or {}, removing, tags) as writer:
+                                        riders, tags) as writer:
         for item in batches:
             if isinstance(item, Failure):
                 if unique is not None:
@@ -199,17 +204,34 @@ def _file_sha256(path: Path) -> str | None:
         return None  # embedded again: the decode reports why it cannot be read
 
 
+@dataclass
+class _Riders:
+    """What commits with the adds: the old records of changed files (by path), then ids removed
+    and moved records re-pointed, which go with the first commit only (:meth:`take`)."""
+
+    replacing: Mapping[str, Sequence[int]]
+    removing: list[int]
+    repointing: dict[int, str]
+
+    def any(self) -> bool:
+        return bool(self.replacing or self.removing or self.repointing)
+
+    def take(self, keys: Iterable[str]) -> tuple[list[int], dict[int, str]]:
+        """The ids to remove and the moves to apply with the adds of ``keys``."""
+        old = [i for key in keys for i in self.replacing.get(key, ())] + self.removing
+        moves, self.removing, self.repointing = self.repointing, [], {}
+        return old, moves
+
+
 class _StoreWriter:
     """Describes and stores batches in one background thread, at most one batch behind."""
 
     def __init__(self, collection: Collection, report: IngestReport,
                  on_progress: Progress | None, atomic: bool, unique: UniqueAdd | None,
-                 replacing: Mapping[str, Sequence[int]], removing: Sequence[int],
-                 tags: tuple[str, ...]) -> None:
+                 riders: _Riders, tags: tuple[str, ...]) -> None:
         self.collection = collection
         self.tags = tags
-        self.replacing = replacing
-        self.removing = list(removing)
+        self.riders = riders
         self.report = report
         self.on_progress = on_progress
         self.atomic = atomic
@@ -239,14 +261,14 @@ class _StoreWriter:
             self._commit(batch.items, xb, layouts)
         return len(batch.items)
 
-    def _commit(self, items: list[Decoded[str]], xb: np.ndarray, layouts: np.ndarray) -> None:
+    def _commit(self, items: list[Decoded[str]], xb: np.ndarray,
+                layouts: np.ndarray | None) -> None:
         news = [NewImage(path=d.key, sha256=d.sha256, width=d.width, height=d.height,
                          tags=self.tags) for d in items]
-        old = [i for d in items for i in self.replacing.get(d.key, ())] + self.removing
-        self.removing = []
+        old, moves = self.riders.take(d.key for d in items)
         index = self.collection.index
-        if old and isinstance(index, ReplacesRecords):
-            self.report.added.extend(index.replace(old, news, xb, layouts))
+        if (old or moves) and isinstance(index, ReplacesRecords):
+            self.report.added.extend(index.replace(old, news, xb, layouts, moves=moves))
             self.report.replaced.extend(old)
         else:
             self.report.added.extend(index.add(news, xb, layouts))
@@ -254,9 +276,9 @@ class _StoreWriter:
 
     def _commit_held(self) -> None:
         if not self._held:
-            if self.removing:  # nothing decoded: the removals alone
-                self.report.replaced.extend(self.collection.index.remove(self.removing))
-                self.removing = []
+            if self.riders.removing or self.riders.repointing:  # nothing decoded: they alone
+                d = self.collection.index.d
+                self._commit([], np.empty((0, d), dtype=np.float32), None)
             return
         items = [d for batch, _, _ in self._held for d in batch]
         xb = np.concatenate([xb for _, xb, _ in self._held])

@@ -3,10 +3,22 @@
 :func:`sync_folder` is one reconcile (``cbir index sync``, and ``cbir index watch`` on start);
 the watcher then runs :func:`sync_paths` on the paths its events name, with the
 :class:`StoredFiles` view it keeps (it is the index's one writer). Applying a plan embeds only the
-new and changed files: moves are re-pointed (:class:`~retrieval.index.RepointsRecords`, one
-transaction), then the removals, replaced records and new records are committed together in one
-transaction (``ingest(atomic=True, replacing=, removing=)``). An interrupted or killed run leaves
-each of the two transactions done or not done; the next reconcile finishes the job.
+new and changed files; what is atomic depends on the store:
+
+* a store that :class:`~retrieval.index.ReplacesRecords` (the local FAISS+SQLite engine) commits
+  the whole batch — moved records re-pointed, vanished ones removed, changed ones replaced, new
+  ones added, the kept neighbour graph's rows with them — in ONE SQLite transaction
+  (``ingest(atomic=True, replacing=, removing=, repointing=)``; a batch of moves or removals
+  only, or whose files all failed to decode, is that transaction alone); FAISS and the DBA
+  vectors follow in memory once it has committed (a re-point changes no vector, so neither
+  they nor the graph see it). A failed commit (a full disk) or a kill leaves the index as it
+  was before the batch, and the next reconcile plans and applies the whole batch again;
+* a store without it (Milvus: no multi-row transactions) applies the batch in steps: the moves
+  (:class:`~retrieval.index.RepointsRecords`, an upsert per record), then the new and changed
+  files' records (one add), then the old and vanished records removed. A changed file has, for
+  a moment, both records, never neither; an interrupted run leaves a prefix of those steps, and
+  the next reconcile finishes the job (the plan compares paths and content, not what was done;
+  a changed file caught between its add and its removal is embedded once more).
 
 Stamps (:class:`FileStamp`: size, mtime and sha256 last seen) are kept in a JSON file given by
 the caller; they only spare reading unchanged files, so a lost or stale stamps file costs a
@@ -180,20 +192,22 @@ def save_stamps(path: Path, stamps: Mapping[str, FileStamp]) -> None:
 
 def apply_plan(collection: Collection, plan: SyncPlan, *, batch_size: int | None = None,
                workers: int | None = None) -> SyncReport:
-    """Re-point, then remove / replace / add in one transaction (module docstring)."""
+    """Apply ``plan``: in one transaction where the store :class:`ReplacesRecords`, else in
+    steps (module docstring)."""
     index = collection.index
+    todo = [(p, Path(p)) for p in [*plan.add, *plan.reembed]]
+    if isinstance(index, ReplacesRecords):
+        report = ingest(collection, todo, batch_size=batch_size, workers=workers, atomic=True,
+                        replacing=plan.reembed, removing=plan.remove, repointing=plan.repoint)
+        return SyncReport(plan, report)
     if plan.repoint and not isinstance(index, RepointsRecords):
         raise ConfigError("this store cannot re-point records to moved files")
     if plan.repoint and isinstance(index, RepointsRecords):
         index.repoint(plan.repoint)
-    todo = [(p, Path(p)) for p in [*plan.add, *plan.reembed]]
-    if isinstance(index, ReplacesRecords):
-        report = ingest(collection, todo, batch_size=batch_size, workers=workers, atomic=True,
-                        replacing=plan.reembed, removing=plan.remove)
-    else:  # added first, then the old records removed: for a moment both, never neither
-        report = ingest(collection, todo, batch_size=batch_size, workers=workers, atomic=True)
-        old = [i for ids in plan.reembed.values() for i in ids] + plan.remove
-        report.replaced.extend(index.remove(old) if old else [])
+    # added first, then the old records removed: for a moment both, never neither
+    report = ingest(collection, todo, batch_size=batch_size, workers=workers, atomic=True)
+    old = [i for ids in plan.reembed.values() for i in ids] + plan.remove
+    report.replaced.extend(index.remove(old) if old else [])
     return SyncReport(plan, report)
 
 

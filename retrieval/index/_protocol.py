@@ -25,8 +25,9 @@ lacks it. Nothing is filled with a no-op or a ``NotImplementedError``:
 * :class:`KeepsTags` — ``retag``, ``tag_counts``: local and Milvus (collections made before
   tags have none and refuse ``retag``);
 * :class:`CountsFolders` — ``dir_counts``: local and Milvus.
-* :class:`ReplacesRecords` — ``replace`` (remove and add in one transaction: ``cbir index add``
-  of a file whose content changed): local only.
+* :class:`ReplacesRecords` — ``replace`` (re-point, remove and add in one transaction:
+  ``cbir index add`` of a file whose content changed, a ``cbir index watch`` / ``sync`` batch):
+  local only (a store without it applies a sync batch in steps).
 * :class:`KeepsGraph` — ``graph_k``, ``neighbours``: the collection's kNN graph kept beside the
   records and updated with every add and remove (DBA, diffusion, near-duplicate candidates).
 * :class:`RepointsRecords` — ``repoint`` (a moved file's record given its new path, nothing
@@ -137,10 +138,13 @@ class KnowsSources(Protocol):
 
 @runtime_checkable
 class ReplacesRecords(Protocol):
-    """Records removed and others added in one transaction (a re-added file that changed)."""
+    """Records removed, others added and others re-pointed (``moves``: id -> new path, as
+    :meth:`RepointsRecords.repoint`) in one transaction: a re-added file that changed, a sync
+    batch. Returns the new ids."""
 
     def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
-                layouts: npt.ArrayLike | None = None) -> list[int]: ...
+                layouts: npt.ArrayLike | None = None, *,
+                moves: Mapping[int, str] | None = None) -> list[int]: ...
 
 
 @runtime_checkable

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from indexer.cli import main
 from indexer.watch import STAMPS_NAME
 from retrieval import sha256_hex
-from retrieval.index import open_index
+from retrieval.index import AugmentsVectors, KeepsGraph, open_index
 from tests.indexer.watching import BUILD, files, folder_and_index, photo, stored
 
 
@@ -67,6 +68,50 @@ def test_sync_adds_removes_edits_and_moves(tmp_path: Path,
     assert (again["added"], again["moved"], again["removed"], again["reembedded"],
             again["unchanged"]) == (0, 0, 0, 0, 7)
     assert stored(index) == after
+
+
+def index_state(index: Path) -> tuple[object, ...]:
+    """Records, vectors (raw and searched), counts and kept graph of an index, read as a keyless
+    server reads them."""
+    with open_index(index, read_only=True) as opened:
+        assert isinstance(opened, KeepsGraph) and isinstance(opened, AugmentsVectors)
+        ids = opened.ids_after(0, 100_000)
+        graph = opened.neighbours(ids)
+        return (opened.records(ids), opened.stored_vectors(ids).tobytes(), opened.count,
+                opened.ntotal, opened.indexed_vectors(ids).tobytes(), graph.I.tobytes(),
+                graph.D.tobytes())
+
+
+def test_a_batch_whose_commit_fails_leaves_the_moves_undone_and_is_applied_whole_next_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trigger makes the first INSERT of new records fail inside the batch's transaction (as a
+    full disk would): the re-point, removal and replacement committed in it are rolled back too,
+    kept graph and DBA vectors included; the next sync plans and applies the same batch."""
+    images = tmp_path / "photos"
+    for i in range(5):
+        photo(images / f"p{i:02d}.jpg", 720 + i)
+    index = tmp_path / "index"
+    assert main(["index", "build", "--images", str(images), "--index", str(index), *BUILD,
+                 "--dba", "2", "--graph-k", "3"]) == 0
+    before, state = stored(index), index_state(index)
+    r = lambda name: str((images / name).resolve())  # noqa: E731
+    (images / "p01.jpg").rename(images / "p01-moved.jpg")
+    (images / "p02.jpg").unlink()
+    photo(images / "p03.jpg", 990)
+    photo(images / "new.jpg", 991)
+    with sqlite3.connect(index / "store.sqlite") as db:
+        db.execute("CREATE TRIGGER injected BEFORE INSERT ON images "
+                   "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        main(["index", "sync", "--images", str(images), "--index", str(index), "--json"])
+    assert stored(index) == before and index_state(index) == state
+    with sqlite3.connect(index / "store.sqlite") as db:
+        db.execute("DROP TRIGGER injected")
+    summary = sync(images, index, capsys)
+    assert (summary["added"], summary["reembedded"], summary["moved"], summary["removed"],
+            summary["unchanged"], summary["failed"]) == (1, 1, 1, 1, 2, 0)
+    after = stored(index)
+    assert set(after) == files(images) and after[r("p01-moved.jpg")] == before[r("p01.jpg")]
 
 
 def test_sync_prints_one_summary_line_and_keeps_stamps(tmp_path: Path,

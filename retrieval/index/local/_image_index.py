@@ -214,11 +214,13 @@ class ImageIndex:
         return self._store.saved_outcome(request_key, fingerprint, key_ttl_s)
 
     def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
-                layouts: npt.ArrayLike | None = None) -> list[int]:
-        """Remove ``old_ids`` and :meth:`add` ``items`` in one transaction; returns the new ids."""
+                layouts: npt.ArrayLike | None = None, *,
+                moves: Mapping[int, str] | None = None) -> list[int]:
+        """Re-point ``moves`` (as :meth:`repoint`), remove ``old_ids`` and :meth:`add` ``items``
+        in one transaction; returns the new ids."""
         vectors = as_matrix(xb, self.d, n=len(items))
         with self._rw.write():
-            return self._writing().replace(self._live, old_ids, items, vectors, layouts)
+            return self._writing().replace(self._live, old_ids, items, vectors, layouts, moves)
 
     def repoint(self, moves: Mapping[int, str]) -> list[int]:
         """New paths for stored ids (moved files), in one transaction; the ids that existed.

@@ -238,12 +238,15 @@ class Store:
         return removed
 
     def replace(self, old_ids: Sequence[int], items: Sequence[NewImage], xb: npt.ArrayLike,
-                layouts: npt.ArrayLike | None = None, *,
+                layouts: npt.ArrayLike | None = None, *, moves: Mapping[int, str] | None = None,
                 graph: GraphWrite | None = None) -> tuple[list[int], list[int]]:
-        """Delete ``old_ids`` and store ``items`` in one transaction: (removed ids, new ids).
+        """Re-point ``moves``, delete ``old_ids`` and store ``items`` in one transaction:
+        (removed ids, new ids).
 
         What a re-added file whose content changed needs: its old record and the new one are
-        never both visible, and a crash leaves the one or the other.
+        never both visible, and a crash leaves the one or the other. A sync batch adds its moved
+        files (:func:`~._imports.repoint_rows`: paths only, nothing logged, no graph row
+        touched), so the whole batch is committed, or rolled back, at once.
         """
         check_new_images(items)
         vectors = as_matrix(xb, self.dim, n=len(items))
@@ -251,7 +254,9 @@ class Store:
         now = time.time()
         removed: list[int] = []
         ids: list[int] = []
-        with self._lock, transaction(self._db()) as db:
+        with self._lock, transaction(self._db(), self.path) as db:
+            if moves:
+                repoint_rows(db, moves)
             for chunk in _chunks(wanted):
                 present = {int(r[0]) for r in db.execute(
                     f"SELECT id FROM images WHERE id IN ({_marks(len(chunk))})", tuple(chunk))}
@@ -262,7 +267,7 @@ class Store:
                 insert_layouts(db, ids, layouts)
             db.executemany("INSERT INTO changes(op, image_id) VALUES (?, ?)",
                            [("remove", i) for i in removed] + [("add", i) for i in ids])
-            if graph is not None:
+            if graph is not None and (removed or ids):
                 graph(db, removed, ids, vectors)
         return removed, ids
 

@@ -70,9 +70,15 @@ class Writer:
         return outcome
 
     def replace(self, live: Live, old_ids: Sequence[int], items: Sequence[NewImage],
-                vectors: F32, layouts: npt.ArrayLike | None) -> list[int]:
+                vectors: F32, layouts: npt.ArrayLike | None,
+                moves: Mapping[int, str] | None = None) -> list[int]:
+        """One transaction; re-points (``moves``) change no vector, so FAISS, the graph and DBA
+        only see the removals and additions."""
         change = live.change()
-        removed, ids = self._store.replace(old_ids, items, vectors, layouts, graph=change)
+        removed, ids = self._store.replace(old_ids, items, vectors, layouts, moves=moves,
+                                           graph=change)
+        if not (removed or ids):
+            return ids
         live.seq, live.dirty = self._store.last_seq(), True
         self._guarded(lambda: live.changed(removed, np.asarray(ids, dtype=np.int64), vectors,
                                            change))
