@@ -1,4 +1,4 @@
-"""Part "features": what each search feature costs per request (issue 20).
+"""Part "features": what each search feature costs per request.
 
 Two halves:
 

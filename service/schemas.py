@@ -74,7 +74,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 class SearchHit(BaseModel):
     id: int
-    score: float = Field(description="similarity (inner product of unit vectors): higher is closer")
+    score: float = Field(description="similarity: the inner product of unit vectors, or with "
+                         "diffusion its ranking value; higher is closer")
     path: str = Field(description=PATH_HELP)
     url: str = Field(description="the image itself: /images/{id}/file")
     tags: list[str] = Field(default=[], description="the image's tags, sorted")
@@ -236,7 +237,8 @@ class Stats(BaseModel):
     dimension: int
     index_size_bytes: int
     random_weights: bool = Field(description="the network is untrained: results are meaningless")
-    writes_enabled: bool = Field(description="POST/DELETE /images are available (API key set)")
+    writes_enabled: bool = Field(description="POST/DELETE /images and PATCH /images/{id} are "
+                                 "available (API key set)")
     max_k: int
     max_upload_bytes: int
     precision: str = Field(description="what this server embeds queries in (the index's unless "

@@ -12,7 +12,7 @@ host / port (CBIR_HOST, …_PORT)   127.0.0.1 / 8000       where ``python -m ser
 max_upload_bytes                  20 MiB                 largest request body (413 beyond)
 max_image_pixels                  40 000 000             largest decoded image (422 beyond)
 max_k                             100                    largest ``k`` of a search (422 beyond)
-api_key (CBIR_API_KEY)            none                   enables POST/DELETE /images (Bearer token)
+api_key (CBIR_API_KEY)            none                   enables POST/DELETE/PATCH /images (Bearer)
 workers                           2                      inference threads
 queue_depth                       16                     requests waiting beyond ``workers`` (503)
 cors_origins                      none                   allowed origins: JSON list or a,b,c

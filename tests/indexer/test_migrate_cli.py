@@ -1,11 +1,12 @@
-"""``cbir index migrate`` both ways (FAISS+SQLite -> Milvus Lite -> FAISS+SQLite) copies records,
-ids, vectors, layouts and fitted state without embedding, and the copies answer every search as
-the original does; what Milvus cannot keep is one readable line. ``cbir index export`` writes a
-Parquet file that reads back as the stored records and vectors."""
+"""``cbir index migrate`` both ways (FAISS+SQLite -> Milvus Lite or the session's Milvus server
+-> FAISS+SQLite) copies records, ids, vectors, layouts and fitted state without embedding, and the
+copies answer every search as the original does; what Milvus cannot keep is one readable line.
+``cbir index export`` writes a Parquet file that reads back as the stored records and vectors."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +51,22 @@ def contents(index: Path) -> tuple[list[object], np.ndarray, dict[str, bytes], s
                 opened.images_root)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("target", [
+    "milvus-lite", pytest.param("milvus-server", marks=pytest.mark.milvus_server)])
 def test_migrate_there_and_back_gives_the_same_searches(
-        source: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        source: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        target: str, request: pytest.FixtureRequest) -> None:
     images, index = source
+    uri = (str(tmp_path / "m.db") if target == "milvus-lite"
+           else str(request.getfixturevalue("milvus_server")))
+    collection = f"moved_{uuid.uuid4().hex[:8]}"  # the session's server outlives the test
     expected = searches(index, images, capsys)
     records, xb, state, root = contents(index)
     assert state and root == str(images.resolve())
 
     milvus = tmp_path / "on-milvus"
     assert main(["index", "migrate", "--index", str(index), "--to", str(milvus),
-                 "--store", "milvus", "--milvus-uri", str(tmp_path / "m.db"),
-                 "--collection", "moved"]) == 0
+                 "--store", "milvus", "--milvus-uri", uri, "--collection", collection]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("migrated 10 images") and "nothing embedded" in out[0]
     assert len(out) == 1 and "10 layouts" in out[0]  # Milvus keeps them too

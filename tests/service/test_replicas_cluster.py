@@ -204,38 +204,60 @@ def test_near_duplicates_on_milvus(cluster: Running) -> None:
         assert len(added.json()["duplicates"]) == 1  # its near-duplicates, from Milvus
 
 
-def _send_then_kill(server: Server, body: bytes, headers: dict[str, str]) -> None:
-    """Send a whole request on a raw socket, then kill -9 the server before it can answer."""
+def _send_then_kill(server: Server, body: bytes, headers: dict[str, str], after_s: float) -> None:
+    """Send a whole request on a raw socket, then kill -9 the server ``after_s`` later."""
     assert server.proc is not None
     host, port = server.url.removeprefix("http://").split(":")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     with socket.create_connection((host, int(port))) as s:
         s.sendall(f"POST /images HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
                   f"{head}\r\n".encode() + body)
-        time.sleep(0.05)
+        time.sleep(after_s)
         server.kill9()
+
+
+def _timed_add(server: Server, seeds: list[int]) -> float:
+    """One add of ``seeds`` through ``server``; its seconds."""
+    began = time.monotonic()
+    with server.client() as c:
+        got = c.post("/images", files=upload(*seeds), headers=AUTH)
+    assert got.status_code == 201, got.text
+    return time.monotonic() - began
+
+
+#: When the kill lands, as a share of one warm 6-image add's time: at once (the body not yet
+#: read), then into the embedding, then into the writes to Milvus.
+KILL_AT = (0.0, 0.5, 0.8, 0.95)
 
 
 def test_a_replica_killed_in_the_middle_of_an_add(cluster: Running, store: Any,
                                                   tmp_path: Path) -> None:
+    """kill -9 at several moments of a 6-image add (a fresh replica each time, warmed by an add
+    of the same size): never a partial request, and the retry through another replica with the
+    key stores it once; a second retry replays the first answer."""
     env = {"CBIR_API_KEY": API_KEY, "CBIR_DATA_DIR": str(cluster.root / "uploads")}
-    doomed = Server(tmp_path / "replica3", tmp_path / "replica3.log", env,
-                    replica(cluster.info["milvus"], cluster.info["collection"],
-                            tmp_path / "replica3")).start()
-    seeds = list(range(4000, 4006))
-    request = httpx.Request("POST", "http://x/images", files=upload(*seeds))
-    key = {"Idempotency-Key": "killed-1", **AUTH,
-           "Content-Type": request.headers["Content-Type"]}
-    _send_then_kill(doomed, request.read(), key)
-    stored = [len(store.find_sha256(sha(s))) for s in seeds]
-    print(f"\nafter the kill -9, {sum(stored)} of the request's 6 images are stored")
-    assert stored in ([0] * 6, [1] * 6)  # no partial request is visible
-    with cluster.client(0) as a:
-        retried = a.post("/images", files=upload(*seeds), headers=key)
-        assert retried.status_code == 201, retried.text
-        again = a.post("/images", files=upload(*seeds), headers=key)
-        assert again.headers["Idempotent-Replayed"] == "true" and again.json() == retried.json()
-    assert [len(store.find_sha256(sha(s))) for s in seeds] == [1] * 6
+    outcomes = []
+    for n, share in enumerate(KILL_AT):
+        doomed = Server(tmp_path / f"replica{n}", tmp_path / f"replica{n}.log", env,
+                        replica(cluster.info["milvus"], cluster.info["collection"],
+                                tmp_path / f"replica{n}")).start()
+        warm = _timed_add(doomed, [3900 + 10 * n + i for i in range(6)])
+        seeds = [4000 + 10 * n + i for i in range(6)]
+        request = httpx.Request("POST", "http://x/images", files=upload(*seeds))
+        key = {"Idempotency-Key": f"killed-{n}", **AUTH,
+               "Content-Type": request.headers["Content-Type"]}
+        _send_then_kill(doomed, request.read(), key, 0.02 + share * warm)
+        stored = [len(store.find_sha256(sha(s))) for s in seeds]
+        outcomes.append(f"at {share:.2f} of {warm:.2f} s: {sum(stored)} of 6 stored")
+        assert stored in ([0] * 6, [1] * 6), outcomes  # no partial request is visible
+        with cluster.client(0) as a:
+            retried = a.post("/images", files=upload(*seeds), headers=key)
+            assert retried.status_code == 201, retried.text
+            again = a.post("/images", files=upload(*seeds), headers=key)
+            assert again.headers["Idempotent-Replayed"] == "true"
+            assert again.json() == retried.json()
+        assert [len(store.find_sha256(sha(s))) for s in seeds] == [1] * 6
+    print("\nkill -9 during a 6-image add: " + "; ".join(outcomes))
 
 
 @dataclass
