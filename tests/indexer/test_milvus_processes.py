@@ -68,7 +68,8 @@ def test_every_command_reopens_the_index(built: Path, tmp_path: Path) -> None:
     new_id = int(added[0])
     assert added[1] == str(new.resolve())
     assert top(built, new)[0] == {"id": new_id, "path": str(new.resolve()),
-                                  "score": pytest.approx(1, abs=1e-4), "tags": []}
+                                  "score": pytest.approx(1, abs=1e-4), "tags": [],
+                                  "folder": None}  # outside the indexed folder
 
     assert "removed 1" in ok("index", "remove", "--index", built, str(new_id))
     assert info(built)["count"] == 12
