@@ -45,6 +45,7 @@ def test_sum_pooling_map_via_cli_index(paris250_sum_index: Path, shared: Path) -
 
 
 MOP = {"k": 16, "pca_dim": 128}
+SIDE = 384  # every pooling on real photos; the 512 px figures are the SUM index's and evaluate's
 
 
 def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path) -> None:
@@ -53,7 +54,7 @@ def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path
     backbone = load_backbone("squeezenet1_1", str(squeezenet_weights))
     maps: dict[Path, torch.Tensor] = {}
     batches: list[Batch[Path]] = []
-    for item in extract_batches(backbone, [(p, p) for p in bench.database], max_side=512):
+    for item in extract_batches(backbone, [(p, p) for p in bench.database], max_side=SIDE):
         assert isinstance(item, Batch)
         maps.update({d.key: f for d, f in zip(item.items, item.fmaps, strict=True)})
         batches.append(item)
@@ -62,7 +63,7 @@ def test_every_pooling_runs_and_retrieves(shared: Path, squeezenet_weights: Path
     results = {}
     for pooling in ("sum", "avg", "max", "gem", "mop"):
         config = EmbedderConfig(backbone="squeezenet1_1", weights=str(squeezenet_weights),
-                                max_side=512, pooling=pooling,
+                                max_side=SIDE, pooling=pooling,
                                 pooling_params=MOP if pooling == "mop" else {})
         embedder = Embedder(config, backbone)
         if config.needs_training:
