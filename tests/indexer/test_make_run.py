@@ -16,13 +16,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.service.conftest import wait_until_ready
 
 PER_LANDMARK = 4
 SAME_LANDMARK_AT_LEAST = 16  # of 20 queries whose nearest other photo shows the same landmark
@@ -72,20 +72,6 @@ def make_run(venv: Path, stamp: Path, weights: Path, images: Path, index: Path, 
                                 start_new_session=True)
 
 
-def wait_ready(proc: subprocess.Popen[bytes], client: httpx.Client, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"make run exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if client.get("/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"make run not serving after {START_TIMEOUT_S} s:\n{log.read_text()}")
-
-
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Ctrl-C, as in a terminal: SIGINT to the whole process group."""
     if proc.poll() is None:
@@ -110,7 +96,7 @@ def test_make_run_serves_real_results_from_a_local_weights_file(
     proc = make_run(venv, stamp, squeezenet_weights, images, index, port, log)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            wait_ready(proc, client, log)
+            wait_until_ready(proc, client, log, "make run", START_TIMEOUT_S)
             stats = client.get("/stats").json()
             with photos[0].open("rb") as f:
                 one = client.post("/search", params={"k": 3},

@@ -50,6 +50,22 @@ def copy_index(source: Path, dest: Path) -> Path:
     return dest
 
 
+def wait_until_ready(proc: subprocess.Popen[bytes], client: httpx.Client, log: Path, what: str,
+                     timeout_s: float = START_TIMEOUT_S) -> None:
+    """Poll ``/readyz`` until 200; fail with ``log`` if ``proc`` exits or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if client.get("/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{what} not ready after {timeout_s} s:\n{log.read_text()}")
+
+
 class Server:
     """``python -m service`` in a subprocess on a free loopback port (or ``command``, the command
     line before ``--port``: e.g. ``cbir serve`` as a replica)."""
@@ -76,20 +92,9 @@ class Server:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        assert self.proc is not None
         with self.client() as client:
-            while time.monotonic() < deadline:
-                assert self.proc is not None
-                if self.proc.poll() is not None:
-                    pytest.fail(f"server exited with {self.proc.returncode}:\n"
-                                f"{self.log.read_text()}")
-                try:
-                    if client.get("/readyz", timeout=2).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-        pytest.fail(f"server not ready after {START_TIMEOUT_S} s:\n{self.log.read_text()}")
+            wait_until_ready(self.proc, client, self.log, "server")
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60, **kwargs)  # type: ignore[arg-type]
