@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 INT8_UNITS = cpu_features(ask_openvino=False).int8
 needs_int8_units = pytest.mark.skipif(
     not INT8_UNITS, reason="this CPU has no VNNI/AMX-INT8 units: --precision int8 runs fp32 here")
+#: The same for bf16 (AVX512-BF16 or AMX-BF16 units, OpenVINO's answer where it is installed).
+BF16_UNITS = cpu_features().bf16
+needs_bf16_units = pytest.mark.skipif(
+    not BF16_UNITS, reason="this CPU has no AVX512-BF16/AMX-BF16 units: --precision bf16 runs fp32 "
+    "here")
 
 
 def shared_root() -> Path:

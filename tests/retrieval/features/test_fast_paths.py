@@ -142,7 +142,7 @@ def loo_map(vectors: dict[Path, F32], root: Path) -> float:
 def test_paris250_batched_map_matches_per_image(shared: Path, squeezenet_weights: Path) -> None:
     root = shared / "data" / "paris250"
     backbone = load_backbone("squeezenet1_1", str(squeezenet_weights))
-    embedder = embedder_on(backbone, side=384, weights=str(squeezenet_weights))
+    embedder = embedder_on(backbone, side=256, weights=str(squeezenet_weights))
     paths = list_images(root)
     fast, plain = batched(embedder, paths), per_image(embedder, paths)
     assert max(float(np.abs(fast[p] - plain[p]).max()) for p in paths) <= FP32_ATOL
