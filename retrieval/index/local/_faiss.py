@@ -236,6 +236,24 @@ class VectorIndex:
         distances[labels < 0] = worst
         return distances, labels
 
+    @property
+    def exact(self) -> bool:
+        """Whether a search scans every vector (a Flat index): its top-k are the exact ones."""
+        return all(isinstance(part, (faiss.IndexIDMap, faiss.IndexIDMap2, faiss.IndexFlat))
+                   for part in _parts(self._index))
+
+    def search_among(self, xq: F32, k: int, ids: I64) -> tuple[F32, I64]:
+        """The ``k`` nearest among ``ids`` (unknown ids ignored), by an id selector inside the
+        scan: exact only where :attr:`exact` (the caller checks); shaped and padded as
+        :meth:`search`."""
+        wanted = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        params = faiss.SearchParameters()  # fresh per call: see _search_filtered
+        params.sel = wanted
+        distances, labels = self._index.search(xq, k, params=params)
+        worst = -np.inf if self._index.metric_type == faiss.METRIC_INNER_PRODUCT else np.inf
+        distances[labels < 0] = worst
+        return distances, labels
+
     def range_search(self, xq: F32, threshold: float, cap: int) -> list[tuple[I64, F32]]:
         """Per query, the ids scoring at least ``threshold`` (inner product), best first, at most
         ``cap``; tombstoned ids left out. Types without a range search answer with a ``cap``-NN

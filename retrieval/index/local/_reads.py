@@ -47,12 +47,30 @@ def search(store: Store, live: Live, manifest: Manifest, queries: F32, k: int,
     :class:`ArtifactError` while stored images wait for an untrained index.
     """
     if ids is not None:
+        if _scan_with_selector(live, len(ids)):
+            return live.vectors.search_among(queries, k, np.asarray(list(ids), dtype=np.int64))
         present, xb = store.vectors_present(list(ids))
         return exact_among(queries, k, present, xb, manifest.metric)
     if not live.vectors.is_trained and store.count():
         raise ArtifactError(f"index {store.path.parent} holds {store.count()} images but its "
                             f"{manifest.faiss_factory!r} index is not trained; call train()")
     return live.search(queries, k)
+
+
+#: Among this many ids or more (and at least ``ntotal / SCAN_RATIO``), a Flat index without DBA
+#: scans every vector with an id selector instead of reading the candidates' vectors from SQLite:
+#: at 10⁵ images with 10 % matching, 172 ms → about 10 ms (a scan costs ~0.1 µs a vector, a read
+#: from the store ~17 µs).
+SELECTOR_MIN_IDS = 256
+SCAN_RATIO = 128
+
+
+def _scan_with_selector(live: Live, n_ids: int) -> bool:
+    """Whether a search among ``n_ids`` ids is cheaper, and as exact, as a selector scan: the
+    index holds the stored vectors themselves (no DBA) and scans them all (Flat)."""
+    vectors = live.vectors
+    return (n_ids >= max(SELECTOR_MIN_IDS, vectors.ntotal // SCAN_RATIO) and live.dba is None
+            and vectors.exact)
 
 
 def with_records(store: Store, distances: F32, labels: I64) -> list[list[Hit]]:

@@ -11,6 +11,7 @@ import pytest
 
 from retrieval.errors import ConfigError
 from retrieval.index import (
+    ImageIndex,
     IndexStore,
     KnowsSources,
     NewImage,
@@ -22,6 +23,7 @@ from retrieval.index import (
     search_hits,
     similar_hits,
 )
+from retrieval.index.local import _reads
 from tests.retrieval.index.samples import brute_force, lite_or_faiss, manifest, unit_vectors
 
 FOLDERS = ["a", "a/x", "ab", "b", "b/y/z"]
@@ -33,9 +35,15 @@ def random_tags(rng: np.random.Generator) -> tuple[str, ...]:
     return clean_tags(t for t in TAGS if rng.random() < 0.4)
 
 
-@pytest.fixture(params=["faiss", "milvus"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore]:
-    index = create_index(tmp_path / "idx", manifest(), lite_or_faiss(request.param, tmp_path))
+@pytest.fixture(params=["faiss", "faiss-selector", "milvus"])
+def store(request: pytest.FixtureRequest, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexStore]:
+    """``faiss-selector``: every filtered search scans the Flat index with an id selector (the
+    path of many matching ids), instead of reading the matches' vectors from the store."""
+    if request.param == "faiss-selector":
+        monkeypatch.setattr(_reads, "SELECTOR_MIN_IDS", 0)
+    engine = request.param.removesuffix("-selector")
+    index = create_index(tmp_path / "idx", manifest(), lite_or_faiss(engine, tmp_path))
     assert isinstance(index, KnowsSources)
     index.set_images_root("/photos")
     rng = np.random.default_rng(0)
@@ -47,6 +55,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexStore
         yield index
     finally:
         index.close()
+
+
+def test_the_selector_path_is_taken(store: IndexStore, request: pytest.FixtureRequest) -> None:
+    if not isinstance(store, ImageIndex):
+        pytest.skip("Milvus filters by expressions")
+    selector = request.node.callspec.params["store"] == "faiss-selector"
+    assert _reads._scan_with_selector(store._live, 10) is selector
 
 
 def expected_ids(index: IndexStore, where: RecordFilter) -> list[int]:
