@@ -227,7 +227,7 @@ def _timed_add(server: Server, seeds: list[int]) -> float:
 
 #: When the kill lands, as a share of one warm 6-image add's time: at once (the body not yet
 #: read), then into the embedding, then into the writes to Milvus.
-KILL_AT = (0.0, 0.5, 0.8, 0.95)
+KILL_AT = (0.0, 0.6, 0.95)
 
 
 def test_a_replica_killed_in_the_middle_of_an_add(cluster: Running, store: Any,
