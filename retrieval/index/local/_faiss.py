@@ -232,6 +232,9 @@ class VectorIndex:
             distances, labels = self._index.search(xq, k)
         else:
             distances, labels = self._search_filtered(xq, k)
+        return self._worst_where_missing(distances, labels)
+
+    def _worst_where_missing(self, distances: F32, labels: I64) -> tuple[F32, I64]:
         worst = -np.inf if self._index.metric_type == faiss.METRIC_INNER_PRODUCT else np.inf
         distances[labels < 0] = worst
         return distances, labels
@@ -249,10 +252,7 @@ class VectorIndex:
         wanted = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         params = faiss.SearchParameters()  # fresh per call: see _search_filtered
         params.sel = wanted
-        distances, labels = self._index.search(xq, k, params=params)
-        worst = -np.inf if self._index.metric_type == faiss.METRIC_INNER_PRODUCT else np.inf
-        distances[labels < 0] = worst
-        return distances, labels
+        return self._worst_where_missing(*self._index.search(xq, k, params=params))
 
     def range_search(self, xq: F32, threshold: float, cap: int) -> list[tuple[I64, F32]]:
         """Per query, the ids scoring at least ``threshold`` (inner product), best first, at most
